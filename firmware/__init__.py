@@ -1,0 +1,7 @@
+"""modgate firmware: the application and its sans-I/O protocol cores.
+
+Everything under this package imports on CPython and on MicroPython; see
+../shared/DESIGN.md, 'Rules that hold everywhere'.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,182 @@
+"""The data elements modgate writes, as constants (PS3.6 Table 6-1).
+
+Only the tags the firmware uses, never the whole data dictionary: a tag is
+``0xGGGGEEEE`` and ``VR`` gives its Value Representation. Names are the
+standard's keywords so a reader can look each one up in PS3.6.
+"""
+
+from firmware.compat import const
+
+# PS3.10 7.1: File Meta Information (group 0002, always Explicit VR LE).
+FileMetaInformationGroupLength = const(0x00020000)
+FileMetaInformationVersion = const(0x00020001)
+MediaStorageSOPClassUID = const(0x00020002)
+MediaStorageSOPInstanceUID = const(0x00020003)
+TransferSyntaxUID = const(0x00020010)
+ImplementationClassUID = const(0x00020012)
+ImplementationVersionName = const(0x00020013)
+SourceApplicationEntityTitle = const(0x00020016)
+
+# SOP Common, General Study, General Series, General Equipment, General Image.
+SpecificCharacterSet = const(0x00080005)
+ImageType = const(0x00080008)
+InstanceCreationDate = const(0x00080012)
+InstanceCreationTime = const(0x00080013)
+SOPClassUID = const(0x00080016)
+SOPInstanceUID = const(0x00080018)
+StudyDate = const(0x00080020)
+SeriesDate = const(0x00080021)
+AcquisitionDate = const(0x00080022)
+ContentDate = const(0x00080023)
+AcquisitionDateTime = const(0x0008002A)
+StudyTime = const(0x00080030)
+SeriesTime = const(0x00080031)
+AcquisitionTime = const(0x00080032)
+ContentTime = const(0x00080033)
+AccessionNumber = const(0x00080050)
+Modality = const(0x00080060)
+ConversionType = const(0x00080064)
+Manufacturer = const(0x00080070)
+InstitutionName = const(0x00080080)
+ReferringPhysicianName = const(0x00080090)
+StationName = const(0x00081010)
+StudyDescription = const(0x00081030)
+SeriesDescription = const(0x0008103E)
+ManufacturerModelName = const(0x00081090)
+RecommendedDisplayFrameRate = const(0x00082144)
+AnatomicRegionSequence = const(0x00082218)
+
+# Code Sequence Macro (PS3.3 Table 8.8-1).
+CodeValue = const(0x00080100)
+CodingSchemeDesignator = const(0x00080102)
+CodeMeaning = const(0x00080104)
+
+# Patient.
+PatientName = const(0x00100010)
+PatientID = const(0x00100020)
+PatientBirthDate = const(0x00100030)
+PatientSex = const(0x00100040)
+
+# Equipment, Cine.
+CineRate = const(0x00180040)
+DeviceSerialNumber = const(0x00181000)
+SoftwareVersions = const(0x00181020)
+FrameTime = const(0x00181063)
+
+# Relationship.
+StudyInstanceUID = const(0x0020000D)
+SeriesInstanceUID = const(0x0020000E)
+StudyID = const(0x00200010)
+SeriesNumber = const(0x00200011)
+InstanceNumber = const(0x00200013)
+PatientOrientation = const(0x00200020)
+Laterality = const(0x00200060)
+
+# Image Pixel, Multi-frame, Secondary Capture.
+SamplesPerPixel = const(0x00280002)
+PhotometricInterpretation = const(0x00280004)
+PlanarConfiguration = const(0x00280006)
+NumberOfFrames = const(0x00280008)
+FrameIncrementPointer = const(0x00280009)
+Rows = const(0x00280010)
+Columns = const(0x00280011)
+BitsAllocated = const(0x00280100)
+BitsStored = const(0x00280101)
+HighBit = const(0x00280102)
+PixelRepresentation = const(0x00280103)
+BurnedInAnnotation = const(0x00280301)
+RecognizableVisualFeatures = const(0x00280302)
+RescaleIntercept = const(0x00281052)
+RescaleSlope = const(0x00281053)
+RescaleType = const(0x00281054)
+LossyImageCompression = const(0x00282110)
+
+# Acquisition Context, Presentation LUT, Pixel Data.
+AcquisitionContextSequence = const(0x00400555)
+PresentationLUTShape = const(0x20500020)
+PixelData = const(0x7FE00010)
+
+# PS3.5 7.5: item and delimitation tags (no VR of their own).
+Item = const(0xFFFEE000)
+ItemDelimitationItem = const(0xFFFEE00D)
+SequenceDelimitationItem = const(0xFFFEE0DD)
+
+VR = {
+    FileMetaInformationGroupLength: "UL",
+    FileMetaInformationVersion: "OB",
+    MediaStorageSOPClassUID: "UI",
+    MediaStorageSOPInstanceUID: "UI",
+    TransferSyntaxUID: "UI",
+    ImplementationClassUID: "UI",
+    ImplementationVersionName: "SH",
+    SourceApplicationEntityTitle: "AE",
+    SpecificCharacterSet: "CS",
+    ImageType: "CS",
+    InstanceCreationDate: "DA",
+    InstanceCreationTime: "TM",
+    SOPClassUID: "UI",
+    SOPInstanceUID: "UI",
+    StudyDate: "DA",
+    SeriesDate: "DA",
+    AcquisitionDate: "DA",
+    ContentDate: "DA",
+    AcquisitionDateTime: "DT",
+    StudyTime: "TM",
+    SeriesTime: "TM",
+    AcquisitionTime: "TM",
+    ContentTime: "TM",
+    AccessionNumber: "SH",
+    Modality: "CS",
+    ConversionType: "CS",
+    Manufacturer: "LO",
+    InstitutionName: "LO",
+    ReferringPhysicianName: "PN",
+    StationName: "SH",
+    StudyDescription: "LO",
+    SeriesDescription: "LO",
+    ManufacturerModelName: "LO",
+    RecommendedDisplayFrameRate: "IS",
+    AnatomicRegionSequence: "SQ",
+    CodeValue: "SH",
+    CodingSchemeDesignator: "SH",
+    CodeMeaning: "LO",
+    PatientName: "PN",
+    PatientID: "LO",
+    PatientBirthDate: "DA",
+    PatientSex: "CS",
+    CineRate: "IS",
+    DeviceSerialNumber: "LO",
+    SoftwareVersions: "LO",
+    FrameTime: "DS",
+    StudyInstanceUID: "UI",
+    SeriesInstanceUID: "UI",
+    StudyID: "SH",
+    SeriesNumber: "IS",
+    InstanceNumber: "IS",
+    PatientOrientation: "CS",
+    Laterality: "CS",
+    SamplesPerPixel: "US",
+    PhotometricInterpretation: "CS",
+    PlanarConfiguration: "US",
+    NumberOfFrames: "IS",
+    FrameIncrementPointer: "AT",
+    Rows: "US",
+    Columns: "US",
+    BitsAllocated: "US",
+    BitsStored: "US",
+    HighBit: "US",
+    PixelRepresentation: "US",
+    BurnedInAnnotation: "CS",
+    RecognizableVisualFeatures: "CS",
+    RescaleIntercept: "DS",
+    RescaleSlope: "DS",
+    RescaleType: "LO",
+    LossyImageCompression: "CS",
+    AcquisitionContextSequence: "SQ",
+    PresentationLUTShape: "CS",
+}
+
+
+def tag_str(tag):
+    """'(GGGG,EEEE)', the way PS3.6 writes a tag."""
+    return "(%04X,%04X)" % (tag >> 16, tag & 0xFFFF)

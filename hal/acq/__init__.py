@@ -1,0 +1,32 @@
+"""Acquisition boards: where frames come from.
+
+Every driver has the same small interface:
+
+    board.start()          begin acquiring
+    frame = board.read()   the next Frame (blocks until one is there)
+    board.stop()           stop; read() may not be called after
+
+and the attributes ``width``, ``height``, ``pixel`` (a pixel format name:
+'rgb8', 'mono8', 'mono16', 'ycbcr422') and ``rate`` (frames per second as
+(numerator, denominator)).
+"""
+
+
+class Frame:
+    """One acquired frame: its bytes, the driver's sequence number (gaps
+    mean dropped frames) and the capture time in ns from the HAL clock."""
+
+    __slots__ = ("data", "sequence", "timestamp_ns")
+
+    def __init__(self, data, sequence, timestamp_ns):
+        self.data = data
+        self.sequence = sequence
+        self.timestamp_ns = timestamp_ns
+
+
+# Bytes per pixel of each format, as the boards deliver them.
+BYTES_PER_PIXEL = {"rgb8": 3, "mono8": 1, "mono16": 2, "ycbcr422": 2}
+
+
+def frame_length(pixel, width, height):
+    return BYTES_PER_PIXEL[pixel] * width * height
