@@ -13,6 +13,7 @@ from firmware import __version__
 from firmware.dicom import tags
 from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from firmware.dicom.vr import UTF8, encode_value
 
 TRANSFER_SYNTAXES = {"explicit": EXPLICIT_VR_LITTLE_ENDIAN, "implicit": IMPLICIT_VR_LITTLE_ENDIAN}
 # The IOD a pixel format gets when --iod is not given.
@@ -62,6 +63,19 @@ def positive_int(text):
     if value < 1:
         raise argparse.ArgumentTypeError("must be at least 1, got %r" % text)
     return value
+
+
+def dicom_text(vr):
+    """An argparse type: a value the VR's rules accept (PS3.5 6.2)."""
+
+    def check(text):
+        try:
+            encode_value(vr, text, UTF8)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err))
+        return text
+
+    return check
 
 
 def local_now():
@@ -160,9 +174,9 @@ def build_parser():
     p.add_argument("--iod", choices=sorted(IODS), help="IOD (default: by pixel format; rgb8: video-endoscopic)")
     p.add_argument("--rate", type=parse_rate, default=(30, 1), metavar="FPS", help="frame rate, N or N/D (default 30)")
     p.add_argument("--transfer-syntax", choices=sorted(TRANSFER_SYNTAXES), default="explicit")
-    p.add_argument("--patient-name", help="Patient's Name, components separated by ^")
-    p.add_argument("--patient-id", help="Patient ID")
-    p.add_argument("--accession", help="Accession Number")
+    p.add_argument("--patient-name", type=dicom_text("PN"), help="Patient's Name, components separated by ^")
+    p.add_argument("--patient-id", type=dicom_text("LO"), help="Patient ID")
+    p.add_argument("--accession", type=dicom_text("SH"), help="Accession Number")
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     p.set_defaults(func=cmd_capture)
 

@@ -281,6 +281,12 @@ def _check_ui(text):
     check_uid(text)
 
 
+def _check_ur(text):
+    # PS3.5 6.2 UR: an RFC 3986 URI; no spaces but trailing padding.
+    if " " in text.rstrip(" "):
+        raise ValueError("UR (a URI) contains a space: %r" % (text,))
+
+
 def _check_pn(text):
     groups = text.split("=")
     if len(groups) > 3:
@@ -303,6 +309,7 @@ _CHECKS = {
     "PN": _check_pn,
     "TM": _check_tm,
     "UI": _check_ui,
+    "UR": _check_ur,
 }
 
 
