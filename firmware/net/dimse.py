@@ -1,0 +1,221 @@
+"""DIMSE messages (PS3.7 9 and Annex E): command sets in Implicit VR Little
+Endian, C-ECHO and C-STORE, and what each status means."""
+
+import struct
+
+from firmware.dicom.element import encode_dataset
+from firmware.net import pdu
+
+# Command Field values (PS3.7 E.1).
+C_STORE_RQ = 0x0001
+C_STORE_RSP = 0x8001
+C_ECHO_RQ = 0x0030
+C_ECHO_RSP = 0x8030
+
+# Command Data Set Type (PS3.7 E.1): 0x0101 means no data set follows.
+NO_DATA_SET = 0x0101
+DATA_SET_PRESENT = 0x0000
+
+PRIORITY_MEDIUM = 0x0000
+
+# Command set attributes (PS3.7 E.1-1), VR as the Implicit VR reader needs.
+CommandGroupLength = 0x00000000
+AffectedSOPClassUID = 0x00000002
+CommandField = 0x00000100
+MessageID = 0x00000110
+MessageIDBeingRespondedTo = 0x00000120
+Priority = 0x00000700
+CommandDataSetType = 0x00000800
+Status = 0x00000900
+OffendingElement = 0x00000901
+ErrorComment = 0x00000902
+ErrorID = 0x00000903
+AffectedSOPInstanceUID = 0x00001000
+MoveOriginatorApplicationEntityTitle = 0x00001030
+MoveOriginatorMessageID = 0x00001031
+
+COMMAND_VR = {
+    CommandGroupLength: "UL",
+    AffectedSOPClassUID: "UI",
+    0x00000003: "UI",
+    CommandField: "US",
+    MessageID: "US",
+    MessageIDBeingRespondedTo: "US",
+    0x00000600: "AE",
+    Priority: "US",
+    CommandDataSetType: "US",
+    Status: "US",
+    OffendingElement: "AT",
+    ErrorComment: "LO",
+    ErrorID: "US",
+    AffectedSOPInstanceUID: "UI",
+    MoveOriginatorApplicationEntityTitle: "AE",
+    MoveOriginatorMessageID: "US",
+}
+
+MAX_COMMAND_SET = 16 * 1024  # a command set is a few hundred bytes
+
+
+class DIMSEError(Exception):
+    """A DIMSE message that does not follow PS3.7 (aborts the association)."""
+
+
+def command_set(elements):
+    """Encode a command: the elements plus Command Group Length first
+    (PS3.7 E.1: its value counts the bytes after it)."""
+    body = encode_dataset([(t, COMMAND_VR[t], v) for t, v in elements], explicit=False)
+    return struct.pack("<HHII", 0, 0, 4, len(body)) + body
+
+
+def c_echo_rq(message_id):
+    return command_set([
+        (AffectedSOPClassUID, "1.2.840.10008.1.1"),
+        (CommandField, C_ECHO_RQ),
+        (MessageID, message_id),
+        (CommandDataSetType, NO_DATA_SET),
+    ])
+
+
+def c_store_rq(message_id, sop_class_uid, sop_instance_uid, priority=PRIORITY_MEDIUM):
+    return command_set([
+        (AffectedSOPClassUID, sop_class_uid),
+        (CommandField, C_STORE_RQ),
+        (MessageID, message_id),
+        (Priority, priority),
+        (CommandDataSetType, DATA_SET_PRESENT),
+        (AffectedSOPInstanceUID, sop_instance_uid),
+    ])
+
+
+def parse_command(data):
+    """{tag: value} of an Implicit VR LE command set; US/UL as int, AT as
+    int, text as str. Unknown group 0000 elements are kept as bytes."""
+    if len(data) > MAX_COMMAND_SET:
+        raise DIMSEError("command set of %d bytes" % len(data))
+    values = {}
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < 8:
+            raise DIMSEError("truncated command element at byte %d" % pos)
+        group, elem, length = struct.unpack("<HHI", data[pos : pos + 8])
+        pos += 8
+        if group != 0 or length > len(data) - pos:
+            raise DIMSEError("bad command element (%04X,%04X) of length %d" % (group, elem, length))
+        raw = bytes(data[pos : pos + length])
+        pos += length
+        tag = elem
+        vr = COMMAND_VR.get(tag)
+        if vr == "US":
+            value = struct.unpack("<H", raw)[0] if length == 2 else None
+        elif vr == "UL":
+            value = struct.unpack("<I", raw)[0] if length == 4 else None
+        elif vr == "AT":
+            value = [(g << 16) | e for g, e in (struct.unpack("<HH", raw[i : i + 4]) for i in range(0, length - 3, 4))]
+        elif vr in ("UI", "AE", "LO"):
+            value = raw.rstrip(b"\x00 ").decode("ascii", "replace")
+        else:
+            value = raw
+        values[tag] = value
+    if CommandField not in values:
+        raise DIMSEError("command set without a Command Field")
+    return values
+
+
+class Assembler:
+    """Collects the PDV fragments of one message (PS3.8 E.2): the command
+    set, then the data set if the command says one follows. Bounded: a
+    command set larger than MAX_COMMAND_SET is refused; data sets (which an
+    SCU only ever receives in tests) are bounded by max_data_set."""
+
+    def __init__(self, max_data_set=MAX_COMMAND_SET):
+        self.max_data_set = max_data_set
+        self._command = bytearray()
+        self._data = bytearray()
+        self._parsed = None
+        self.context_id = None
+
+    def add(self, context_id, control, data):
+        """Returns (context_id, command, data_set) when a message is whole."""
+        if self.context_id is None:
+            self.context_id = context_id
+        elif context_id != self.context_id:
+            raise DIMSEError("PDV for context %d inside a message on context %d" % (context_id, self.context_id))
+        if control & pdu.MCH_COMMAND:
+            if self._parsed is not None:
+                raise DIMSEError("command fragment after the command set was complete")
+            if len(self._command) + len(data) > MAX_COMMAND_SET:
+                raise DIMSEError("command set over %d bytes" % MAX_COMMAND_SET)
+            self._command.extend(data)
+            if control & pdu.MCH_LAST:
+                self._parsed = parse_command(bytes(self._command))
+                if self._parsed.get(CommandDataSetType, NO_DATA_SET) == NO_DATA_SET:
+                    return self._finish(None)
+            return None
+        if self._parsed is None:
+            raise DIMSEError("data set fragment before the command set")
+        if len(self._data) + len(data) > self.max_data_set:
+            raise DIMSEError("data set over %d bytes" % self.max_data_set)
+        self._data.extend(data)
+        if control & pdu.MCH_LAST:
+            return self._finish(bytes(self._data))
+        return None
+
+    def _finish(self, data_set):
+        message = (self.context_id, self._parsed, data_set)
+        self.__init__(self.max_data_set)
+        return message
+
+
+# PS3.7 C.1.2 and PS3.4 B.2.3: status classes and meanings for C-STORE/C-ECHO.
+SUCCESS = "success"
+WARNING = "warning"
+FAILURE = "failure"
+
+STATUS_MEANINGS = {
+    0x0000: "Success",
+    0xB000: "Coercion of data elements",
+    0xB006: "Elements discarded",
+    0xB007: "Data set does not match SOP class",
+    0x0107: "Attribute list error",
+    0x0116: "Attribute value out of range",
+    0x0117: "Invalid object instance",
+    0x0122: "Refused: SOP class not supported",
+    0x0124: "Refused: not authorized",
+    0x0210: "Duplicate invocation",
+    0x0211: "Unrecognized operation",
+    0x0212: "Mistyped argument",
+    0x0213: "Resource limitation",
+    0xA700: "Refused: out of resources",
+    0xA900: "Error: data set does not match SOP class",
+    0xC000: "Error: cannot understand",
+    0xFE00: "Cancel",
+}
+
+
+def status_class(status):
+    """(class, meaning) of a C-STORE/C-ECHO status. Warnings (0001, Bxxx)
+    mean the object was stored; everything else that is not 0000 is a
+    failure, 0xFExx and unknown codes included (PS3.7 C.1.2)."""
+    if status == 0x0000:
+        return SUCCESS, STATUS_MEANINGS[0]
+    meaning = STATUS_MEANINGS.get(status)
+    high = status & 0xFF00
+    if status == 0x0001 or high == 0xB000:
+        return WARNING, meaning or "Warning"
+    if meaning is None:
+        if high == 0xA700:
+            meaning = "Refused: out of resources"
+        elif high == 0xA900:
+            meaning = "Error: data set does not match SOP class"
+        elif high & 0xF000 == 0xC000:
+            meaning = "Error: cannot understand"
+        elif high == 0xFE00:
+            meaning = "Cancel"
+        else:
+            meaning = "Unknown status"
+    return FAILURE, meaning
+
+
+def command_pdu(context_id, command):
+    """A whole command set as one P-DATA-TF (command sets are small)."""
+    return pdu.p_data_tf_header(context_id, pdu.MCH_COMMAND | pdu.MCH_LAST, len(command)) + command
