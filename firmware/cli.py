@@ -161,6 +161,150 @@ def cmd_demo(args):
     return 0
 
 
+def ae_title(text):
+    try:
+        encode_value("AE", text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err))
+    return text
+
+
+def port_number(text):
+    try:
+        port = int(text)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise argparse.ArgumentTypeError("a TCP port is 1 to 65535, got %r" % text)
+    return port
+
+
+def scu_options(args):
+    from firmware.scu import Timeouts, tls_context
+
+    options = {
+        "called_ae_title": args.aec,
+        "calling_ae_title": args.aet,
+        "timeouts": Timeouts(args.connect_timeout, args.acse_timeout, args.dimse_timeout, args.network_timeout),
+    }
+    if getattr(args, "max_pdu", None):
+        options["max_pdu"] = args.max_pdu
+    if args.tls:
+        try:
+            options["tls_context"] = tls_context(args.ca, args.cert, args.key, verify=not args.no_verify)
+        except (OSError, ValueError) as err:
+            raise UsageError("argument --tls: %s" % err)
+    return options
+
+
+def log_line(message):
+    sys.stderr.write("modgate: %s\n" % message)
+
+
+def cmd_echo(args):
+    from firmware.scu import AssociationError, StorageSCU
+
+    scu = StorageSCU(args.host, args.port, log=log_line if args.verbose else None, **scu_options(args))
+    try:
+        scu.associate([])
+        status, category, meaning = scu.echo()
+    except AssociationError as err:
+        print("echo %s:%d failed: %s" % (args.host, args.port, err))
+        return 1
+    scu.release()
+    print("echo %s:%d %s (%04X %s)" % (args.host, args.port, category, status, meaning))
+    return 0 if category == "success" else 1
+
+
+def collect_paths(paths):
+    for path in paths:
+        if os.path.isdir(path):
+            for folder, dirs, files in os.walk(path):
+                dirs.sort()
+                for name in sorted(files):
+                    yield os.path.join(folder, name)
+        else:
+            yield path
+
+
+class Progress:
+    """A progress line on a terminal for objects over a few MB."""
+
+    def __init__(self, stream):
+        self.stream = stream
+        self.started = None
+        self.shown = False
+
+    def __call__(self, sent, total):
+        if total < 4 * 1000 * 1000:
+            return
+        now = time.monotonic()
+        if self.started is None or sent <= 65536:
+            self.started = now
+        elapsed = max(now - self.started, 1e-6)
+        if sent == total or int(elapsed * 4) != int((elapsed - 0.001) * 4):
+            self.stream.write("\r  %d / %d bytes, %.1f MB/s " % (sent, total, sent / elapsed / 1e6))
+            self.stream.flush()
+            self.shown = True
+
+    def done(self):
+        if self.shown:
+            self.stream.write("\n")
+            self.shown = False
+        self.started = None
+
+
+def cmd_store(args):
+    from firmware.scu import store_files
+
+    options = scu_options(args)
+    progress = Progress(sys.stderr) if sys.stderr.isatty() else None
+    if progress:
+        options["progress"] = progress
+    failures = count = 0
+    for result in store_files(collect_paths(args.paths), args.host, args.port,
+                              log=log_line if args.verbose else None, **options):
+        if progress:
+            progress.done()
+        count += 1
+        if not result.stored:
+            failures += 1
+        note = " (sent as Implicit VR Little Endian)" if result.converted else ""
+        print("%s%s" % (result, note))
+    if count == 0:
+        print("no files to send")
+        return 1
+    return 1 if failures else 0
+
+
+def add_network_arguments(p):
+    p.add_argument("--aet", type=ae_title, default="MODGATE", help="calling AE title (default MODGATE)")
+    p.add_argument("--aec", type=ae_title, default="ANY-SCP", help="called AE title (default ANY-SCP)")
+    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
+    p.add_argument("--acse-timeout", type=float, default=30.0, metavar="S")
+    p.add_argument("--dimse-timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--network-timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--tls", action="store_true", help="DICOM TLS (PS3.15), TLS 1.2 or newer")
+    p.add_argument("--ca", metavar="FILE", help="CA certificates to verify the peer with")
+    p.add_argument("--cert", metavar="FILE", help="our certificate (for client authentication)")
+    p.add_argument("--key", metavar="FILE", help="our private key")
+    p.add_argument("--no-verify", action="store_true", help="do not verify the peer's certificate")
+    p.add_argument("-v", "--verbose", action="store_true", help="log association events to stderr")
+    p.add_argument("host", help="the peer's host name or address")
+    p.add_argument("port", type=port_number, help="the peer's TCP port")
+
+
+def max_pdu(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    # PS3.8 D.1: at least room for a PDV; modgate caps at 4 MiB.
+    if not 4096 <= value <= 4 * 1024 * 1024:
+        raise argparse.ArgumentTypeError("max PDU length must be 4096 to 4194304, got %r" % text)
+    return value
+
+
 def build_parser():
     parser = Parser(prog="modgate", description="modgate: a modality gateway (capture, DICOM store, PS3.22 streaming)")
     parser.add_argument("--version", action="version", version="modgate " + __version__)
@@ -184,6 +328,17 @@ def build_parser():
     p.add_argument("--frames", type=positive_int, default=10, help="frames per clip (default 10)")
     p.add_argument("--out", default="modgate-demo", metavar="DIR", help="folder to write into (default modgate-demo)")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("echo", help="C-ECHO: check that a DICOM peer answers (like DCMTK echoscu)")
+    add_network_arguments(p)
+    p.set_defaults(func=cmd_echo)
+
+    p = sub.add_parser("store", help="C-STORE files or folders to a DICOM peer (like DCMTK storescu)")
+    add_network_arguments(p)
+    p.add_argument("--max-pdu", type=max_pdu, default=65536, metavar="N",
+                   help="largest PDU we receive and send (default 65536)")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="Part 10 files or folders of them")
+    p.set_defaults(func=cmd_store)
     return parser
 
 

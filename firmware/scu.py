@@ -1,0 +1,439 @@
+"""The Storage SCU's I/O side: a blocking-socket driver for the sans-I/O
+association (firmware/net). CPython and MicroPython both have socket and
+select; TLS needs CPython's ssl (PS3.15 B.9 / BCP 195: TLS 1.2 or newer).
+
+    scu = StorageSCU("pacs", 104, called_ae_title="PACS")
+    scu.associate([(sop_class, transfer_syntax)])
+    result = scu.store("clip.dcm")   # StoreResult
+    scu.release()
+
+Every object is sent from disk in PDU-sized pieces; nothing grows with the
+file. After a timeout or an error in the middle of a message the association
+is aborted and never reused.
+"""
+
+import os
+import select
+import socket
+import struct
+import time
+
+from firmware.dicom.part10 import MAX_FILE_META, read_file_meta
+from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN
+from firmware.net import acse, dimse, pdu
+from firmware.net.convert import ExplicitToImplicit
+from firmware.net.fsm import Association
+
+DEFAULT_MAX_PDU = 65536  # what modgate receives and the most it sends per PDU
+
+
+class AssociationError(Exception):
+    """The association could not be made or was lost. permanent: trying the
+    same again will fail the same way (e.g. called AE not recognised)."""
+
+    def __init__(self, message, permanent=False):
+        Exception.__init__(self, message)
+        self.permanent = permanent
+
+
+class DIMSETimeout(AssociationError):
+    pass
+
+
+class StoreResult:
+    """How one object fared: status is None when it never got a response."""
+
+    def __init__(self, path, sop_instance_uid, status=None, category=dimse.FAILURE, meaning="", sent_bytes=0, seconds=0.0, converted=False):
+        self.path = path
+        self.sop_instance_uid = sop_instance_uid
+        self.status = status
+        self.category = category
+        self.meaning = meaning
+        self.sent_bytes = sent_bytes
+        self.seconds = seconds
+        self.converted = converted
+
+    @property
+    def stored(self):
+        return self.category in (dimse.SUCCESS, dimse.WARNING)
+
+    def __str__(self):
+        status = "%04X" % self.status if self.status is not None else "----"
+        return "%s %s %s: %s" % (self.sop_instance_uid or self.path, status, self.category, self.meaning)
+
+
+class Timeouts:
+    """Seconds for each wait (all configurable): connect (TCP/TLS set-up),
+    acse (A-ASSOCIATE-AC/RJ and A-RELEASE-RP), dimse (a response), network
+    (any single send or receive) and artim (waiting for the peer to close
+    after an abort, PS3.8 9.1.5)."""
+
+    def __init__(self, connect=10.0, acse=30.0, dimse=60.0, network=60.0, artim=5.0):
+        self.connect = connect
+        self.acse = acse
+        self.dimse = dimse
+        self.network = network
+        self.artim = artim
+
+
+def object_info(path):
+    """(FileMeta, size) of a Part 10 file, reading only its head."""
+    with open(path, "rb") as f:
+        head = f.read(MAX_FILE_META)
+        size = os.fstat(f.fileno()).st_size
+    return read_file_meta(head), size
+
+
+class StorageSCU:
+    def __init__(self, host, port, called_ae_title="ANY-SCP", calling_ae_title="MODGATE", max_pdu=DEFAULT_MAX_PDU,
+                 timeouts=None, tls_context=None, log=None, progress=None):
+        self.host = host
+        self.port = port
+        self.called_ae_title = called_ae_title
+        self.calling_ae_title = calling_ae_title
+        self.max_pdu = max_pdu
+        self.timeouts = timeouts or Timeouts()
+        self.tls_context = tls_context
+        self.log = log or (lambda message: None)
+        self.progress = progress
+        self.sock = None
+        self.assoc = None
+        self.negotiated = None
+        self._message_id = 0
+        self._assembler = dimse.Assembler()
+
+    # -- association ---------------------------------------------------
+    def associate(self, objects):
+        """Open an association proposing contexts for (sop_class, ts) pairs
+        (Verification is always proposed). Raises AssociationError."""
+        contexts = acse.propose([(acse.VERIFICATION, IMPLICIT_VR_LITTLE_ENDIAN)] + list(objects))
+        rq = acse.associate_rq(self.called_ae_title, self.calling_ae_title, contexts, self.max_pdu,
+                               IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME)
+        self.assoc = Association(self.max_pdu)
+        self.assoc.request(rq)
+        try:
+            sock = socket.create_connection((self.host, self.port), timeout=self.timeouts.connect)
+            if self.tls_context is not None:
+                sock = self.tls_context.wrap_socket(sock, server_hostname=self.host)
+        except OSError as err:
+            self.assoc.abort()
+            raise AssociationError("cannot connect to %s:%s: %s" % (self.host, self.port, err))
+        self.sock = sock
+        self.sock.settimeout(self.timeouts.network)
+        self.assoc.connected()
+        self._flush()
+        event = self._wait(("accepted", "rejected"), self.timeouts.acse, "ACSE")
+        if event[0] == "rejected":
+            rejection = acse.Rejection(*event[1])
+            self._close()
+            raise AssociationError(str(rejection), permanent=rejection.permanent)
+        info = event[1]
+        self.negotiated = acse.Negotiated(contexts, info)
+        self.log("associated with %s (%s:%s): %d of %d contexts accepted, peer max PDU %d" % (
+            info.implementation_version_name or info.implementation_class_uid or "peer",
+            self.host, self.port, len(self.negotiated.accepted), len(contexts), info.max_length))
+        return self.negotiated
+
+    def release(self):
+        if self.assoc is None or not self.assoc.established:
+            self._close()
+            return
+        try:
+            self.assoc.release()
+            self._flush()
+            self._wait(("released",), self.timeouts.acse, "ACSE")
+        except AssociationError:
+            pass
+        finally:
+            self._close()
+
+    def abort(self):
+        """A-ABORT (PS3.8 7.3), then wait up to ARTIM for the peer to close."""
+        if self.assoc is not None and self.assoc.state not in ("Sta1", "Sta13"):
+            try:
+                self.assoc.abort()
+                self._flush()
+            except (OSError, AssociationError):
+                pass
+        if self.sock is not None and self.assoc is not None and self.assoc.state == "Sta13":
+            deadline = time.monotonic() + self.timeouts.artim
+            try:
+                while time.monotonic() < deadline:
+                    ready, _, _ = select.select([self.sock], [], [], max(0.0, deadline - time.monotonic()))
+                    if not ready or not self.sock.recv(65536):
+                        break
+            except OSError:
+                pass
+        self._close()
+
+    @property
+    def usable(self):
+        return self.assoc is not None and self.assoc.established
+
+    # -- DIMSE ---------------------------------------------------------
+    def echo(self):
+        """C-ECHO (PS3.7 9.1.5): (status, category, meaning)."""
+        context = self.negotiated.choose(acse.VERIFICATION, IMPLICIT_VR_LITTLE_ENDIAN)
+        if context is None:
+            raise AssociationError(self.negotiated.why_not(acse.VERIFICATION), permanent=True)
+        message_id = self._next_id()
+        self._send_message(context[0], dimse.c_echo_rq(message_id))
+        status = self._response(message_id, dimse.C_ECHO_RSP)
+        return (status,) + dimse.status_class(status)
+
+    def store(self, path):
+        """C-STORE one Part 10 file; a StoreResult. Raises AssociationError
+        if the association is lost (the object then is not stored)."""
+        started = time.monotonic()
+        try:
+            meta, size = object_info(path)
+        except (OSError, ValueError) as err:
+            return StoreResult(path, None, meaning="not sent: %s" % err)
+        choice = self.negotiated.choose(meta.sop_class_uid, meta.transfer_syntax_uid)
+        if choice is None:
+            return StoreResult(path, meta.sop_instance_uid, meaning="not sent: " + self.negotiated.why_not(meta.sop_class_uid))
+        context_id, ts = choice
+        converted = ts != meta.transfer_syntax_uid
+        message_id = self._next_id()
+        command = dimse.c_store_rq(message_id, meta.sop_class_uid, meta.sop_instance_uid)
+        try:
+            with open(path, "rb") as f:
+                f.seek(meta.dataset_offset)
+                self._send_message(context_id, command)
+                if converted:
+                    sent = self._send_converted(context_id, f)
+                else:
+                    sent = self._send_file(context_id, f, size - meta.dataset_offset)
+        except OSError as err:
+            self.abort()
+            raise AssociationError("sending %s failed: %s" % (path, err))
+        status = self._response(message_id, dimse.C_STORE_RSP)
+        category, meaning = dimse.status_class(status)
+        result = StoreResult(path, meta.sop_instance_uid, status, category, meaning, sent, time.monotonic() - started, converted)
+        if category == dimse.WARNING:
+            self.log("warning %04X for %s: %s (stored)" % (status, meta.sop_instance_uid, meaning))
+        elif category == dimse.FAILURE:
+            self.log("failure %04X for %s: %s" % (status, meta.sop_instance_uid, meaning))
+        return result
+
+    def _next_id(self):
+        self._message_id = (self._message_id % 0xFFFF) + 1
+        return self._message_id
+
+    def _pdv_limit(self):
+        """Data bytes per PDV: min(peer's maximum, ours), ours when the peer
+        says 0 (no limit), less the PDV item header (PS3.8 9.3.5)."""
+        peer = self.negotiated.peer_max_length
+        limit = self.max_pdu if peer == 0 else min(peer, self.max_pdu)
+        return limit - pdu.PDV_HEADER_LENGTH
+
+    def _send_message(self, context_id, command):
+        limit = self._pdv_limit()
+        for start in range(0, len(command), limit):
+            piece = command[start : start + limit]
+            last = start + limit >= len(command)
+            control = pdu.MCH_COMMAND | (pdu.MCH_LAST if last else 0)
+            self.assoc.send_data(pdu.p_data_tf_header(context_id, control, len(piece)), piece)
+        self._flush()
+
+    def _send_file(self, context_id, f, remaining):
+        """The data set straight from the file, one PDV per P-DATA-TF, read
+        into one reused buffer behind the 12 header bytes."""
+        limit = self._pdv_limit()
+        buf = bytearray(12 + min(limit, max(remaining, 1)))
+        view = memoryview(buf)
+        sent = 0
+        total = remaining
+        while True:
+            chunk = min(limit, remaining)
+            got = f.readinto(view[12 : 12 + chunk]) if chunk else 0
+            if got != chunk:
+                raise OSError("file shrank while being sent")
+            remaining -= chunk
+            control = pdu.MCH_LAST if remaining == 0 else 0
+            buf[0:12] = pdu.p_data_tf_header(context_id, control, chunk)
+            self.assoc.send_data(view[: 12 + chunk])
+            self._flush()
+            sent += chunk
+            self._check_incoming()
+            if self.progress:
+                self.progress(sent, total)
+            if remaining == 0:
+                return sent
+
+    def _send_converted(self, context_id, f):
+        """The data set converted to Implicit VR LE on the way out. PDVs are
+        filled to the limit; the last one is held back until the file ends
+        so that it can carry the last-fragment bit."""
+        limit = self._pdv_limit()
+        converter = ExplicitToImplicit()
+        pending = bytearray()
+        sent = 0
+        while True:
+            chunk = f.read(limit)
+            if chunk:
+                for piece in converter.feed(chunk):
+                    pending.extend(piece)
+            else:
+                converter.finish()
+            while len(pending) > limit or (not chunk and pending):
+                size = min(limit, len(pending))
+                last = not chunk and size == len(pending)
+                header = pdu.p_data_tf_header(context_id, pdu.MCH_LAST if last else 0, size)
+                self.assoc.send_data(header, bytes(pending[:size]))
+                del pending[:size]
+                self._flush()
+                sent += size
+                self._check_incoming()
+            if not chunk:
+                return sent
+
+    def _check_incoming(self):
+        """While sending, take in what the peer said (an A-ABORT, say)
+        without waiting."""
+        ready, _, _ = select.select([self.sock], [], [], 0)
+        if ready:
+            self._receive_some()
+            event = self.assoc.next_event()
+            if event is not None:
+                self._lost(event)
+
+    def _response(self, message_id, command_field):
+        while True:
+            event = self._wait(("data",), self.timeouts.dimse, "DIMSE")
+            for context_id, control, data in event[1]:
+                try:
+                    message = self._assembler.add(context_id, control, data)
+                except dimse.DIMSEError as err:
+                    self.abort()
+                    raise AssociationError("malformed DIMSE response: %s" % err)
+                if message is None:
+                    continue
+                _, command, _ = message
+                if command.get(dimse.CommandField) != command_field or command.get(dimse.MessageIDBeingRespondedTo) != message_id:
+                    self.abort()
+                    raise AssociationError("unexpected DIMSE message 0x%04X for message %s" % (
+                        command.get(dimse.CommandField, 0), command.get(dimse.MessageIDBeingRespondedTo)))
+                status = command.get(dimse.Status)
+                if status is None:
+                    self.abort()
+                    raise AssociationError("DIMSE response without a status")
+                return status
+
+    # -- the socket ------------------------------------------------------
+    def _flush(self):
+        for buf in self.assoc.data_to_send():
+            self.sock.sendall(buf)
+
+    def _receive_some(self):
+        try:
+            data = self.sock.recv(65536)
+        except socket.timeout:
+            raise
+        except OSError as err:
+            self.assoc.transport_closed()
+            self._close()
+            raise AssociationError("connection lost: %s" % err)
+        if not data:
+            self.assoc.transport_closed()
+            return
+        self.assoc.receive(data)
+        self._flush()
+        if self.assoc.close_transport:
+            self._close()
+
+    def _wait(self, kinds, timeout, timer):
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.assoc.next_event()
+            if event is not None:
+                if event[0] in kinds:
+                    return event
+                self._lost(event)
+            if self.sock is None:
+                raise AssociationError("connection closed while waiting for %s" % " or ".join(kinds))
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.log("%s timeout after %.1f s; aborting the association" % (timer, timeout))
+                self.abort()
+                raise DIMSETimeout("%s timeout: no answer within %.1f s" % (timer, timeout))
+            ready, _, _ = select.select([self.sock], [], [], left)
+            if ready:
+                self._receive_some()
+
+    def _lost(self, event):
+        kind = event[0]
+        if kind == "aborted":
+            message = acse.describe_abort(event[1], event[2])
+        elif kind == "provider_abort":
+            message = "association aborted: %s" % event[1]
+        else:
+            message = "unexpected %s" % kind
+        self.log(message)
+        self.abort()
+        raise AssociationError(message)
+
+    def _close(self):
+        if self.sock is not None:
+            try:
+                self.sock.close()
+            except OSError:
+                pass
+            self.sock = None
+        if self.assoc is not None and self.assoc.state != "Sta1":
+            try:
+                self.assoc.transport_closed()
+            except Exception:
+                pass
+
+
+def store_files(paths, host, port, log=None, **options):
+    """Send every file over as few associations as possible: a lost
+    association is re-opened for the files still to go. Yields StoreResult
+    per file, in order."""
+    infos = []
+    for path in paths:
+        try:
+            meta, _ = object_info(path)
+            infos.append((path, meta))
+        except (OSError, ValueError) as err:
+            yield StoreResult(path, None, meaning="not sent: %s" % err)
+    pending = list(infos)
+    scu = None
+    while pending:
+        if scu is None or not scu.usable:
+            scu = StorageSCU(host, port, log=log, **options)
+            try:
+                scu.associate(sorted(set((m.sop_class_uid, m.transfer_syntax_uid) for _, m in pending)))
+            except AssociationError as err:
+                for path, meta in pending:
+                    yield StoreResult(path, meta.sop_instance_uid, meaning="not sent: %s" % err)
+                return
+        path, meta = pending.pop(0)
+        try:
+            yield scu.store(path)
+        except AssociationError as err:
+            yield StoreResult(path, meta.sop_instance_uid, meaning="not stored: %s" % err)
+    if scu is not None:
+        scu.release()
+
+
+def tls_context(ca_file=None, cert_file=None, key_file=None, verify=True):
+    """A client TLS context for DICOM TLS (PS3.15 B.9, BCP 195): TLS 1.2 or
+    newer, the server's certificate checked against ca_file (and its name
+    against the host) unless verify is False, an optional client
+    certificate."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if verify:
+        if not ca_file:
+            raise ValueError("TLS with verification needs a CA file")
+        context.load_verify_locations(ca_file)
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
