@@ -49,3 +49,90 @@ def modgate(*args, timeout=300, **kwargs):
     """Runs the installed CLI the way a user does (python -m keeps it the
     same interpreter as the tests)."""
     return run([sys.executable, "-m", "firmware.cli", *args], timeout=timeout, cwd=ROOT, **kwargs)
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, timeout=10.0):
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail("nothing listens on port %d after %.0f s" % (port, timeout))
+
+
+class Storescp:
+    """DCMTK's storescp on a loopback port, stopped at the end. Note that
+    wait_for_port makes one empty connection, which storescp just logs."""
+
+    def __init__(self, out_dir, *options):
+        self.out_dir = str(out_dir)
+        self.port = free_port()
+        self.proc = subprocess.Popen(
+            [tool("storescp"), "-od", self.out_dir, *options, str(self.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )
+        wait_for_port(self.port)
+
+    def files(self):
+        return sorted(os.path.join(self.out_dir, f) for f in os.listdir(self.out_dir))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+@pytest.fixture
+def storescp(tmp_path):
+    started = []
+
+    def start(*options):
+        out = tmp_path / ("rx%d" % len(started))
+        out.mkdir()
+        scp = Storescp(out, *options)
+        started.append(scp)
+        return scp
+
+    yield start
+    for scp in started:
+        scp.stop()
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory):
+    """A few small objects from the encoder: {name: path}."""
+    from firmware.capture import capture_object
+    from firmware.dicom import tags
+    from hal.acq.sim import SimBoard
+
+    folder = tmp_path_factory.mktemp("clips")
+    made = {}
+    for name, iod, pixel, size, frames in (
+        ("video", "video-endoscopic", "rgb8", (64, 48), 5),
+        ("word", "mf-grayscale-word-sc", "mono16", (33, 17), 3),
+        ("still", "vl-endoscopic", "rgb8", (32, 24), 1),
+        ("big", "mf-true-color-sc", "rgb8", (640, 480), 12),
+    ):
+        board = SimBoard(size[0], size[1], pixel)
+        board.start()
+        path = str(folder / (name + ".dcm"))
+        with open(path, "wb") as out:
+            capture_object(out, board, frames, iod, (2026, 11, 23, 10, 0, 0, 0), {tags.PatientID: "P-" + name})
+        made[name] = path
+    return made

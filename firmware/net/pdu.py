@@ -164,7 +164,11 @@ class PDUFramer:
                 if len(self._buf) < PDU_HEADER_LENGTH:
                     break
                 pdu_type, _, length = struct.unpack(">BBI", bytes(self._buf[:6]))
-                self._check(pdu_type, length)
+                try:
+                    self._check(pdu_type, length)
+                except PDUError:
+                    self._buf = bytearray()  # the stream is dead; keep nothing
+                    raise
                 del self._buf[:6]
                 self._need = (pdu_type, length)
             pdu_type, length = self._need
