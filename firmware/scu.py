@@ -322,8 +322,17 @@ class StorageSCU:
 
     # -- the socket ------------------------------------------------------
     def _flush(self):
-        for buf in self.assoc.data_to_send():
-            self.sock.sendall(buf)
+        pending = self.assoc.data_to_send()
+        if self.sock is None:
+            return
+        try:
+            for buf in pending:
+                self.sock.sendall(buf)
+        except OSError as err:
+            # The peer went away under us: the association is over.
+            self.assoc.transport_closed()
+            self._close()
+            raise AssociationError("connection lost while sending: %s" % err)
 
     def _receive_some(self):
         try:
