@@ -239,7 +239,7 @@ class Progress:
         if total < 4 * 1000 * 1000:
             return
         now = time.monotonic()
-        if self.started is None or sent <= 65536:
+        if self.started is None:
             self.started = now
         elapsed = max(now - self.started, 1e-6)
         if sent == total or int(elapsed * 4) != int((elapsed - 0.001) * 4):

@@ -25,7 +25,8 @@ from firmware.net.convert import ExplicitToImplicit
 from firmware.net.fsm import Association
 
 DEFAULT_MAX_PDU = 65536  # what modgate receives and the most it sends per PDU
-BATCH = 1 << 20  # bytes of PDUs built and sent per call while streaming a file
+BATCH = 1 << 17  # bytes of PDUs built and sent per call while streaming a file
+COALESCE = 1 << 16  # queued PDUs up to this total are joined into one send
 
 
 class AssociationError(Exception):
@@ -80,9 +81,12 @@ class Timeouts:
 def object_info(path):
     """(FileMeta, size) of a Part 10 file, reading only its head."""
     with open(path, "rb") as f:
-        head = f.read(MAX_FILE_META)
-        size = os.fstat(f.fileno()).st_size
-    return read_file_meta(head), size
+        return _read_info(f)
+
+
+def _read_info(f):
+    meta = read_file_meta(f.read(MAX_FILE_META))
+    return meta, os.fstat(f.fileno()).st_size
 
 
 class StorageSCU:
@@ -187,14 +191,26 @@ class StorageSCU:
         status = self._response(message_id, dimse.C_ECHO_RSP)
         return (status,) + dimse.status_class(status)
 
-    def store(self, path):
+    def store(self, path, meta=None):
         """C-STORE one Part 10 file; a StoreResult. Raises AssociationError
-        if the association is lost (the object then is not stored)."""
+        if the association is lost (the object then is not stored). meta:
+        the file's FileMeta if the caller has just read it."""
         started = time.monotonic()
         try:
-            meta, size = object_info(path)
-        except (OSError, ValueError) as err:
+            f = open(path, "rb")
+        except OSError as err:
             return StoreResult(path, None, meaning="not sent: %s" % err)
+        with f:
+            try:
+                if meta is None:
+                    meta, size = _read_info(f)
+                else:
+                    size = os.fstat(f.fileno()).st_size
+            except (OSError, ValueError) as err:
+                return StoreResult(path, None, meaning="not sent: %s" % err)
+            return self._store_open(path, f, meta, size, started)
+
+    def _store_open(self, path, f, meta, size, started):
         choice = self.negotiated.choose(meta.sop_class_uid, meta.transfer_syntax_uid)
         if choice is None:
             return StoreResult(path, meta.sop_instance_uid, meaning="not sent: " + self.negotiated.why_not(meta.sop_class_uid))
@@ -203,13 +219,12 @@ class StorageSCU:
         message_id = self._next_id()
         command = dimse.c_store_rq(message_id, meta.sop_class_uid, meta.sop_instance_uid)
         try:
-            with open(path, "rb") as f:
-                f.seek(meta.dataset_offset)
-                self._send_message(context_id, command)
-                if converted:
-                    sent = self._send_converted(context_id, f)
-                else:
-                    sent = self._send_file(context_id, f, size - meta.dataset_offset)
+            f.seek(meta.dataset_offset)
+            self._send_message(context_id, command, flush=False)
+            if converted:
+                sent = self._send_converted(context_id, f)
+            else:
+                sent = self._send_file(context_id, f, size - meta.dataset_offset)
         except OSError as err:
             self.abort()
             raise AssociationError("sending %s failed: %s" % (path, err))
@@ -233,14 +248,15 @@ class StorageSCU:
         limit = self.max_pdu if peer == 0 else min(peer, self.max_pdu)
         return limit - pdu.PDV_HEADER_LENGTH
 
-    def _send_message(self, context_id, command):
+    def _send_message(self, context_id, command, flush=True):
         limit = self._pdv_limit()
         for start in range(0, len(command), limit):
             piece = command[start : start + limit]
             last = start + limit >= len(command)
             control = pdu.MCH_COMMAND | (pdu.MCH_LAST if last else 0)
             self.assoc.send_data(pdu.p_data_tf_header(context_id, control, len(piece)), piece)
-        self._flush()
+        if flush:
+            self._flush()
 
     def _send_file(self, context_id, f, remaining):
         """The data set straight from the file: P-DATA-TF PDUs of one PDV
@@ -249,7 +265,7 @@ class StorageSCU:
         with one call. Memory: the batch, whatever the file's size."""
         limit = self._pdv_limit()
         slots = max(1, min(BATCH // (limit + 12), (remaining + limit - 1) // limit or 1))
-        buf = bytearray(slots * (12 + limit))
+        buf = bytearray(slots * 12 + min(slots * limit, remaining))
         view = memoryview(buf)
         total = remaining
         sent = 0
@@ -258,13 +274,14 @@ class StorageSCU:
         while True:
             parts = []
             end = 0
+            want = 0
             for _ in range(slots):
-                chunk = min(limit, remaining - sum(len(p) for p in parts))
+                chunk = min(limit, remaining - want)
                 if chunk <= 0 and parts:
                     break
                 parts.append(view[end + 12 : end + 12 + chunk])
                 end += 12 + chunk
-            want = sum(len(p) for p in parts)
+                want += chunk
             got = os.preadv(fd, parts, offset) if fd is not None else sum(f.readinto(p) for p in parts)
             if got != want:
                 raise OSError("file shrank while being sent")
@@ -278,11 +295,11 @@ class StorageSCU:
             self.assoc.send_data(view[:end])
             self._flush()
             sent += got
-            self._check_incoming()
             if self.progress:
                 self.progress(sent, total)
             if remaining == 0:
                 return sent
+            self._check_incoming()
 
     def _send_converted(self, context_id, f):
         """The data set converted to Implicit VR LE on the way out. PDVs are
@@ -348,6 +365,9 @@ class StorageSCU:
         pending = self.assoc.data_to_send()
         if self.sock is None:
             return
+        if len(pending) > 1 and sum(len(b) for b in pending) <= COALESCE:
+            # A command PDU and a small data set leave in one segment.
+            pending = [b"".join(pending)]
         try:
             for buf in pending:
                 self.sock.sendall(buf)
@@ -389,9 +409,23 @@ class StorageSCU:
                 self.log("%s timeout after %.1f s; aborting the association" % (timer, timeout))
                 self.abort()
                 raise DIMSETimeout("%s timeout: no answer within %.1f s" % (timer, timeout))
+            self._quick_ack()
             ready, _, _ = select.select([self.sock], [], [], left)
             if ready:
                 self._receive_some()
+
+    def _quick_ack(self):
+        # Many SCPs (DCMTK among them) leave Nagle's algorithm on and write a
+        # response PDU in two parts; the second waits for our ACK of the first,
+        # which Linux delays by up to 40 ms. Asking for an immediate ACK while
+        # we wait for an answer takes that stall out of every C-STORE.
+        # TCP_QUICKACK is Linux-only and not sticky, so it is set each time.
+        option = getattr(socket, "TCP_QUICKACK", None)
+        if option is not None:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+            except OSError:
+                pass
 
     def _lost(self, event):
         kind = event[0]
@@ -430,10 +464,10 @@ def store_files(paths, host, port, log=None, **options):
             infos.append((path, meta))
         except (OSError, ValueError) as err:
             yield StoreResult(path, None, meaning="not sent: %s" % err)
-    pending = list(infos)
     scu = None
-    while pending:
+    for index, (path, meta) in enumerate(infos):
         if scu is None or not scu.usable:
+            pending = infos[index:]
             scu = StorageSCU(host, port, log=log, **options)
             try:
                 scu.associate(sorted(set((m.sop_class_uid, m.transfer_syntax_uid) for _, m in pending)))
@@ -441,9 +475,8 @@ def store_files(paths, host, port, log=None, **options):
                 for path, meta in pending:
                     yield StoreResult(path, meta.sop_instance_uid, meaning="not sent: %s" % err)
                 return
-        path, meta = pending.pop(0)
         try:
-            yield scu.store(path)
+            yield scu.store(path, meta)
         except AssociationError as err:
             yield StoreResult(path, meta.sop_instance_uid, meaning="not stored: %s" % err)
     if scu is not None:

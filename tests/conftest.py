@@ -16,7 +16,7 @@ def tool(name):
     """The path of a peer's executable. DCMTK and dicom3tools come first
     from /usr/bin: pynetdicom installs Python scripts named like DCMTK's
     (storescp, ...) that would otherwise shadow them on PATH."""
-    for candidate in ("/usr/bin/" + name, shutil.which(name)):
+    for candidate in ("/usr/bin/" + name, "/usr/sbin/" + name, shutil.which(name)):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     pytest.fail("%s is not installed; run .ci/run (or the README's test command) to install the peers" % name)

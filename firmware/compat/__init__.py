@@ -68,9 +68,16 @@ def ljust(text, width, fill=" "):
     return text + fill * (width - len(text))
 
 
-def is_ascii(text):
-    """str.isascii, which MicroPython's str lacks."""
-    for ch in text:
-        if ord(ch) > 127:
-            return False
-    return True
+if hasattr("", "isascii"):
+
+    def is_ascii(text):
+        return text.isascii()
+
+else:
+
+    def is_ascii(text):
+        """str.isascii, which MicroPython's str lacks."""
+        for ch in text:
+            if ord(ch) > 127:
+                return False
+        return True

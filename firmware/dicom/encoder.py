@@ -228,7 +228,10 @@ class ObjectEncoder:
             elif tag >= tags.PixelData:
                 raise ValueError("attributes after Pixel Data are not written by the encoder")
             else:
-                encoded = encode_element(tag, vr, value, self.explicit, charset)
+                # Sequences get defined lengths (PS3.5 7.5.1 allows either),
+                # the form DCMTK writes: a PACS built on DCMTK (Orthanc among
+                # them) then keeps our data set byte for byte.
+                encoded = encode_element(tag, vr, value, self.explicit, charset, undefined_length=False)
             parts.append(encoded)
             offset += len(encoded)
         bits_allocated = PIXEL_FORMATS[self.pixel][2]
@@ -254,7 +257,10 @@ class ObjectEncoder:
     def _frames_field(self, count):
         text = str(count)
         if self.declared_frames is None:
-            text = text + " " * (_FRAMES_FIELD - len(text))
+            # A fixed-width field, patched at close. Padded with leading
+            # spaces (PS3.5 6.2 IS allows them): DCMTK drops trailing ones
+            # when it reads a value, so a PACS on DCMTK would change it.
+            text = " " * (_FRAMES_FIELD - len(text)) + text
         elif len(text) & 1:
             text += " "
         return text.encode()

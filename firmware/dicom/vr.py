@@ -171,19 +171,26 @@ def _check_text(vr, text, max_chars, multi):
         raise ValueError("%s value longer than %d characters: %r" % (vr, max_chars, text))
     if multi and "\\" in text:
         raise ValueError("%s value contains a backslash (the value delimiter)" % vr)
+    # PS3.5 6.1.3 / 6.2: control characters are not allowed, except ESC in
+    # the SCS VRs and, in the text VRs, the format effectors LF FF CR TAB.
+    # min() and "in" run in C on both Pythons: the per-character loop runs
+    # only for text that has a control character at all.
+    if text and (min(text) < " " or "\x7f" in text):
+        _check_controls(vr, text)
+    check = _CHECKS.get(vr)
+    if check is not None and text != "":
+        check(text)
+
+
+def _check_controls(vr, text):
     for ch in text:
         code = ord(ch)
-        # PS3.5 6.1.3 / 6.2: control characters are not allowed, except ESC in
-        # the SCS VRs and, in the text VRs, the format effectors LF FF CR TAB.
         if code < 0x20 or code == 0x7F:
             if vr in ("LT", "ST", "UT") and ch in "\n\f\r\t\x1b":
                 continue
             if ch == "\x1b" and _TEXT[vr][2]:
                 continue
             raise ValueError("%s value contains control character 0x%02X" % (vr, code))
-    check = _CHECKS.get(vr)
-    if check is not None and text != "":
-        check(text)
 
 
 def _all_digits(text):
