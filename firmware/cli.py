@@ -142,22 +142,82 @@ def cmd_capture(args):
 
 
 def cmd_demo(args):
-    """The whole path on embedded defaults: a clip of each IOD from the
-    simulated board into a folder, and what was written."""
-    width, height = 320, 240
-    print("modgate %s demo: simulated board %dx%d, %d frames per clip, into %s"
-          % (__version__, width, height, args.frames, args.out))
-    total = 0
-    for iod in sorted(IODS):
-        pixel = IODS[iod].pixel_formats[0]
-        for path, encoder in capture_files(
-            args.out, iod, width, height, pixel, args.frames, (30, 1),
-            {tags.PatientName: "Demo^Patient", tags.PatientID: "DEMO-0001"}, EXPLICIT_VR_LITTLE_ENDIAN,
-        ):
-            size = os.path.getsize(path)
-            total += size
-            print("  %-20s %-8s %3d frame(s) %9d bytes  %s" % (iod, pixel, encoder.frame_count, size, path))
-    print("wrote %d bytes" % total)
+    """The whole gateway path on embedded defaults, nothing to configure: the
+    host board's simulated acquisition, the spool, the Storage SCU, and a
+    local Storage SCP (tools/receiver.py) on a free loopback port; then a
+    check of every clip that arrived against the board's pattern."""
+    import shutil
+
+    import board
+    from firmware import config
+    from firmware.app import Gateway
+    from hal.acq.sim import Pattern
+    from tools.receiver import Receiver, check_clip
+
+    received_dir = os.path.join(args.out, "received")
+    spool_dir = os.path.join(args.out, "spool")
+    for folder in (received_dir, spool_dir):  # the demo's own folders, fresh each run
+        shutil.rmtree(folder, ignore_errors=True)
+    receiver = Receiver(received_dir).start()
+    cfg = config.defaults()
+    cfg.update({
+        "board": "host",
+        "acquisition.width": 320, "acquisition.height": 240, "acquisition.pixel": "rgb8",
+        "acquisition.rate": [30, 1], "acquisition.paced": False,
+        "clip.mode": "frames", "clip.frames": args.frames, "clip.count": args.clips,
+        "patient.name": "Demo^Patient", "patient.id": "DEMO-0001",
+        "pacs.host": "127.0.0.1", "pacs.port": receiver.port, "pacs.ae_title": receiver.ae_title,
+        "spool.root": spool_dir, "spool.max_bytes": 256 * 1024 * 1024, "spool.min_free_bytes": 0,
+    })
+    config.validate(cfg)
+    print("modgate %s demo: host board (simulated, 320x240 rgb8), %d clips of %d frames -> spool %s -> "
+          "Storage SCP %s on 127.0.0.1:%d -> %s" % (__version__, args.clips, args.frames, spool_dir,
+                                                     receiver.ae_title, receiver.port, received_dir))
+    gateway = Gateway(cfg, board.load("host"), log=log_line if args.verbose else None)
+    try:
+        gateway.run(until_sent=True, timeout=300)
+    finally:
+        receiver.stop()
+    pattern = Pattern("rgb8", 320, 240)
+    arrived = receiver.files()
+    good = 0
+    for clip in gateway.clips:
+        path = arrived.get(clip.sop_instance_uid)
+        problems = ["did not arrive"] if path is None else check_clip(path, clip, pattern)
+        good += not problems
+        print("  clip %d  %s  %d frames  %s" % (clip.instance_number, clip.sop_instance_uid, clip.frames,
+                                               "; ".join(problems) or "received, pixels bit-exact"))
+    print("%d clips recorded, %d received, %d verified; spool: %d waiting, %d quarantined"
+          % (len(gateway.clips), sum(c.sop_instance_uid in arrived for c in gateway.clips), good,
+             len(gateway.spool.pending()), len(gateway.spool.quarantined())))
+    return 0 if good == len(gateway.clips) == args.clips else 1
+
+
+def cmd_run(args):
+    """The gateway until stopped (SIGTERM or SIGINT): the recorder commits
+    the clip it is writing, the sender finishes the C-STORE under way."""
+    import signal
+
+    import board
+    from firmware import config
+    from firmware.app import Gateway
+
+    try:
+        cfg = config.load(args.config)
+        box = board.load(cfg["board"])
+    except ValueError as err:
+        raise UsageError(str(err))
+    gateway = Gateway(cfg, box, log=log_line)
+    signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
+    signal.signal(signal.SIGINT, lambda *_: gateway.stop())
+    # Clip mode "command": SIGUSR1 starts recording, SIGUSR2 stops it.
+    signal.signal(signal.SIGUSR1, lambda *_: gateway.start_recording())
+    signal.signal(signal.SIGUSR2, lambda *_: gateway.stop_recording())
+    log_line("running on board %s; spool %s; PACS %s@%s:%d" % (
+        box.name, gateway.storage.root, cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"]))
+    gateway.run()
+    log_line("stopped: %d clips recorded, %d stored, %d waiting, %d quarantined" % (
+        len(gateway.clips), gateway.stored, len(gateway.spool.pending()), len(gateway.spool.quarantined())))
     return 0
 
 
@@ -324,10 +384,16 @@ def build_parser():
     p.add_argument("--out", required=True, metavar="DIR", help="folder to write into")
     p.set_defaults(func=cmd_capture)
 
-    p = sub.add_parser("demo", help="run the gateway path on embedded defaults")
+    p = sub.add_parser("demo", help="run the whole gateway on embedded defaults, into a local Storage SCP")
+    p.add_argument("--clips", type=positive_int, default=3, help="clips to record (default 3)")
     p.add_argument("--frames", type=positive_int, default=10, help="frames per clip (default 10)")
-    p.add_argument("--out", default="modgate-demo", metavar="DIR", help="folder to write into (default modgate-demo)")
+    p.add_argument("--out", default="modgate-demo", metavar="DIR", help="folder for the spool and what arrives (default modgate-demo)")
+    p.add_argument("-v", "--verbose", action="store_true", help="log what the gateway does to stderr")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("run", help="run the gateway until stopped")
+    p.add_argument("--config", metavar="FILE", help="configuration (JSON); default: the embedded defaults")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("echo", help="C-ECHO: check that a DICOM peer answers (like DCMTK echoscu)")
     add_network_arguments(p)

@@ -1,0 +1,303 @@
+"""The gateway: frames from the board's acquisition device -> encoder ->
+spool -> Storage SCU, unattended.
+
+Two threads share the spool and nothing else: the recorder writes clips
+into it and the sender empties it. The spool being the file system, either
+may stop at any instant (a power cut, kill -9) and a restart carries on: the
+sender finds the queue as it was, the recorder starts a new session.
+
+Clip policy (config clip.*): a fixed frame count, a duration, or start and
+stop on command (start_recording / stop_recording, from the console or
+SIGUSR1 / SIGUSR2). One recording session is one series of one study; clips
+are its instances, numbered from 1.
+"""
+
+import random
+import threading
+import time
+
+from firmware.capture import write_frames
+from firmware.dicom import tags
+from firmware.dicom.encoder import ObjectEncoder
+from firmware.dicom.uid import generate_uid
+from firmware.scu import AssociationError, StorageSCU, Timeouts, object_info, tls_context
+from firmware.spool import Spool, SpoolFull
+from hal.acq import frame_length
+
+
+class Clip:
+    """What the recorder put into the spool: enough to check it on arrival."""
+
+    __slots__ = ("name", "sop_instance_uid", "first_sequence", "frames", "instance_number")
+
+    def __init__(self, name, sop_instance_uid, first_sequence, frames, instance_number):
+        self.name = name
+        self.sop_instance_uid = sop_instance_uid
+        self.first_sequence = first_sequence
+        self.frames = frames
+        self.instance_number = instance_number
+
+
+class Gateway:
+    def __init__(self, cfg, board, log=None):
+        self.cfg = cfg
+        self.board = board
+        self.log = log or (lambda message: None)
+        self.clock = board.open_clock()
+        self.storage = board.open_storage(cfg["spool.root"])
+        self.spool = Spool(
+            self.storage,
+            cfg["spool.max_bytes"],
+            max_failures=cfg["spool.max_failures"],
+            retain_sent=cfg["spool.retain_sent"],
+            min_free_bytes=cfg["spool.min_free_bytes"],
+            log=self.log,
+        )
+        self.clips = []  # Clip, for every clip committed in this run
+        self.stored = 0
+        self.dropped_frames = 0
+        self._last_sequence = None
+        self._stop = threading.Event()
+        self._recording = threading.Event()
+        self._queued = threading.Event()
+        self._recorder_done = threading.Event()
+        self._tls = None
+        if cfg["pacs.tls"]:
+            self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+        if cfg["clip.mode"] != "command":
+            self._recording.set()
+
+    # -- control ----------------------------------------------------------
+    def start_recording(self):
+        self._recording.set()
+
+    def stop_recording(self):
+        self._recording.clear()
+
+    def stop(self):
+        """Stop both threads: the recorder closes and commits the clip it is
+        writing (its frames so far), the sender finishes the C-STORE under
+        way and releases the association."""
+        self._stop.set()
+        self._recording.set()  # wake a recorder waiting for a start command
+        self._queued.set()
+
+    def run(self, until_sent=False, timeout=None):
+        """Run until stop(); until_sent: also return once the recorder has
+        finished its clip count and the queue is empty."""
+        threads = [threading.Thread(target=self._guard, args=(self.record,), name="recorder"),
+                   threading.Thread(target=self._guard, args=(self.send,), name="sender")]
+        for t in threads:
+            t.start()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not self._stop.is_set():
+                if until_sent and self._recorder_done.is_set() and not self.spool.pending():
+                    break
+                if deadline is not None and time.monotonic() > deadline:
+                    self.log("gateway: gave up waiting after %.0f s" % timeout)
+                    break
+                self._stop.wait(0.05)
+        finally:
+            self.stop()
+            for t in threads:
+                t.join()
+
+    def _guard(self, target):
+        try:
+            target()
+        except Exception as err:  # a thread must not die silently
+            self.log("ALARM %s stopped: %s: %s" % (threading.current_thread().name, type(err).__name__, err))
+            self._stop.set()
+            raise
+
+    # -- recorder -----------------------------------------------------------
+    def record(self):
+        cfg = self.cfg
+        acq = self.board.open_acquisition(
+            width=cfg["acquisition.width"], height=cfg["acquisition.height"], pixel=cfg["acquisition.pixel"],
+            rate=tuple(cfg["acquisition.rate"]) if cfg["acquisition.rate"] else None,
+            clock=self.clock, paced=cfg["acquisition.paced"])
+        uid_root = cfg["station.uid_root"]
+        session = {
+            tags.StudyInstanceUID: generate_uid(uid_root),
+            tags.SeriesInstanceUID: generate_uid(uid_root),
+            tags.PatientName: cfg["patient.name"],
+            tags.PatientID: cfg["patient.id"],
+            tags.PatientBirthDate: cfg["patient.birth_date"],
+            tags.PatientSex: cfg["patient.sex"],
+            tags.AccessionNumber: cfg["study.accession_number"],
+            tags.ReferringPhysicianName: cfg["study.referring_physician"],
+            tags.SeriesNumber: 1,
+        }
+        if cfg["study.description"]:
+            session[tags.StudyDescription] = cfg["study.description"]
+        if cfg["station.name"]:
+            session[tags.StationName] = cfg["station.name"]
+        count = cfg["clip.count"]
+        length = frame_length(acq.pixel, acq.width, acq.height)
+        self.log("recorder: %s %dx%d %s at %d/%d fps, %s clips of %s" % (
+            self.board.name, acq.width, acq.height, acq.pixel, acq.rate[0], acq.rate[1],
+            count or "unlimited", self._policy()))
+        acq.start()
+        try:
+            instance = 0
+            while not self._stop.is_set() and (count == 0 or instance < count):
+                self._recording.wait()
+                if self._stop.is_set():
+                    break
+                expected = self._expected_frames(acq) * length + 64 * 1024
+                try:
+                    recording = self.spool.begin(expected)
+                except SpoolFull:
+                    # Refused: keep the device drained, try again shortly.
+                    acq.read()
+                    self._stop.wait(0.2)
+                    continue
+                instance += 1
+                attributes = dict(session)
+                attributes[tags.InstanceNumber] = instance
+                encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, self.clock.wall_utc(),
+                                        attributes, frame_rate=acq.rate, uid_root=uid_root,
+                                        source_ae_title=cfg["station.ae_title"])
+                first = []
+                try:
+                    write_frames(recording, encoder, self._clip_frames(acq, first, length))
+                except BaseException:
+                    recording.abandon()
+                    raise
+                if encoder.frame_count == 0:
+                    recording.abandon()
+                    break
+                name = recording.commit()
+                self.clips.append(Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, instance))
+                self.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s" % (
+                    instance, encoder.frame_count, name, encoder.sop_instance_uid))
+                self._queued.set()
+        finally:
+            acq.stop()
+            self._recorder_done.set()
+
+    def _policy(self):
+        mode = self.cfg["clip.mode"]
+        if mode == "frames":
+            return "%d frames" % self.cfg["clip.frames"]
+        if mode == "seconds":
+            return "%s s" % self.cfg["clip.seconds"]
+        return "start/stop on command"
+
+    def _expected_frames(self, acq):
+        mode = self.cfg["clip.mode"]
+        if mode == "frames":
+            return self.cfg["clip.frames"]
+        if mode == "seconds":
+            return int(self.cfg["clip.seconds"] * acq.rate[0] / acq.rate[1]) + 1
+        return 1  # open-ended: checked frame by frame
+
+    def _clip_frames(self, acq, first, length):
+        """Frame data for one clip, until the policy, a stop command, a full
+        spool or stop() ends it. first receives the first frame's sequence."""
+        mode = self.cfg["clip.mode"]
+        limit = self.cfg["clip.frames"] if mode == "frames" else None
+        ends = None
+        if mode == "seconds":
+            ends = self.clock.monotonic_ns() + int(self.cfg["clip.seconds"] * 1e9)
+        n = 0
+        while limit is None or n < limit:
+            if self._stop.is_set() or (mode == "command" and not self._recording.is_set()):
+                return
+            if ends is not None and self.clock.monotonic_ns() >= ends and n:
+                return
+            if mode == "command" and not self.spool.room_for(length):
+                self.spool.alarm = "spool full: clip closed early, recording refused"
+                self.log("ALARM " + self.spool.alarm)
+                self._recording.clear()
+                return
+            frame = acq.read()
+            if not first:
+                first.append(frame.sequence)
+            if self._last_sequence is not None and frame.sequence > self._last_sequence + 1:
+                self.dropped_frames += frame.sequence - self._last_sequence - 1
+                self.log("recorder: %d frames dropped before frame %d" % (frame.sequence - self._last_sequence - 1, frame.sequence))
+            self._last_sequence = frame.sequence
+            n += 1
+            yield frame.data
+
+    # -- sender ---------------------------------------------------------------
+    def send(self):
+        cfg = self.cfg
+        scu = None
+        attempt = 0
+        retry_at = 0.0
+        idle_since = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                pending = self.spool.pending()
+                now = time.monotonic()
+                if not pending:
+                    if scu is not None and now - idle_since >= cfg["pacs.idle_release"]:
+                        scu.release()
+                        scu = None
+                    self._queued.wait(0.2)
+                    self._queued.clear()
+                    continue
+                if now < retry_at:
+                    self._stop.wait(min(retry_at - now, 0.2))
+                    continue
+                name = pending[0]
+                try:
+                    meta, _ = object_info(self.spool.path(name))
+                except (OSError, ValueError) as err:
+                    self._give_up(name, "unreadable: %s" % err)
+                    continue
+                try:
+                    if scu is None or not scu.usable or not scu.negotiated.choose(meta.sop_class_uid, meta.transfer_syntax_uid):
+                        if scu is not None:
+                            scu.release()
+                        scu = self._associate(pending)
+                    result = scu.store(self.spool.path(name), meta)
+                except AssociationError as err:
+                    scu = None
+                    attempt += 1
+                    delay = min(cfg["spool.backoff_max"], cfg["spool.backoff_initial"] * 2 ** min(attempt - 1, 30))
+                    delay *= 0.5 + random.random() / 2  # jitter: boxes that lost one PACS do not retry in step
+                    retry_at = time.monotonic() + delay
+                    self.log("sender: %s; %d objects waiting, retry %d in %.1f s" % (err, len(pending), attempt, delay))
+                    continue
+                attempt = 0
+                idle_since = time.monotonic()
+                if result.stored:
+                    self.spool.stored(name)
+                    self.stored += 1
+                    self.log("sender: %s stored (%s)" % (name, result))
+                else:
+                    self.log("sender: %s not stored: %s" % (name, result))
+                    self.spool.failed(name, str(result))
+        finally:
+            if scu is not None:
+                scu.release()
+
+    def _associate(self, pending):
+        """A new association proposing what the next objects in the queue
+        need (a bounded look-ahead: the first 16)."""
+        cfg = self.cfg
+        wanted = set()
+        for name in pending[:16]:
+            try:
+                meta, _ = object_info(self.spool.path(name))
+            except (OSError, ValueError):
+                continue
+            wanted.add((meta.sop_class_uid, meta.transfer_syntax_uid))
+        scu = StorageSCU(
+            cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
+            calling_ae_title=cfg["station.ae_title"], max_pdu=cfg["pacs.max_pdu"],
+            timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
+                              cfg["pacs.network_timeout"]),
+            tls_context=self._tls, log=self.log)
+        scu.associate(sorted(wanted))
+        return scu
+
+    def _give_up(self, name, why):
+        """An object that can never be sent goes to quarantine at once."""
+        while name is not None:
+            name = self.spool.failed(name, why)

@@ -1,0 +1,194 @@
+"""The gateway's configuration: a JSON file, validated whole at start-up.
+
+Every key has a default, a check and a one-line meaning (SCHEMA). A file
+names only what differs from the defaults; an unknown key or a bad value
+stops start-up with the key and the reason (ConfigError), never a guess.
+Keys are dotted paths ("pacs.port"); the file nests them as objects.
+"""
+
+import json
+
+
+class ConfigError(ValueError):
+    def __init__(self, key, reason):
+        ValueError.__init__(self, "config key %r: %s" % (key, reason))
+        self.key = key
+        self.reason = reason
+
+
+def _int(lo, hi):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, int):
+            return "must be a whole number"
+        if not lo <= v <= hi:
+            return "must be %d to %d, got %d" % (lo, hi, v)
+    return check
+
+
+def _num(lo, hi):
+    def check(v):
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            return "must be a number"
+        if not lo <= v <= hi:
+            return "must be %s to %s, got %s" % (lo, hi, v)
+    return check
+
+
+def _one_of(*choices):
+    def check(v):
+        if v not in choices:
+            return "must be one of %s, got %r" % (", ".join(repr(c) for c in choices if c is not None), v)
+    return check
+
+
+def _text(max_chars, empty=True):
+    def check(v):
+        if not isinstance(v, str):
+            return "must be text"
+        if len(v) > max_chars:
+            return "must be at most %d characters" % max_chars
+        if not empty and not v.strip():
+            return "must not be empty"
+        for ch in v:
+            if ord(ch) < 0x20 or ch == "\\":
+                return "must not contain control characters or backslashes"
+    return check
+
+
+def _ae_title(v):
+    problem = _text(16, empty=False)(v)
+    if problem:
+        return problem
+    for ch in v:
+        if ord(ch) > 126:
+            return "must be ASCII"
+
+
+def _optional_path(v):
+    if v is not None and not (isinstance(v, str) and v):
+        return "must be a file path or null"
+
+
+def _rate(v):
+    if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)):
+        return "must be [numerator, denominator] of positive whole numbers, e.g. [30, 1]"
+
+
+def _bool(v):
+    if not isinstance(v, bool):
+        return "must be true or false"
+
+
+IODS = ("mf-true-color-sc", "mf-grayscale-byte-sc", "mf-grayscale-word-sc", "video-endoscopic", "video-photographic", "vl-endoscopic")
+
+# key: (default, check, meaning)
+SCHEMA = {
+    "board": ("host", _one_of("host", "qemu_virt", "imx8mp_gateway"), "the board file: which drivers and limits"),
+    "acquisition.width": (None, _int(16, 8192), "frame width; null: the board's default"),
+    "acquisition.height": (None, _int(16, 8192), "frame height; null: the board's default"),
+    "acquisition.pixel": (None, _one_of(None, "rgb8", "mono8", "mono16", "ycbcr422"), "pixel format; null: the board's default"),
+    "acquisition.rate": (None, _rate, "frames per second [num, den]; null: the board's default"),
+    "acquisition.paced": (True, _bool, "simulated board: deliver frames at the rate (false: as fast as possible)"),
+    "clip.mode": ("frames", _one_of("frames", "seconds", "command"), "what ends a clip: a frame count, a duration, or a stop command"),
+    "clip.frames": (30, _int(1, 100000), "frames per clip (mode frames)"),
+    "clip.seconds": (10, _num(0.1, 3600), "seconds per clip (mode seconds)"),
+    "clip.count": (0, _int(0, 10 ** 9), "clips to record, then stop recording; 0: until stopped"),
+    "clip.iod": ("video-endoscopic", _one_of(*IODS), "the IOD each clip is encoded as"),
+    "patient.name": ("", _text(64), "Patient's Name (PN: Family^Given)"),
+    "patient.id": ("", _text(64), "Patient ID"),
+    "patient.birth_date": ("", _text(8), "Patient's Birth Date, YYYYMMDD"),
+    "patient.sex": ("", _one_of("", "M", "F", "O"), "Patient's Sex"),
+    "study.accession_number": ("", _text(16), "Accession Number"),
+    "study.description": ("", _text(64), "Study Description"),
+    "study.referring_physician": ("", _text(64), "Referring Physician's Name"),
+    "station.ae_title": ("MODGATE", _ae_title, "our AE title (calling AE)"),
+    "station.name": ("", _text(16), "Station Name"),
+    "station.uid_root": (None, _text(40), "UID root; null: 2.25 UUID-derived UIDs"),
+    "pacs.host": ("127.0.0.1", _text(255, empty=False), "the Storage SCP's host name or address"),
+    "pacs.port": (104, _int(1, 65535), "the Storage SCP's TCP port"),
+    "pacs.ae_title": ("ANY-SCP", _ae_title, "the Storage SCP's AE title (called AE)"),
+    "pacs.max_pdu": (65536, _int(4096, 4 * 1024 * 1024), "largest PDU we receive and send"),
+    "pacs.tls": (False, _bool, "DICOM TLS (PS3.15)"),
+    "pacs.ca": (None, _optional_path, "CA certificates for the SCP's certificate"),
+    "pacs.cert": (None, _optional_path, "our certificate for client authentication"),
+    "pacs.key": (None, _optional_path, "our private key"),
+    "pacs.connect_timeout": (10.0, _num(0.1, 600), "seconds"),
+    "pacs.acse_timeout": (30.0, _num(0.1, 600), "seconds"),
+    "pacs.dimse_timeout": (60.0, _num(0.1, 3600), "seconds"),
+    "pacs.network_timeout": (60.0, _num(0.1, 3600), "seconds"),
+    "pacs.idle_release": (5.0, _num(0, 3600), "release the association after this many idle seconds"),
+    "spool.root": (None, _text(4096, empty=False), "spool folder; null: the board's default"),
+    "spool.max_bytes": (2 * 1024 ** 3, _int(1024 * 1024, 2 ** 50), "bound on queued + quarantined + in-progress bytes"),
+    "spool.min_free_bytes": (64 * 1024 * 1024, _int(0, 2 ** 50), "free space the file system must keep"),
+    "spool.max_failures": (5, _int(1, 1000), "failure statuses before an object is quarantined"),
+    "spool.retain_sent": (0, _int(0, 10 ** 6), "sent objects to keep (0: delete once stored)"),
+    "spool.backoff_initial": (1.0, _num(0.01, 3600), "first retry delay, seconds"),
+    "spool.backoff_max": (60.0, _num(0.01, 86400), "longest retry delay, seconds"),
+}
+
+
+def defaults():
+    return dict((key, spec[0]) for key, spec in SCHEMA.items())
+
+
+def check(key, value):
+    """Raise ConfigError unless value is good for key."""
+    if key not in SCHEMA:
+        raise ConfigError(key, "unknown key")
+    default, checker, _ = SCHEMA[key]
+    if value is None and default is None:
+        return
+    problem = checker(value)
+    if problem:
+        raise ConfigError(key, problem)
+
+
+def flatten(tree, prefix=""):
+    flat = {}
+    if not isinstance(tree, dict):
+        raise ConfigError(prefix.rstrip(".") or "(top)", "must be an object")
+    for name, value in tree.items():
+        key = prefix + name
+        if isinstance(value, dict):
+            if key in SCHEMA:
+                raise ConfigError(key, "must be a value, not an object")
+            flat.update(flatten(value, key + "."))
+        else:
+            flat[key] = value
+    return flat
+
+
+def load(path=None, text=None):
+    """The full configuration (defaults overlaid with the file), as a flat
+    dict of dotted keys. Raises ConfigError."""
+    values = defaults()
+    if path is not None:
+        try:
+            with open(path) as f:
+                text = f.read()
+        except OSError as err:
+            raise ConfigError("(file)", "cannot read %s: %s" % (path, err))
+    if text:
+        try:
+            tree = json.loads(text)
+        except ValueError as err:
+            raise ConfigError("(file)", "not valid JSON: %s" % err)
+        for key, value in flatten(tree).items():
+            check(key, value)
+            values[key] = value
+    validate(values)
+    return values
+
+
+def validate(values):
+    """Checks that concern more than one key."""
+    if values["pacs.tls"] and not values["pacs.ca"]:
+        raise ConfigError("pacs.ca", "pacs.tls needs a CA file to verify the SCP with")
+    if bool(values["pacs.cert"]) != bool(values["pacs.key"]):
+        raise ConfigError("pacs.key", "pacs.cert and pacs.key go together")
+    if values["spool.backoff_max"] < values["spool.backoff_initial"]:
+        raise ConfigError("spool.backoff_max", "must not be less than spool.backoff_initial")
+    if values["clip.iod"] == "vl-endoscopic" and values["clip.mode"] != "frames":
+        raise ConfigError("clip.mode", "vl-endoscopic is single-frame: clip.mode must be frames")
+    if values["clip.iod"] == "vl-endoscopic" and values["clip.frames"] != 1:
+        raise ConfigError("clip.frames", "vl-endoscopic is single-frame: clip.frames must be 1")

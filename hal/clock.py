@@ -1,0 +1,52 @@
+"""Clocks: monotonic (for intervals), wall (UTC, for DICOM dates and times)
+and, where the board has one, a PTP hardware clock (PHC) for media time.
+
+    clock.monotonic_ns()   nanoseconds, never goes back
+    clock.sleep_ns(n)
+    clock.wall_utc()       (year, month, day, hour, minute, second, microsecond)
+    clock.phc_ns()         the PHC's time in ns (TAI as ptp4l keeps it), or None
+"""
+
+import os
+import time
+
+# Linux dynamic POSIX clocks (clock_gettime(2), "Dynamic clocks"): a PHC
+# device's clock id is made from its open file descriptor.
+_CLOCKFD = 3
+
+
+def _fd_to_clockid(fd):
+    return ((~fd) << 3) | _CLOCKFD
+
+
+class SystemClock:
+    """The host's clocks; phc: a PTP hardware clock device such as
+    /dev/ptp0, or None."""
+
+    def __init__(self, phc=None):
+        self.phc = phc
+        self._phc_fd = None
+
+    def monotonic_ns(self):
+        return time.monotonic_ns()
+
+    def sleep_ns(self, n):
+        if n > 0:
+            time.sleep(n / 1e9)
+
+    def wall_utc(self):
+        ns = time.time_ns()
+        t = time.gmtime(ns // 1000000000)
+        return (t[0], t[1], t[2], t[3], t[4], t[5], (ns // 1000) % 1000000)
+
+    def phc_ns(self):
+        if self.phc is None:
+            return None
+        if self._phc_fd is None:
+            self._phc_fd = os.open(self.phc, os.O_RDONLY)
+        return time.clock_gettime_ns(_fd_to_clockid(self._phc_fd))
+
+    def close(self):
+        if self._phc_fd is not None:
+            os.close(self._phc_fd)
+            self._phc_fd = None

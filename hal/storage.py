@@ -1,0 +1,74 @@
+"""Storage: the file system the spool lives on.
+
+    storage.open_new(path)      a new file for writing (fails if it exists)
+    storage.open_read(path)
+    storage.sync(f)             flush and fsync one open file
+    storage.rename(src, dst)    atomic; both directories fsynced afterwards
+    storage.remove(path)        and the directory fsynced
+    storage.listdir(path)       names, sorted
+    storage.size(path)
+    storage.free_bytes()        what the file system still has for us
+    storage.makedirs(path)
+
+Paths are relative to the storage root. The POSIX driver's durability rests
+on fsync(2) of the file before the rename and of the directory after it
+(rename(2) is atomic; the directory entry is durable only once its
+directory is fsynced)."""
+
+import os
+
+
+class PosixStorage:
+    def __init__(self, root):
+        self.root = root
+        os.makedirs(root, exist_ok=True)
+
+    def path(self, name):
+        return os.path.join(self.root, name)
+
+    def makedirs(self, name):
+        os.makedirs(self.path(name), exist_ok=True)
+        self._sync_dir(os.path.dirname(self.path(name)) or self.root)
+
+    def open_new(self, name):
+        return open(self.path(name), "xb")
+
+    def open_read(self, name):
+        return open(self.path(name), "rb")
+
+    def sync(self, f):
+        f.flush()
+        os.fsync(f.fileno())
+
+    def rename(self, src, dst):
+        os.rename(self.path(src), self.path(dst))
+        self._sync_dir(os.path.dirname(self.path(dst)))
+        if os.path.dirname(src) != os.path.dirname(dst):
+            self._sync_dir(os.path.dirname(self.path(src)))
+
+    def remove(self, name):
+        os.remove(self.path(name))
+        self._sync_dir(os.path.dirname(self.path(name)))
+
+    def listdir(self, name):
+        try:
+            return sorted(os.listdir(self.path(name)))
+        except FileNotFoundError:
+            return []
+
+    def size(self, name):
+        return os.stat(self.path(name)).st_size
+
+    def exists(self, name):
+        return os.path.exists(self.path(name))
+
+    def free_bytes(self):
+        st = os.statvfs(self.root)
+        return st.f_bavail * st.f_frsize
+
+    def _sync_dir(self, path):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

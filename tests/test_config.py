@@ -1,0 +1,68 @@
+"""The config file: validated whole, an unknown key or bad value names itself."""
+
+import json
+
+import pytest
+
+from firmware import config
+from firmware.config import ConfigError
+from tests.conftest import modgate
+
+
+def load(tree):
+    return config.load(text=json.dumps(tree))
+
+
+def test_defaults_are_valid():
+    values = config.load()
+    assert values == config.defaults()
+    for key, value in values.items():
+        config.check(key, value)
+    config.validate(values)
+
+
+def test_nested_file_overrides():
+    values = load({"pacs": {"host": "pacs.example", "port": 11112}, "clip": {"frames": 5}})
+    assert values["pacs.host"] == "pacs.example" and values["pacs.port"] == 11112
+    assert values["clip.frames"] == 5 and values["clip.mode"] == "frames"
+
+
+@pytest.mark.parametrize("tree, key, words", [
+    ({"pacs": {"hots": "x"}}, "pacs.hots", "unknown key"),
+    ({"pacs": {"port": 70000}}, "pacs.port", "1 to 65535"),
+    ({"pacs": {"port": "104"}}, "pacs.port", "whole number"),
+    ({"pacs": {"port": True}}, "pacs.port", "whole number"),
+    ({"pacs": {"ae_title": "A" * 17}}, "pacs.ae_title", "16 characters"),
+    ({"pacs": {"ae_title": "  "}}, "pacs.ae_title", "empty"),
+    ({"clip": {"mode": "forever"}}, "clip.mode", "one of"),
+    ({"clip": {"iod": "ct"}}, "clip.iod", "one of"),
+    ({"acquisition": {"rate": [30]}}, "acquisition.rate", "numerator"),
+    ({"patient": {"name": "a\\b"}}, "patient.name", "backslash"),
+    ({"pacs": 5}, "pacs", "unknown key"),
+    ({"pacs": {"port": {"x": 1}}}, "pacs.port", "not an object"),
+    ({"pacs": {"tls": True}}, "pacs.ca", "CA file"),
+    ({"pacs": {"cert": "c.pem"}}, "pacs.key", "go together"),
+    ({"spool": {"backoff_initial": 10, "backoff_max": 1}}, "spool.backoff_max", "backoff_initial"),
+    ({"clip": {"iod": "vl-endoscopic", "frames": 5}}, "clip.frames", "single-frame"),
+    ([1, 2], "(top)", "object"),
+])
+def test_bad_values_name_the_key(tree, key, words):
+    with pytest.raises(ConfigError) as caught:
+        load(tree)
+    assert caught.value.key == key
+    assert words in str(caught.value)
+
+
+def test_not_json():
+    with pytest.raises(ConfigError) as caught:
+        config.load(text="{pacs: 1}")
+    assert "not valid JSON" in str(caught.value)
+
+
+def test_run_refuses_a_bad_config_with_the_key(tmp_path):
+    path = tmp_path / "modgate.json"
+    path.write_text(json.dumps({"spool": {"max_bytes": 10}}))
+    result = modgate("run", "--config", str(path), timeout=60)
+    assert result.returncode == 2
+    assert "spool.max_bytes" in result.stderr and "must be" in result.stderr
+    assert "Traceback" not in result.stderr
