@@ -77,9 +77,10 @@ class Storescp:
     """DCMTK's storescp on a loopback port, stopped at the end. Note that
     wait_for_port makes one empty connection, which storescp just logs."""
 
-    def __init__(self, out_dir, *options):
+    def __init__(self, out_dir, *options, port=None):
         self.out_dir = str(out_dir)
-        self.port = free_port()
+        os.makedirs(self.out_dir, exist_ok=True)
+        self.port = port or free_port()
         self.proc = subprocess.Popen(
             [tool("storescp"), "-od", self.out_dir, *options, str(self.port)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
