@@ -1,6 +1,103 @@
 """Board support: which drivers a given box uses and with what limits.
 
 A board file is data and wiring, not logic (Zephyr's boards/ and
-CircuitPython's board module are the model). For now modgate knows the
-development host with its simulated acquisition board (hal.acq.sim).
+CircuitPython's board module are the model): each board module holds one
+dict, BOARD, and load() wraps it in a Board whose open_* methods build the
+drivers it names.
+
+    BOARD = {
+        "name": "host",
+        "description": "one line",
+        "memory_budget_mib": 64,   # what modgate itself may use; the rest
+                                   # of the RAM is the OS's
+        "acquisition": {"driver": "sim" | "v4l2", "width", "height",
+                        "pixel", "rate": (num, den), ... v4l2: "device"},
+        "nic": {"driver": "loopback" | "linux", "name": "eth0"},
+        "console": {"driver": "stdio" | "tty", "device", "baudrate"},
+        "storage": {"root": "/var/spool/modgate"},
+        "clock": {"phc": None | "/dev/ptp0"},
+    }
+
+Drivers are imported when first opened, so loading a board never needs a
+driver (or a device) the caller does not use.
 """
+
+NAMES = ("host", "qemu_virt", "imx8mp_gateway")
+
+
+class Board:
+    def __init__(self, name, data):
+        self.name = name
+        self.data = data
+        self.memory_budget_mib = data["memory_budget_mib"]
+
+    def open_acquisition(self, width=None, height=None, pixel=None, rate=None, clock=None, paced=True):
+        """The acquisition board, with the board's defaults overridden by
+        any argument given (from the configuration). paced only applies to
+        the simulated board; real hardware keeps its own time."""
+        acq = self.data["acquisition"]
+        width = acq["width"] if width is None else width
+        height = acq["height"] if height is None else height
+        pixel = acq["pixel"] if pixel is None else pixel
+        rate = acq["rate"] if rate is None else rate
+        driver = acq["driver"]
+        if driver == "sim":
+            from hal.acq.sim import SimBoard
+
+            if clock is None and paced:
+                clock = self.open_clock()
+            return SimBoard(width, height, pixel, rate, clock=clock, paced=paced)
+        if driver == "v4l2":
+            from hal.acq.v4l2 import V4L2Board
+
+            extra = {}
+            for key in ("buffers", "timeout_s"):
+                if key in acq:
+                    extra[key] = acq[key]
+            return V4L2Board(acq["device"], width, height, pixel, rate,
+                             clock=clock or self.open_clock(), **extra)
+        raise ValueError("board %s: unknown acquisition driver %r" % (self.name, driver))
+
+    def open_nic(self):
+        nic = self.data["nic"]
+        if nic["driver"] == "loopback":
+            from hal.nic import LoopbackNIC
+
+            return LoopbackNIC()
+        if nic["driver"] == "linux":
+            from hal.nic import LinuxNIC
+
+            return LinuxNIC(nic["name"])
+        raise ValueError("board %s: unknown nic driver %r" % (self.name, nic["driver"]))
+
+    def open_console(self, timeout_s=1.0):
+        console = self.data["console"]
+        if console["driver"] == "stdio":
+            from hal.uart import StdioUART
+
+            return StdioUART(timeout_s)
+        if console["driver"] == "tty":
+            from hal.uart import TtyUART
+
+            return TtyUART(console["device"], console.get("baudrate", 115200), timeout_s)
+        raise ValueError("board %s: unknown console driver %r" % (self.name, console["driver"]))
+
+    def open_storage(self, root=None):
+        from hal.storage import PosixStorage
+
+        return PosixStorage(self.data["storage"]["root"] if root is None else root)
+
+    def open_clock(self):
+        from hal.clock import SystemClock
+
+        return SystemClock(self.data["clock"]["phc"])
+
+    def __repr__(self):
+        return "<Board %s>" % self.name
+
+
+def load(name):
+    if name not in NAMES:
+        raise ValueError("unknown board %r; the boards are: %s" % (name, ", ".join(NAMES)))
+    module = __import__("board." + name, None, None, ("BOARD",))
+    return Board(name, module.BOARD)
