@@ -10,8 +10,9 @@ drivers it names.
         "description": "one line",
         "memory_budget_mib": 64,   # what modgate itself may use; the rest
                                    # of the RAM is the OS's
-        "acquisition": {"driver": "sim" | "v4l2", "width", "height",
-                        "pixel", "rate": (num, den), ... v4l2: "device"},
+        "acquisition": {"driver": "sim" | "v4l2" | "replay", "width",
+                        "height", "pixel", "rate": (num, den), ...
+                        v4l2: "device"; replay: "path", "loop"},
         "nic": {"driver": "loopback" | "linux", "name": "eth0"},
         "console": {"driver": "stdio" | "tty", "device", "baudrate"},
         "storage": {"root": "/var/spool/modgate"},
@@ -56,6 +57,13 @@ class Board:
                     extra[key] = acq[key]
             return V4L2Board(acq["device"], width, height, pixel, rate,
                              clock=clock or self.open_clock(), **extra)
+        if driver == "replay":
+            from hal.acq.replay import ReplayBoard
+
+            if clock is None and paced:
+                clock = self.open_clock()
+            return ReplayBoard(acq["path"], width, height, pixel, rate, loop=acq.get("loop", False),
+                               clock=clock, paced=paced)
         raise ValueError("board %s: unknown acquisition driver %r" % (self.name, driver))
 
     def open_nic(self):

@@ -30,3 +30,15 @@ BYTES_PER_PIXEL = {"rgb8": 3, "mono8": 1, "mono16": 2, "ycbcr422": 2}
 
 def frame_length(pixel, width, height):
     return BYTES_PER_PIXEL[pixel] * width * height
+
+
+def paced_stamp(k, t0, rate, clock, paced):
+    """The capture time of frame k of a source that starts at t0 (ns) and
+    runs at rate; with paced, first wait until then on the clock. Without a
+    clock the nominal time is the stamp."""
+    due = t0 + k * 1000000000 * rate[1] // rate[0]
+    if paced:
+        wait = due - clock.monotonic_ns()
+        if wait > 0:
+            clock.sleep_ns(wait)
+    return clock.monotonic_ns() if clock else due

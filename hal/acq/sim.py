@@ -17,7 +17,7 @@ per pixel: every row is a slice of a ramp or one of at most 256 distinct
 interleaved rows per frame.
 """
 
-from hal.acq import BYTES_PER_PIXEL, Frame
+from hal.acq import BYTES_PER_PIXEL, Frame, paced_stamp
 
 _INV3 = 2731  # 3 * 2731 = 8193 = 1 (mod 4096)
 
@@ -140,12 +140,7 @@ class SimBoard:
         if not self._running:
             raise OSError("acquisition not started")
         k = self._k
-        due = self._t0 + k * 1000000000 * self.rate[1] // self.rate[0]
-        if self._paced:
-            wait = due - self._clock.monotonic_ns()
-            if wait > 0:
-                self._clock.sleep_ns(wait)
-        stamp = self._clock.monotonic_ns() if self._clock else due
+        stamp = paced_stamp(k, self._t0, self.rate, self._clock, self._paced)
         self._k = k + 1
         return Frame(self._pattern.frame(k), k, stamp)
 

@@ -1,0 +1,423 @@
+"""V4L2 capture (Linux frame grabbers, UVC cameras, the kernel's vivid) with
+the standard library only: ioctl, mmap, select.
+
+The kernel ABI is in include/uapi/linux/videodev2.h; the V4L2 API pages cited
+below are Documentation/userspace-api/media/v4l/*.rst in the kernel tree.
+Structs are written out for 64-bit Linux (x86_64 and arm64 lay them out
+alike); tests/test_v4l2.py compiles a C program against the installed header
+and checks every size, offset and number here against it.
+
+Streaming I/O with memory mapping (mmap.rst): a ring of driver buffers, each
+mapped once; read() takes the next filled buffer, copies the frame out and
+hands the buffer straight back, so the driver always has buffers to fill.
+"""
+
+import errno
+import fcntl
+import mmap
+import os
+import select
+import struct
+import time
+
+from hal.acq import BYTES_PER_PIXEL, Frame, frame_length
+
+# -- ioctl numbers ------------------------------------------------------------
+# include/uapi/asm-generic/ioctl.h (used by x86_64 and arm64): bits 0-7 the
+# number, 8-15 the type letter, 16-29 the argument size, 30-31 the direction.
+IOC_WRITE = 1
+IOC_READ = 2
+
+
+def ioc(direction, letter, nr, size):
+    """_IOC(dir, type, nr, size)."""
+    return direction << 30 | size << 16 | ord(letter) << 8 | nr
+
+
+# -- struct layouts -------------------------------------------------------------
+# (C struct name, struct format, C member of each item). '=' is native byte
+# order with standard sizes and no automatic alignment: every hole the C
+# compiler leaves on LP64, and every member not used here, is an explicit 'x'.
+# A union's members all start at the union's start, so m.offset is read where
+# the 8-byte m union begins whatever the byte order.
+
+# vidioc-querycap.rst
+CAPABILITY = (
+    "v4l2_capability",
+    "=16s32s32sIII12x",
+    ("driver", "card", "bus_info", "version", "capabilities", "device_caps"),
+)
+# vidioc-g-fmt.rst, pixfmt-v4l2.rst: the fmt union holds struct v4l2_window,
+# which has pointers, so it is 8-byte aligned: 4 bytes of hole after type,
+# then 200 bytes of union, 208 in all. Only the first members of
+# v4l2_pix_format are used.
+FORMAT = (
+    "v4l2_format",
+    "=I4x6I176x",
+    (
+        "type",
+        "fmt.pix.width",
+        "fmt.pix.height",
+        "fmt.pix.pixelformat",
+        "fmt.pix.field",
+        "fmt.pix.bytesperline",
+        "fmt.pix.sizeimage",
+    ),
+)
+# vidioc-reqbufs.rst
+REQUESTBUFFERS = ("v4l2_requestbuffers", "=3I8x", ("count", "type", "memory"))
+# buffer.rst: index, type, bytesused, flags; field, a hole, struct timeval
+# (16 bytes) and struct v4l2_timecode (16 bytes) unused; sequence, memory; the
+# m union (8 bytes: it can hold a pointer); length; reserved2, request_fd and
+# the tail hole unused. 88 bytes.
+BUFFER = (
+    "v4l2_buffer",
+    "=4I40x3I4xI12x",
+    ("index", "type", "bytesused", "flags", "sequence", "memory", "m.offset", "length"),
+)
+# vidioc-g-parm.rst: the parm union has no pointers, so it follows type at
+# offset 4; 204 bytes.
+STREAMPARM = (
+    "v4l2_streamparm",
+    "=II4xII184x",
+    (
+        "type",
+        "parm.capture.capability",
+        "parm.capture.timeperframe.numerator",
+        "parm.capture.timeperframe.denominator",
+    ),
+)
+
+
+def pack(layout, values):
+    """The struct's bytes (writable, for ioctl to fill in), from a dict of
+    member -> value; integer members not given are zero."""
+    data = bytearray(sizeof(layout))
+    struct.pack_into(layout[1], data, 0, *[values.get(name, 0) for name in layout[2]])
+    return data
+
+
+def unpack(layout, data):
+    """A dict of member -> value from the struct's bytes."""
+    return dict(zip(layout[2], struct.unpack(layout[1], data)))
+
+
+def sizeof(layout):
+    return struct.calcsize(layout[1])
+
+
+# videodev2.h: the ioctls used here, with the struct each one passes.
+VIDIOC_QUERYCAP = ioc(IOC_READ, "V", 0, sizeof(CAPABILITY))
+VIDIOC_G_FMT = ioc(IOC_READ | IOC_WRITE, "V", 4, sizeof(FORMAT))
+VIDIOC_S_FMT = ioc(IOC_READ | IOC_WRITE, "V", 5, sizeof(FORMAT))
+VIDIOC_REQBUFS = ioc(IOC_READ | IOC_WRITE, "V", 8, sizeof(REQUESTBUFFERS))
+VIDIOC_QUERYBUF = ioc(IOC_READ | IOC_WRITE, "V", 9, sizeof(BUFFER))
+VIDIOC_QBUF = ioc(IOC_READ | IOC_WRITE, "V", 15, sizeof(BUFFER))
+VIDIOC_DQBUF = ioc(IOC_READ | IOC_WRITE, "V", 17, sizeof(BUFFER))
+VIDIOC_STREAMON = ioc(IOC_WRITE, "V", 18, 4)  # argument: int, the buffer type
+VIDIOC_STREAMOFF = ioc(IOC_WRITE, "V", 19, 4)
+VIDIOC_G_PARM = ioc(IOC_READ | IOC_WRITE, "V", 21, sizeof(STREAMPARM))
+VIDIOC_S_PARM = ioc(IOC_READ | IOC_WRITE, "V", 22, sizeof(STREAMPARM))
+
+# -- constants (videodev2.h) ----------------------------------------------------
+V4L2_CAP_VIDEO_CAPTURE = 0x00000001
+V4L2_CAP_STREAMING = 0x04000000
+V4L2_CAP_DEVICE_CAPS = 0x80000000
+V4L2_CAP_TIMEPERFRAME = 0x1000  # v4l2_captureparm.capability
+V4L2_BUF_TYPE_VIDEO_CAPTURE = 1
+V4L2_MEMORY_MMAP = 1
+V4L2_BUF_FLAG_ERROR = 0x00000040
+# field-order.rst: the field orders in which one buffer holds a whole frame
+# (progressive, or both fields woven line by line).
+V4L2_FIELD_NONE = 1
+V4L2_FIELD_INTERLACED = 4
+V4L2_FIELD_INTERLACED_TB = 8
+V4L2_FIELD_INTERLACED_BT = 9
+WHOLE_FRAME_FIELDS = (V4L2_FIELD_NONE, V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_INTERLACED_BT)
+
+
+def fourcc(code):
+    """v4l2_fourcc(a, b, c, d): the four characters, first in the low byte."""
+    return struct.unpack("<I", code.encode("ascii"))[0]
+
+
+def fourcc_name(value):
+    return struct.pack("<I", value).decode("ascii", "replace")
+
+
+# pixfmt-packed-yuv.rst, pixfmt-rgb.rst, pixfmt-yuv-luma.rst
+V4L2_PIX_FMT_UYVY = fourcc("UYVY")  # Cb Y0 Cr Y1: modgate's ycbcr422 order
+V4L2_PIX_FMT_YUYV = fourcc("YUYV")  # Y0 Cb Y1 Cr: what most UVC cameras give
+V4L2_PIX_FMT_RGB24 = fourcc("RGB3")  # R G B
+V4L2_PIX_FMT_GREY = fourcc("GREY")
+
+PIXEL_FORMATS = {"ycbcr422": V4L2_PIX_FMT_UYVY, "rgb8": V4L2_PIX_FMT_RGB24, "mono8": V4L2_PIX_FMT_GREY}
+
+
+def yuyv_to_uyvy(data):
+    """YUYV to UYVY: swap the two bytes of every pair (Y0 Cb -> Cb Y0,
+    Y1 Cr -> Cr Y1)."""
+    out = bytearray(len(data))
+    out[0::2] = data[1::2]
+    out[1::2] = data[0::2]
+    return bytes(out)
+
+
+class Ring:
+    """Buffer bookkeeping, no device needed: which buffer indexes the driver
+    holds (queued) and the driver's frame sequence numbers (buffer.rst:
+    sequence counts frames, gaps mean frames the driver dropped)."""
+
+    def __init__(self, count, length):
+        self.count = count
+        self.length = length  # the bytes of one good frame
+        self.queued = set()
+        self.expected = None  # the next sequence number, once one is seen
+
+    def queue(self, index):
+        if not 0 <= index < self.count or index in self.queued:
+            raise ValueError("buffer %d cannot be queued (queued: %s)" % (index, sorted(self.queued)))
+        self.queued.add(index)
+
+    def dequeue(self, index, sequence, flags, bytesused):
+        """(frames dropped before this one, whether this frame is good)."""
+        if index not in self.queued:
+            raise OSError("driver returned buffer %d, which was not queued" % index)
+        self.queued.remove(index)
+        gap = 0
+        if self.expected is not None:
+            # sequence is a __u32: count forward modulo 2**32; a step back
+            # (half the range or more) resynchronises without counting.
+            gap = (sequence - self.expected) & 0xFFFFFFFF
+            if gap >= 0x80000000:
+                gap = 0
+        self.expected = (sequence + 1) & 0xFFFFFFFF
+        # A short buffer holds no whole frame; a longer one is a driver that
+        # rounds sizeimage up (pixfmt-v4l2.rst), the frame is its start.
+        good = not flags & V4L2_BUF_FLAG_ERROR and bytesused >= self.length
+        return gap, good
+
+
+class V4L2Board:
+    """A V4L2 video capture device as an acquisition board (hal.acq).
+
+    start() opens the device and negotiates; a size, pixel format or rate the
+    driver will not give is a ValueError naming what was asked and given.
+    'ycbcr422' is UYVY; a driver that offers YUYV instead is accepted and its
+    frames are reordered to UYVY. on_event, if given, is called with
+    ("dropped", n), ("bad_frame", sequence) and ("signal_lost", device).
+    """
+
+    def __init__(
+        self,
+        device="/dev/video0",
+        width=640,
+        height=480,
+        pixel="ycbcr422",
+        rate=(30, 1),
+        buffers=4,
+        clock=None,
+        timeout_s=2.0,
+        on_event=None,
+    ):
+        if pixel not in PIXEL_FORMATS:
+            raise ValueError("V4L2 capture gives %s, not %r" % (", ".join(sorted(PIXEL_FORMATS)), pixel))
+        self.device = device
+        self.width = width
+        self.height = height
+        self.pixel = pixel
+        self.rate = rate
+        self.buffers = buffers
+        self.timeout_s = timeout_s
+        self.on_event = on_event
+        self.dropped = 0
+        self.bad = 0
+        self._clock = clock
+        self._length = frame_length(pixel, width, height)
+        self._fd = None
+        self._maps = []
+        self._ring = None
+        self._streaming = False
+        self._swap = False
+
+    def start(self):
+        if self._fd is not None:
+            raise OSError("%s: already started" % self.device)
+        if struct.calcsize("P") != 8:
+            raise OSError("the V4L2 struct layouts here are those of 64-bit Linux")
+        # func-open.rst: O_NONBLOCK makes DQBUF return EAGAIN instead of
+        # blocking; read() waits in select() with a timeout instead.
+        self._fd = os.open(self.device, os.O_RDWR | os.O_NONBLOCK)
+        try:
+            self._check_capabilities()
+            self._set_format()
+            self._set_rate()
+            self._map_buffers()
+            for index in range(self._ring.count):
+                self._queue(index)
+            # vidioc-streamon.rst
+            self._ioctl(VIDIOC_STREAMON, struct.pack("=I", V4L2_BUF_TYPE_VIDEO_CAPTURE))
+            self._streaming = True
+        except BaseException:
+            self.stop()
+            raise
+
+    def read(self):
+        if not self._streaming:
+            raise OSError("acquisition not started")
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            # func-select.rst: the descriptor is readable once a filled
+            # buffer is in the outgoing queue.
+            wait = deadline - time.monotonic()
+            if wait <= 0 or not select.select((self._fd,), (), (), wait)[0]:
+                self._event(("signal_lost", self.device))
+                raise OSError("no frame from %s within %s s" % (self.device, self.timeout_s))
+            request = pack(BUFFER, {"type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP})
+            try:
+                self._ioctl(VIDIOC_DQBUF, request)
+            except BlockingIOError:  # vidioc-qbuf.rst: EAGAIN, nothing filled yet
+                continue
+            stamp = self._clock.monotonic_ns() if self._clock else time.monotonic_ns()
+            got = unpack(BUFFER, request)
+            index, sequence = got["index"], got["sequence"]
+            gap, good = self._ring.dequeue(index, sequence, got["flags"], got["bytesused"])
+            data = self._maps[index][: self._length] if good else None
+            self._queue(index)
+            if gap:
+                self.dropped += gap
+                self._event(("dropped", gap))
+            if data is None:
+                # buffer.rst, V4L2_BUF_FLAG_ERROR: the data may be corrupt but
+                # streaming goes on.
+                self.bad += 1
+                self._event(("bad_frame", sequence))
+                continue
+            if self._swap:
+                data = yuyv_to_uyvy(data)
+            return Frame(data, sequence, stamp)
+
+    def stop(self):
+        if self._fd is None:
+            return
+        try:
+            if self._streaming:
+                # vidioc-streamon.rst: STREAMOFF takes back every buffer, so
+                # none is in use by the driver when it is unmapped.
+                self._ioctl(VIDIOC_STREAMOFF, struct.pack("=I", V4L2_BUF_TYPE_VIDEO_CAPTURE))
+        finally:
+            self._streaming = False
+            for mapping in self._maps:
+                mapping.close()
+            self._maps = []
+            self._ring = None
+            os.close(self._fd)
+            self._fd = None
+
+    # -- start-up steps -------------------------------------------------------
+    def _check_capabilities(self):
+        # vidioc-querycap.rst: device_caps describes this device node;
+        # capabilities the whole physical device.
+        cap = unpack(CAPABILITY, self._ioctl(VIDIOC_QUERYCAP, bytearray(sizeof(CAPABILITY))))
+        caps = cap["capabilities"]
+        if caps & V4L2_CAP_DEVICE_CAPS:
+            caps = cap["device_caps"]
+        needed = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING
+        if caps & needed != needed:
+            raise ValueError(
+                "%s (%s, %s) is not a video capture device with streaming I/O"
+                % (self.device, _text(cap["driver"]), _text(cap["card"]))
+            )
+
+    def _set_format(self):
+        # vidioc-g-fmt.rst: S_FMT adjusts what it cannot do and returns the
+        # format the driver chose in the same struct.
+        asked = PIXEL_FORMATS[self.pixel]
+        request = {
+            "type": V4L2_BUF_TYPE_VIDEO_CAPTURE,
+            "fmt.pix.width": self.width,
+            "fmt.pix.height": self.height,
+            "fmt.pix.pixelformat": asked,
+            "fmt.pix.field": V4L2_FIELD_NONE,
+        }
+        got = unpack(FORMAT, self._ioctl(VIDIOC_S_FMT, pack(FORMAT, request)))
+        width, height = got["fmt.pix.width"], got["fmt.pix.height"]
+        given = got["fmt.pix.pixelformat"]
+        accepted = (asked, V4L2_PIX_FMT_YUYV) if asked == V4L2_PIX_FMT_UYVY else (asked,)
+        if (width, height) != (self.width, self.height) or given not in accepted:
+            raise ValueError(
+                "%s: asked for %dx%d %s, driver gave %dx%d %s"
+                % (self.device, self.width, self.height, fourcc_name(asked), width, height, fourcc_name(given))
+            )
+        field = got["fmt.pix.field"]
+        if field not in WHOLE_FRAME_FIELDS:
+            raise ValueError("%s: field order %d does not give one woven frame per buffer" % (self.device, field))
+        # pixfmt-v4l2.rst: bytesperline larger than a row means padded rows.
+        row = BYTES_PER_PIXEL[self.pixel] * self.width
+        stride = got["fmt.pix.bytesperline"]
+        if stride not in (0, row):
+            raise ValueError("%s: rows padded to %d bytes, %d expected" % (self.device, stride, row))
+        self._swap = given == V4L2_PIX_FMT_YUYV
+
+    def _set_rate(self):
+        # vidioc-g-parm.rst: timeperframe (seconds per frame) can be set only
+        # if capability has V4L2_CAP_TIMEPERFRAME; 0/0 means not reported.
+        request = {"type": V4L2_BUF_TYPE_VIDEO_CAPTURE}
+        try:
+            parm = unpack(STREAMPARM, self._ioctl(VIDIOC_G_PARM, pack(STREAMPARM, request)))
+        except OSError as e:
+            if e.errno != errno.ENOTTY:  # the driver has no frame rate control
+                raise
+            return
+        num, den = self.rate
+        if parm["parm.capture.capability"] & V4L2_CAP_TIMEPERFRAME:
+            request["parm.capture.timeperframe.numerator"] = den
+            request["parm.capture.timeperframe.denominator"] = num
+            parm = unpack(STREAMPARM, self._ioctl(VIDIOC_S_PARM, pack(STREAMPARM, request)))
+        seconds, frames = parm["parm.capture.timeperframe.numerator"], parm["parm.capture.timeperframe.denominator"]
+        if seconds and frames and seconds * num != frames * den:
+            raise ValueError(
+                "%s: asked for %d/%d frames/s, driver gave %d/%d" % (self.device, num, den, frames, seconds)
+            )
+
+    def _map_buffers(self):
+        # mmap.rst, vidioc-reqbufs.rst: the driver may allocate fewer buffers
+        # than asked, even none.
+        request = {"count": self.buffers, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
+        count = unpack(REQUESTBUFFERS, self._ioctl(VIDIOC_REQBUFS, pack(REQUESTBUFFERS, request)))["count"]
+        if not count:
+            raise OSError("%s: the driver gave no buffers" % self.device)
+        for index in range(count):
+            request = {"index": index, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
+            buf = unpack(BUFFER, self._ioctl(VIDIOC_QUERYBUF, pack(BUFFER, request)))
+            # func-mmap.rst: map with PROT_READ | PROT_WRITE and MAP_SHARED,
+            # at the offset QUERYBUF gave in m.offset.
+            self._maps.append(
+                mmap.mmap(
+                    self._fd,
+                    buf["length"],
+                    mmap.MAP_SHARED,
+                    mmap.PROT_READ | mmap.PROT_WRITE,
+                    offset=buf["m.offset"],
+                )
+            )
+        self._ring = Ring(count, self._length)
+
+    def _queue(self, index):
+        request = {"index": index, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
+        self._ioctl(VIDIOC_QBUF, pack(BUFFER, request))
+        self._ring.queue(index)
+
+    def _ioctl(self, request, arg):
+        """The ioctl, filling in arg where it is a bytearray; returns arg."""
+        fcntl.ioctl(self._fd, request, arg)
+        return arg
+
+    def _event(self, event):
+        if self.on_event is not None:
+            self.on_event(event)
+
+
+def _text(field):
+    """A NUL-padded __u8 array as text."""
+    return field.split(b"\0", 1)[0].decode("ascii", "replace")
