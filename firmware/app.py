@@ -143,7 +143,10 @@ class Gateway:
         try:
             instance = 0
             while not self._stop.is_set() and (count == 0 or instance < count):
-                self._recording.wait()
+                while not self._recording.is_set() and not self._stop.is_set():
+                    # Idle between clips: keep the device drained, so that a
+                    # clip starts with the frame of the start command.
+                    self._last_sequence = acq.read().sequence
                 if self._stop.is_set():
                     break
                 expected = self._expected_frames(acq) * length + 64 * 1024

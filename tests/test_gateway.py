@@ -224,3 +224,28 @@ def test_kill_9_loop_loses_nothing(tmp_path):
     assert result["queued"] > 50
     assert result["lost"] == [] and result["corrupt"] == {}
     assert result["leftover"] == {"tmp": [], "queue": [], "quarantine": []}
+
+
+def test_clip_by_duration_and_on_command(tmp_path):
+    port = free_port()
+    cfg = settings(tmp_path, port, **{"acquisition.paced": True, "clip.mode": "seconds", "clip.seconds": 0.3,
+                                      "clip.count": 2})
+    gateway = Gateway(cfg, board.load("host"))
+    gateway.run(timeout=3.0)
+    frames = [c.frames for c in gateway.clips]
+    assert len(frames) == 2 and all(7 <= n <= 11 for n in frames), frames  # 0.3 s at 30 fps
+
+    cfg = settings(tmp_path, port, **{"acquisition.paced": True, "clip.mode": "command", "clip.count": 0})
+    gateway = Gateway(cfg, board.load("host"))
+    runner = threading.Thread(target=gateway.run)
+    runner.start()
+    time.sleep(0.3)
+    assert gateway.clips == []  # waits for a start command
+    gateway.start_recording()
+    time.sleep(0.5)
+    gateway.stop_recording()
+    time.sleep(0.3)
+    gateway.stop()
+    runner.join(10)
+    assert len(gateway.clips) == 1 and 10 <= gateway.clips[0].frames <= 20
+    assert gateway.dropped_frames == 0
