@@ -2,6 +2,7 @@
 
 import pytest
 
+from firmware.capture import capture_object
 from tests.conftest import modgate
 
 
@@ -38,8 +39,29 @@ def test_missing_out_is_named(tmp_path):
     assert result.returncode == 2 and "--out" in result.stderr
 
 
-def test_demo_writes_each_iod(tmp_path):
-    result = modgate("demo", "--frames", "2", "--out", str(tmp_path))
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count(str(tmp_path)) >= 6
-    assert len(list(tmp_path.glob("*.dcm"))) == 5 + 2  # 5 multi-frame, 2 stills
+def test_demo_records_stores_and_verifies(tmp_path):
+    """The README's main job: the whole gateway into a local Storage SCP."""
+    result = modgate("demo", "--clips", "2", "--frames", "3", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 clips recorded, 2 received, 2 verified; spool: 0 waiting, 0 quarantined" in result.stdout
+    assert result.stdout.count("received, pixels bit-exact") == 2
+    assert len(list((tmp_path / "received").glob("*.dcm"))) == 2
+
+
+def test_demo_check_finds_a_changed_pixel(tmp_path):
+    from firmware.app import Clip
+    from hal.acq.sim import Pattern, SimBoard
+    from tools.receiver import check_clip
+
+    board = SimBoard(16, 8, "rgb8")
+    board.start()
+    path = tmp_path / "clip.dcm"
+    with open(path, "wb") as out:
+        encoder = capture_object(out, board, 3, "video-endoscopic", (2026, 11, 23, 10, 0, 0, 0))
+    clip = Clip("x", encoder.sop_instance_uid, 0, 3, 1)
+    assert check_clip(str(path), clip, Pattern("rgb8", 16, 8)) == []
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 1
+    path.write_bytes(bytes(data))
+    assert check_clip(str(path), clip, Pattern("rgb8", 16, 8)) == ["pixel data differs from the pattern"]
+    assert "3 frames, expected 1" in check_clip(str(path), Clip("x", encoder.sop_instance_uid, 0, 1, 1), Pattern("rgb8", 16, 8))[0]
