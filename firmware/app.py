@@ -25,6 +25,12 @@ from firmware.spool import Spool, SpoolFull
 from hal.acq import frame_length
 
 
+LOG_LINES = 200
+PACS_KEYS = ("pacs.host", "pacs.port", "pacs.ae_title", "pacs.max_pdu", "pacs.tls", "pacs.ca", "pacs.cert", "pacs.key",
+             "pacs.connect_timeout", "pacs.acse_timeout", "pacs.dimse_timeout", "pacs.network_timeout",
+             "station.ae_title")
+
+
 class Clip:
     """What the recorder put into the spool: enough to check it on arrival."""
 
@@ -42,7 +48,10 @@ class Gateway:
     def __init__(self, cfg, board, log=None):
         self.cfg = cfg
         self.board = board
-        self.log = log or (lambda message: None)
+        self._sink = log or (lambda message: None)
+        self._recent = []  # the last LOG_LINES log lines, for the console
+        self.last_send = None  # (wall time, name, result text)
+        self.reboot_requested = False
         self.clock = board.open_clock()
         self.storage = board.open_storage(cfg["spool.root"])
         self.spool = Spool(
@@ -66,6 +75,11 @@ class Gateway:
             self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
         if cfg["clip.mode"] != "command":
             self._recording.set()
+
+    def log(self, message):
+        self._recent.append(message)
+        del self._recent[:-LOG_LINES]
+        self._sink(message)
 
     # -- control ----------------------------------------------------------
     def start_recording(self):
@@ -230,6 +244,7 @@ class Gateway:
     def send(self):
         cfg = self.cfg
         scu = None
+        scu_settings = None
         attempt = 0
         retry_at = 0.0
         idle_since = time.monotonic()
@@ -254,9 +269,14 @@ class Gateway:
                     self._give_up(name, "unreadable: %s" % err)
                     continue
                 try:
+                    if scu is not None and self._pacs_settings() != scu_settings:
+                        self.log("sender: PACS settings changed; new association")
+                        scu.release()
+                        scu = None
                     if scu is None or not scu.usable or not scu.negotiated.choose(meta.sop_class_uid, meta.transfer_syntax_uid):
                         if scu is not None:
                             scu.release()
+                        scu_settings = self._pacs_settings()
                         scu = self._associate(pending)
                     result = scu.store(self.spool.path(name), meta)
                 except AssociationError as err:
@@ -269,6 +289,7 @@ class Gateway:
                     continue
                 attempt = 0
                 idle_since = time.monotonic()
+                self.last_send = (self.clock.wall_utc(), name, str(result))
                 if result.stored:
                     self.spool.stored(name)
                     self.stored += 1
@@ -300,7 +321,95 @@ class Gateway:
         scu.associate(sorted(wanted))
         return scu
 
+    def _pacs_settings(self):
+        return [self.cfg[k] for k in PACS_KEYS]
+
     def _give_up(self, name, why):
         """An object that can never be sent goes to quarantine at once."""
         while name is not None:
             name = self.spool.failed(name, why)
+
+
+class ConsoleSystem:
+    """What the serial console can see and do on a running gateway (the
+    `system` of firmware/console/shell.py)."""
+
+    def __init__(self, gateway, nic=None):
+        self.gateway = gateway
+        self.nic = nic
+
+    def status(self):
+        g = self.gateway
+        lines = ["board      %s" % g.board.name]
+        if self.nic is not None:
+            speed = self.nic.speed_mbps()
+            lines.append("link       %s %s%s, MTU %d" % (self.nic.name, "up" if self.nic.link_up() else "DOWN",
+                                                         " %d Mb/s" % speed if speed else "", self.nic.mtu()))
+        lines.append("recording  %s, %d clips this run, %d frames dropped" % (
+            "on" if g._recording.is_set() else "off", len(g.clips), g.dropped_frames))
+        lines.append("queue      %d waiting, %d quarantined, %d bytes used of %d" % (
+            len(g.spool.pending()), len(g.spool.quarantined()), g.spool.used_bytes(), g.spool.max_bytes))
+        if g.last_send:
+            t, name, result = g.last_send
+            lines.append("last send  %04d-%02d-%02d %02d:%02d:%02dZ %s %s" % (t[:6] + (name, result)))
+        else:
+            lines.append("last send  none yet")
+        lines.append("alarms     %s" % (g.spool.alarm or "none"))
+        return lines
+
+    def echo(self):
+        cfg = self.gateway.cfg
+        scu = StorageSCU(cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
+                         calling_ae_title=cfg["station.ae_title"], max_pdu=cfg["pacs.max_pdu"],
+                         timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"],
+                                           cfg["pacs.dimse_timeout"], cfg["pacs.network_timeout"]),
+                         tls_context=self.gateway._tls)
+        try:
+            scu.associate([])
+            status, _, meaning = scu.echo()
+            scu.release()
+        except AssociationError as err:
+            return "error: C-ECHO %s@%s:%d: %s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], err)
+        return "C-ECHO %s@%s:%d: %04X %s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], status, meaning)
+
+    def record(self, start):
+        g = self.gateway
+        if g.cfg["clip.mode"] != "command":
+            return "error: clip.mode is %s; record start|stop needs clip.mode command" % g.cfg["clip.mode"]
+        if start:
+            g.start_recording()
+            return "recording"
+        g.stop_recording()
+        return "recording stopped; the clip goes to the spool"
+
+    def stream(self, start):
+        return "error: real-time streaming (PS3.22) is not available in this build"
+
+    def queue(self, args):
+        spool = self.gateway.spool
+        if args == ["list"]:
+            lines = ["waiting: %s" % name for name in spool.pending()]
+            lines += ["quarantined: %s" % name for name in spool.quarantined()]
+            return lines or ["the spool is empty"]
+        if len(args) == 2 and args[0] == "retry":
+            return [spool.retry(args[1])]
+        if args == ["purge-quarantine"]:
+            return ["purged %d quarantined objects" % spool.purge_quarantine()]
+        return ["error: usage: queue [list|retry ID|purge-quarantine]"]
+
+    def log(self, n):
+        return self.gateway._recent[-n:] or ["(no log lines yet)"]
+
+    def apply(self, values):
+        """A saved configuration takes effect: PACS settings on the next
+        C-STORE (the association is renewed), the rest with the next clip
+        or session."""
+        self.gateway.cfg = values
+        tls = None
+        if values["pacs.tls"]:
+            tls = tls_context(values["pacs.ca"], values["pacs.cert"], values["pacs.key"])
+        self.gateway._tls = tls
+
+    def reboot(self):
+        self.gateway.reboot_requested = True
+        self.gateway.stop()

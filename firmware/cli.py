@@ -193,17 +193,24 @@ def cmd_demo(args):
     return 0 if good == len(gateway.clips) == args.clips else 1
 
 
+DEFAULT_CONFIG = "modgate.json"
+REBOOT_STATUS = 3  # modgate run's exit status when the console asked for a reboot
+
+
 def cmd_run(args):
     """The gateway until stopped (SIGTERM or SIGINT): the recorder commits
-    the clip it is writing, the sender finishes the C-STORE under way."""
+    the clip it is writing, the sender finishes the C-STORE under way. The
+    configuration comes from --config, else ./modgate.json if present, else
+    the defaults; the console saves to the same file."""
     import signal
 
     import board
     from firmware import config
     from firmware.app import Gateway
 
+    path = args.config or DEFAULT_CONFIG
     try:
-        cfg = config.load(args.config)
+        cfg = config.load(path if args.config or os.path.exists(path) else None)
         box = board.load(cfg["board"])
     except ValueError as err:
         raise UsageError(str(err))
@@ -213,12 +220,73 @@ def cmd_run(args):
     # Clip mode "command": SIGUSR1 starts recording, SIGUSR2 stops it.
     signal.signal(signal.SIGUSR1, lambda *_: gateway.start_recording())
     signal.signal(signal.SIGUSR2, lambda *_: gateway.stop_recording())
+    console = None
+    if args.console:
+        console = start_console(args.console, gateway, box, path)
     log_line("running on board %s; spool %s; PACS %s@%s:%d" % (
         box.name, gateway.storage.root, cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"]))
     gateway.run()
+    if console is not None:
+        console.join(5)
     log_line("stopped: %d clips recorded, %d stored, %d waiting, %d quarantined" % (
         len(gateway.clips), gateway.stored, len(gateway.spool.pending()), len(gateway.spool.quarantined())))
+    if gateway.reboot_requested:
+        log_line("reboot requested from the console")
+        return REBOOT_STATUS
     return 0
+
+
+def start_console(where, gateway, box, config_path):
+    """The serial console in a thread: on the board's console UART
+    ("board"), a new pty whose path is logged ("pty", as QEMU's -serial pty),
+    or a tty device path."""
+    import threading
+
+    from firmware import config
+    from firmware.app import ConsoleSystem
+    from firmware.console import PasswordFile, serve
+    from firmware.console.shell import Console, Settings
+    from hal.storage import PosixStorage
+
+    if where == "board":
+        uart = box.open_console(timeout_s=0.2)
+    elif where == "pty":
+        from hal.uart import PtyPair
+
+        pair = PtyPair(timeout_s=0.2)
+        uart = pair.master
+        log_line("console on %s" % pair.path)
+    else:
+        from hal.uart import TtyUART
+
+        uart = TtyUART(where, 115200, timeout_s=0.2)
+    try:
+        nic = box.open_nic()
+    except OSError as err:
+        log_line("console: no NIC status: %s" % err)
+        nic = None
+    system = ConsoleSystem(gateway, nic)
+    folder = os.path.dirname(os.path.abspath(config_path))
+    store = PosixStorage(folder)
+    name = os.path.basename(config_path)
+
+    def persist(values):
+        config.save(store, name, values)
+        system.apply(values)
+
+    shell = Console(Settings(gateway.cfg, persist), system, PasswordFile(store),
+                    banner="modgate %s console, board %s" % (__version__, box.name))
+    stopped = gateway._stop.is_set
+    thread = threading.Thread(target=serve, args=(uart, shell, gateway.clock, gateway.cfg["console.idle_logout"], stopped),
+                              name="console", daemon=True)
+    thread.start()
+    return thread
+
+
+def cmd_console(args):
+    from tools.console_client import main as console_main
+
+    return console_main(args.console_args)
 
 
 def ae_title(text):
@@ -392,8 +460,16 @@ def build_parser():
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("run", help="run the gateway until stopped")
-    p.add_argument("--config", metavar="FILE", help="configuration (JSON); default: the embedded defaults")
+    p.add_argument("--config", metavar="FILE", help="configuration (JSON); default: ./modgate.json if present, else the defaults")
+    p.add_argument("--console", nargs="?", const="board", metavar="DEVICE",
+                   help="serve the console: on the board's UART (no value), on a new pty ('pty'), or on a tty path")
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("console", help="the box's serial console from this host (pyserial), interactive or scripted",
+                       add_help=False)
+    p.add_argument("console_args", nargs=argparse.REMAINDER,
+                   help="DEVICE [--baud 115200] [--password PW] [--run CMD ...] [--timeout S]")
+    p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("echo", help="C-ECHO: check that a DICOM peer answers (like DCMTK echoscu)")
     add_network_arguments(p)

@@ -64,6 +64,67 @@ def _ae_title(v):
             return "must be ASCII"
 
 
+def _ipv4(text):
+    parts = text.split(".")
+    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+
+
+def _ipv6(text):
+    if text.count("::") > 1 or not 2 <= text.count(":") <= 7:
+        return False
+    groups = text.split(":")
+    if _ipv4(groups[-1]):  # ::ffff:192.0.2.1
+        groups = groups[:-1] + ["0", "0"]
+    for g in groups:
+        if len(g) > 4 or any(c not in "0123456789abcdefABCDEF" for c in g):
+            return False
+    return "::" in text or len(groups) == 8
+
+
+def _host(v):
+    """An IPv4 or IPv6 literal or a host name (RFC 1123 labels)."""
+    if not isinstance(v, str) or not v:
+        return "must be a host name or an IPv4/IPv6 address"
+    if _ipv4(v) or _ipv6(v):
+        return
+    if v.replace(".", "").isdigit():
+        return "is not a valid IPv4 address"
+    if len(v) > 253:
+        return "host name longer than 253 characters"
+    for label in v.rstrip(".").split("."):
+        if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
+            return "is not a valid host name (label %r)" % label
+        for c in label:
+            if not (c.isalpha() and ord(c) < 128 or c.isdigit() or c == "-"):
+                return "is not a valid host name (character %r)" % c
+
+
+def _address(v):
+    if not (isinstance(v, str) and (_ipv4(v) or _ipv6(v))):
+        return "must be an IPv4 or IPv6 address"
+
+
+def _netmask(v):
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 128:
+        return
+    if isinstance(v, str) and _ipv4(v):
+        bits = "".join("{:08b}".format(int(p)) for p in v.split("."))
+        if "01" not in bits:
+            return
+    return "must be a prefix length (0-128) or a contiguous IPv4 mask like 255.255.255.0"
+
+
+def _multicast_or_unicast(v):
+    problem = _address(v)
+    if problem:
+        return problem
+
+
+def _interface(v):
+    if not (isinstance(v, str) and 1 <= len(v) <= 15 and "/" not in v and " " not in v):
+        return "must be an interface name (1-15 characters, no '/' or spaces)"
+
+
 def _optional_path(v):
     if v is not None and not (isinstance(v, str) and v):
         return "must be a file path or null"
@@ -104,7 +165,7 @@ SCHEMA = {
     "station.ae_title": ("MODGATE", _ae_title, "our AE title (calling AE)"),
     "station.name": ("", _text(16), "Station Name"),
     "station.uid_root": (None, _text(40), "UID root; null: 2.25 UUID-derived UIDs"),
-    "pacs.host": ("127.0.0.1", _text(255, empty=False), "the Storage SCP's host name or address"),
+    "pacs.host": ("127.0.0.1", _host, "the Storage SCP's host name or address"),
     "pacs.port": (104, _int(1, 65535), "the Storage SCP's TCP port"),
     "pacs.ae_title": ("ANY-SCP", _ae_title, "the Storage SCP's AE title (called AE)"),
     "pacs.max_pdu": (65536, _int(4096, 4 * 1024 * 1024), "largest PDU we receive and send"),
@@ -117,6 +178,14 @@ SCHEMA = {
     "pacs.dimse_timeout": (60.0, _num(0.1, 3600), "seconds"),
     "pacs.network_timeout": (60.0, _num(0.1, 3600), "seconds"),
     "pacs.idle_release": (5.0, _num(0, 3600), "release the association after this many idle seconds"),
+    "network.interface": (None, _interface, "the NIC to use; null: the board's"),
+    "network.address": (None, _address, "static address; null: as the OS configured it (DHCP)"),
+    "network.netmask": (None, _netmask, "static netmask or prefix length"),
+    "network.gateway": (None, _address, "default gateway for the static address"),
+    "rtv.host": ("239.1.1.1", _multicast_or_unicast, "PS3.22 real-time video destination (multicast group or unicast)"),
+    "rtv.port": (5004, _int(1, 65535), "RTP destination port"),
+    "rtv.ttl": (1, _int(0, 255), "multicast TTL"),
+    "console.idle_logout": (300, _int(10, 86400), "seconds without input before the console logs out"),
     "spool.root": (None, _text(4096, empty=False), "spool folder; null: the board's default"),
     "spool.max_bytes": (2 * 1024 ** 3, _int(1024 * 1024, 2 ** 50), "bound on queued + quarantined + in-progress bytes"),
     "spool.min_free_bytes": (64 * 1024 * 1024, _int(0, 2 ** 50), "free space the file system must keep"),
@@ -182,6 +251,8 @@ def load(path=None, text=None):
 
 def validate(values):
     """Checks that concern more than one key."""
+    if values["network.address"] and not values["network.netmask"]:
+        raise ConfigError("network.netmask", "a static network.address needs a netmask")
     if values["pacs.tls"] and not values["pacs.ca"]:
         raise ConfigError("pacs.ca", "pacs.tls needs a CA file to verify the SCP with")
     if bool(values["pacs.cert"]) != bool(values["pacs.key"]):
@@ -192,3 +263,61 @@ def validate(values):
         raise ConfigError("clip.mode", "vl-endoscopic is single-frame: clip.mode must be frames")
     if values["clip.iod"] == "vl-endoscopic" and values["clip.frames"] != 1:
         raise ConfigError("clip.frames", "vl-endoscopic is single-frame: clip.frames must be 1")
+
+
+def parse_value(key, text):
+    """A console argument as the value for key: null, true/false, numbers and
+    [a, b] lists read as JSON, unless the key takes text; the first reading
+    the key accepts wins (so patient.id 12345 stays text)."""
+    if key not in SCHEMA:
+        raise ConfigError(key, "unknown key")
+    text = text.strip()
+    candidates = []
+    try:
+        candidates.append(json.loads(text))
+    except ValueError:
+        pass
+    if isinstance(SCHEMA[key][0], float) and candidates and type(candidates[0]) is int:
+        candidates[0] = float(candidates[0])
+    candidates.append(text)
+    for value in candidates:
+        try:
+            check(key, value)
+            return value
+        except ConfigError:
+            pass
+    return candidates[0]
+
+
+def nest(values):
+    """Flat dotted keys back into the nested form of the file."""
+    tree = {}
+    for key in sorted(values):
+        node = tree
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = values[key]
+    return tree
+
+
+def save(storage, name, values):
+    """Write the keys that differ from the defaults, atomically: a new file,
+    fsynced, renamed over the old one, the folder fsynced (the storage
+    driver's rename). Validates the whole configuration first; raises
+    ConfigError and writes nothing if it does not hold."""
+    for key, value in values.items():
+        check(key, value)
+    validate(values)
+    changed = dict((k, v) for k, v in values.items() if v != SCHEMA[k][0])
+    data = (json.dumps(nest(changed), indent=1, sort_keys=True) + "\n").encode()
+    temp = name + ".new"
+    if storage.exists(temp):
+        storage.remove(temp)
+    f = storage.open_new(temp)
+    try:
+        f.write(data)
+        storage.sync(f)
+    finally:
+        f.close()
+    storage.rename(temp, name)

@@ -170,6 +170,23 @@ class Spool:
     def quarantined(self):
         return self.storage.listdir(QUARANTINE)
 
+    def retry(self, name):
+        """Put a quarantined object back in the queue, its failure count
+        cleared (a technician fixed the cause). Returns what happened."""
+        parsed = parse_name(name)
+        if parsed is None or name not in self.quarantined():
+            return "error: no quarantined object %s" % name
+        self.storage.rename(QUARANTINE + "/" + name, QUEUE + "/" + make_name(parsed[0]))
+        return "%s back in the queue as %s" % (name, make_name(parsed[0]))
+
+    def purge_quarantine(self):
+        """Delete every quarantined object: only ever on a person's command."""
+        names = self.quarantined()
+        for name in names:
+            self._used -= self.storage.size(QUARANTINE + "/" + name)
+            self.storage.remove(QUARANTINE + "/" + name)
+        return len(names)
+
 
 class Recording:
     """An object being written into tmp/. write() and seek()/tell() as on a
