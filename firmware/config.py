@@ -11,7 +11,7 @@ import json
 
 class ConfigError(ValueError):
     def __init__(self, key, reason):
-        ValueError.__init__(self, "config key %r: %s" % (key, reason))
+        super().__init__("config key %r: %s" % (key, reason))
         self.key = key
         self.reason = reason
 

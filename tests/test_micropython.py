@@ -89,3 +89,16 @@ def test_firmware_compiles_with_mpy_cross(tmp_path):
         if result.returncode != 0:
             failures.append("%s: %s" % (path, result.stderr.strip()))
     assert not failures, failures
+
+
+def test_console_transcript_identical_on_micropython():
+    """The console's line editor and shell answer the same bytes on
+    MicroPython as on CPython, login and completion included."""
+    from tests.console_vectors import transcript
+
+    result = micropython(os.path.join(ROOT, "tests", "console_vectors.py"), "firmware", "tests")
+    assert result.returncode == 0, result.stderr
+    ours = ["%d %d %s" % (i, len(out), hashlib.sha256(out).hexdigest()) for i, out in transcript()]
+    assert result.stdout.split("\n")[: len(ours)] == ours
+    outputs = b"".join(out for _, out in transcript())
+    assert b"pacs.port = 11112" in outputs and b"error: wrong password" in outputs

@@ -132,3 +132,16 @@ def test_foreign_files_are_left_alone(tmp_path):
     name = record(spool, b"abc")
     assert spool.pending() == [name]
     assert QUARANTINE in os.listdir(tmp_path)
+
+
+def test_retry_and_purge_quarantine(tmp_path):
+    spool = spool_at(tmp_path, max_failures=1)
+    first, second = record(spool, b"a" * 10), record(spool, b"b" * 20)
+    spool.failed(first, "C000")
+    spool.failed(second, "C000")
+    assert spool.quarantined() == [make_name(1, 1), make_name(2, 1)]
+    assert spool.retry("nonsense.dcm").startswith("error:")
+    assert "back in the queue" in spool.retry(make_name(1, 1))
+    assert spool.pending() == [make_name(1)] and spool.used_bytes() == 30
+    assert spool.purge_quarantine() == 1
+    assert spool.quarantined() == [] and spool.used_bytes() == 10

@@ -34,11 +34,12 @@ class PasswordFile:
 
 def serve(uart, console, clock, idle_logout_s, stopped):
     """Run the console on a UART until stopped() or the console closes.
-    uart.read(n) returns what arrived within its timeout (b"" if nothing)."""
+    uart.read(n) returns what arrived within its timeout: b"" or, on
+    MicroPython's machine.UART, None if nothing did."""
     idle_ms = int(idle_logout_s * 1000)
     while not stopped() and not console.closed:
         try:
-            data = uart.read(64)
+            data = uart.read(64) or b""
         except EOFError:
             break  # the other end hung up
         now = clock.monotonic_ns() // 1000000

@@ -1,0 +1,70 @@
+"""A console session as a transcript: the same bytes typed into the shell
+on CPython and on MicroPython must give the same output. Prints one line per
+step: the step's number, the output's length and its SHA-256."""
+
+import binascii
+import hashlib
+
+from firmware import config
+from firmware.compat.crypto import make_password_record
+from firmware.console.shell import Console, Settings
+
+
+class Memory:
+    def __init__(self, record):
+        self.record = record
+
+    def get(self):
+        return self.record
+
+    def set(self, record):
+        self.record = record
+
+
+class System:
+    def status(self):
+        return ["board test"]
+
+    def echo(self):
+        return "C-ECHO 0000"
+
+    def record(self, start):
+        return "recording" if start else "stopped"
+
+    def stream(self, start):
+        return "error: not available"
+
+    def queue(self, args):
+        return ["the spool is empty"]
+
+    def log(self, n):
+        return ["log %d" % i for i in range(n)]
+
+    def apply(self, values):
+        pass
+
+    def reboot(self):
+        pass
+
+
+STEPS = [
+    b"\r", b"wrong-pw\r", b"s3cret-pw\r", b"help\r", b"show pacs\r", b"set pacs.port 11112\r",
+    b"set pacs.port 70000\r", b"set pacs.host 2001:db8::1\r", b"set patient.name Doe^Jane\r",
+    b"get pacs.\t", b"\x03", b"sta\t\r", b"set acquisition.rate [25, 1]\r", b"save\r", b"show\r",
+    b"abc\x08\x08\x15\x1b[A\x1b[B\x1b[2J\r", b"record start\r", b"log 3\r", b"bogus\r", b"logout\r",
+]
+
+
+def transcript():
+    saved = []
+    record = make_password_record("s3cret-pw", salt=b"0123456789abcdef", iterations=10)
+    console = Console(Settings(config.defaults(), saved.append), System(), Memory(record), banner="test")
+    now = 0
+    for i, step in enumerate(STEPS):
+        now += 10
+        yield i, console.feed(step, now)
+
+
+if __name__ == "__main__":
+    for i, out in transcript():
+        print(i, len(out), binascii.hexlify(hashlib.sha256(out).digest()).decode())
