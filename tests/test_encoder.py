@@ -223,7 +223,9 @@ def peak_while_encoding(frames):
     data = [pattern.frame(k) for k in range(2)]
     tracemalloc.start()
     try:
-        encoder = ObjectEncoder("video-endoscopic", 240, 320, "rgb8", NOW)
+        # Fixed UIDs: generated ones vary in length, and so would the header.
+        uids = {tags.StudyInstanceUID: "1.2.3", tags.SeriesInstanceUID: "1.2.3.4", tags.SOPInstanceUID: "1.2.3.4.5"}
+        encoder = ObjectEncoder("video-endoscopic", 240, 320, "rgb8", NOW, uids)
         sink = Sink()
         write_frames(sink, encoder, (data[k & 1] for k in range(frames)))
         return tracemalloc.get_traced_memory()[1], sink.size
