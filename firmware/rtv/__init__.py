@@ -1,0 +1,9 @@
+"""DICOM PS3.22 real-time video, sans-I/O: the RTP flows of SMPTE ST 2110-10
+and -20 and the SDP that describes them. Frames and numbers in, datagrams
+and text out; the sender that owns the socket and the clock lives outside.
+
+- rtp: the RFC 3550 fixed header and the ST 2110-10 90 kHz media clock.
+- st2110_20: the RFC 4175 / ST 2110-20 uncompressed video packetizer
+  (General Packing Mode).
+- sdp: the RFC 4566 session description of a ST 2110-20 video flow.
+"""

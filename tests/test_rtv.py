@@ -1,0 +1,216 @@
+"""PS3.22 real-time video: the RTP header, the ST 2110-20 packetizer and its
+SDP, checked by a small depacketizer here and by FFmpeg's RFC 4175 one."""
+
+import os
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from firmware.rtv.rtp import frame_timestamp, rtp_header
+from firmware.rtv.sdp import video_sdp
+from firmware.rtv.st2110_20 import MAX_DATAGRAM, Packetizer
+from hal.acq.sim import Pattern
+from tests.conftest import tool
+
+SAMPLING = {"ycbcr422": "YCbCr-4:2:2", "rgb8": "RGB"}
+PGROUP = {"ycbcr422": (4, 2), "rgb8": (3, 1)}
+FFMPEG_PIX = {"ycbcr422": "uyvy422", "rgb8": "rgb24"}
+
+
+def parse(datagram):
+    """(rtp fields, ext seq, [(length, field, line, offset, cont)], data)."""
+    b0, b1, seq, ts, ssrc, ext = struct.unpack(">BBHIIH", datagram[:14])
+    srds, pos = [], 14
+    while True:
+        length, fline, coff = struct.unpack(">HHH", datagram[pos:pos + 6])
+        pos += 6
+        srds.append((length, fline >> 15, fline & 0x7FFF, coff & 0x7FFF, coff >> 15))
+        if not coff >> 15:
+            break
+    rtp = {"version": b0 >> 6, "p": (b0 >> 5) & 1, "x": (b0 >> 4) & 1, "cc": b0 & 15,
+           "marker": b1 >> 7, "pt": b1 & 127, "seq": seq, "ts": ts, "ssrc": ssrc}
+    return rtp, ext, srds, datagram[pos:]
+
+
+def depacketize(datagrams, width, height, pixel):
+    """Rebuilds one frame from the SRD headers alone, checking the rules."""
+    pg, xinc = PGROUP[pixel]
+    row = width * pg // xinc
+    frame = bytearray(row * height)
+    written = 0
+    for d in datagrams:
+        _, _, srds, data = parse(d)
+        assert sum(s[0] for s in srds) == len(data)
+        for length, field, line, offset, _ in srds:
+            assert field == 0 and line < height
+            assert length % pg == 0 and offset % xinc == 0  # pgroups never split
+            at = line * row + offset * pg // xinc
+            assert offset * pg // xinc + length <= row
+            frame[at:at + length] = data[:length]
+            data = data[length:]
+            written += length
+    assert written == len(frame)
+    return bytes(frame)
+
+
+def test_rtp_header_fields():
+    h = rtp_header(96, 0x1234, 0x89ABCDEF, 0xCAFEBABE, marker=True)
+    assert len(h) == 12
+    b0, b1, seq, ts, ssrc = struct.unpack(">BBHII", h)
+    assert b0 == 0x80  # V=2, P=0, X=0, CC=0
+    assert (b1 >> 7, b1 & 127, seq, ts, ssrc) == (1, 96, 0x1234, 0x89ABCDEF, 0xCAFEBABE)
+    b0, b1, seq, ts, ssrc = struct.unpack(">BBHII", rtp_header(127, 0x12345, 2**32 + 5, 7))
+    assert (b1, seq, ts, ssrc) == (127, 0x2345, 5, 7)
+    with pytest.raises(ValueError):
+        rtp_header(128, 0, 0, 0)
+
+
+def test_timestamps():
+    assert [frame_timestamp(k, (30, 1)) for k in range(3)] == [0, 3000, 6000]
+    assert [frame_timestamp(k, (30000, 1001)) for k in (0, 1, 2, 3)] == [0, 3003, 6006, 9009]
+    assert frame_timestamp(30000, (30000, 1001)) == 90090000 % 2**32
+    assert frame_timestamp(1, (25, 1), offset=2**32 - 1000) == 2600
+    assert frame_timestamp(10**7, (60, 1)) == (10**7 * 1500) % 2**32
+
+
+@pytest.mark.parametrize("pixel, width, height", [
+    ("ycbcr422", 34, 6), ("rgb8", 34, 6), ("rgb8", 1, 1), ("ycbcr422", 2, 3),
+    ("ycbcr422", 1920, 1080), ("rgb8", 1920, 1080), ("rgb8", 481, 5),
+])
+def test_packetizer_round_trip(pixel, width, height):
+    pattern = Pattern(pixel, width, height)
+    pk = Packetizer(width, height, SAMPLING[pixel], 8, payload_type=97, ssrc=0x1234567,
+                    sequence=0xFFFF)
+    expected_seq = 0xFFFF
+    for k in (0, 1):
+        frame = pattern.frame(k)
+        ts = frame_timestamp(k, (30000, 1001), offset=2**32 - 1)
+        datagrams = list(pk.packets(frame, ts))
+        for i, d in enumerate(datagrams):
+            assert isinstance(d, bytes) and len(d) <= MAX_DATAGRAM
+            rtp, ext, srds, data = parse(d)
+            assert (rtp["version"], rtp["p"], rtp["x"], rtp["cc"]) == (2, 0, 0, 0)
+            assert (rtp["pt"], rtp["ssrc"], rtp["ts"]) == (97, 0x1234567, ts)
+            assert rtp["marker"] == (i == len(datagrams) - 1)
+            assert (ext << 16 | rtp["seq"]) == expected_seq  # RFC 4175 4.3
+            expected_seq = (expected_seq + 1) & 0xFFFFFFFF
+        assert depacketize(datagrams, width, height, pixel) == frame
+    assert expected_seq > 0xFFFF  # the 16-bit wrap was crossed
+    assert pk.sequence == expected_seq
+
+
+def test_packing_fills_datagrams():
+    # 1920 4:2:2 pixels = 3840 bytes a line: 1440 + 1440 + 960, then the
+    # next line starts in the same datagram under a second SRD.
+    pk = Packetizer(1920, 4, "YCbCr-4:2:2")
+    datagrams = list(pk.packets(Pattern("ycbcr422", 1920, 4).frame(0), 0))
+    assert [len(d) for d in datagrams[:2]] == [MAX_DATAGRAM, MAX_DATAGRAM]
+    _, _, srds, _ = parse(datagrams[2])
+    assert [(s[0], s[2], s[3], s[4]) for s in srds] == [(960, 0, 1440, 1), (472, 1, 0, 0)]
+    # all but the last datagram are as full as whole pgroups allow
+    assert all(len(d) > MAX_DATAGRAM - 6 - 4 - 6 for d in datagrams[:-1])
+    # small lines: many SRDs in one datagram
+    pk = Packetizer(34, 6, "RGB")
+    datagrams = list(pk.packets(Pattern("rgb8", 34, 6).frame(0), 0))
+    assert len(datagrams) == 1 and len(parse(datagrams[0])[2]) == 6
+
+
+def test_packetizer_refuses():
+    with pytest.raises(ValueError, match="10-bit"):
+        Packetizer(64, 48, "YCbCr-4:2:2", 10)
+    with pytest.raises(ValueError):
+        Packetizer(33, 4, "YCbCr-4:2:2")
+    with pytest.raises(ValueError):
+        Packetizer(64, 48, "YCbCr-4:4:4")
+    with pytest.raises(ValueError):
+        list(Packetizer(4, 4, "RGB").packets(b"\0" * 47, 0))
+
+
+def test_sdp():
+    text = video_sdp("127.0.0.1", 5004, 320, 240, (30000, 1001), "YCbCr-4:2:2", 8)
+    assert text.endswith("\r\n") and "\n" not in text.replace("\r\n", "")
+    lines = text.split("\r\n")[:-1]
+    assert [l[:2] for l in lines[:6]] == ["v=", "o=", "s=", "c=", "t=", "m="]
+    assert "c=IN IP4 127.0.0.1" in lines and "m=video 5004 RTP/AVP 96" in lines
+    assert "a=rtpmap:96 raw/90000" in lines
+    assert ("a=fmtp:96 sampling=YCbCr-4:2:2; width=320; height=240; exactframerate=30000/1001; "
+            "depth=8; TCS=SDR; colorimetry=BT601; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW") in lines
+    assert lines[-2:] == ["a=mediaclk:direct=0", "a=ts-refclk:ptp=traceable"]
+    text = video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8, payload_type=112, ttl=8)
+    assert "c=IN IP4 239.1.2.3/8\r\n" in text and "exactframerate=30;" in text
+    assert "a=rtpmap:112 raw/90000" in text
+    assert "c=IN IP4 239.1.2.3/1\r\n" in video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8)
+
+
+def _free_rtp_port():
+    """An even UDP port whose odd neighbour (RTCP, RFC 3550 11) is free too."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1] & ~1
+        try:
+            pair = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2)]
+            try:
+                pair[0].bind(("127.0.0.1", port))
+                pair[1].bind(("127.0.0.1", port + 1))
+                return port
+            finally:
+                for s in pair:
+                    s.close()
+        except OSError:
+            continue
+    pytest.fail("no free UDP port pair")
+
+
+@pytest.mark.parametrize("pixel", ["ycbcr422", "rgb8"])
+def test_ffmpeg_receives_frames(tmp_path, pixel):
+    width, height, rate, wanted = 320, 240, (30, 1), 24
+    port = _free_rtp_port()
+    sdp = tmp_path / "video.sdp"
+    sdp.write_text(video_sdp("127.0.0.1", port, width, height, rate, SAMPLING[pixel], 8), newline="")
+    out = tmp_path / "out.raw"
+    proc = subprocess.Popen(
+        [tool("ffmpeg"), "-nostdin", "-hide_banner", "-loglevel", "error",
+         "-protocol_whitelist", "file,udp,rtp", "-i", str(sdp), "-frames:v", str(wanted),
+         "-f", "rawvideo", "-pix_fmt", FFMPEG_PIX[pixel], str(out)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    pattern = Pattern(pixel, width, height)
+    pk = Packetizer(width, height, SAMPLING[pixel], 8, ssrc=0x5EED, sequence=0xFFFF - 40)
+    sent = {}
+    try:
+        time.sleep(1.0)  # let it bind
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            period = rate[1] / rate[0]
+            t0 = time.monotonic()
+            k = 0
+            while proc.poll() is None and k < wanted + 90:
+                frame = sent[k] = pattern.frame(k)
+                datagrams = list(pk.packets(frame, frame_timestamp(k, rate)))
+                # spread a frame over half its period: a loopback burst of a
+                # whole frame can overflow the receive buffer
+                for i in range(0, len(datagrams), 8):
+                    for d in datagrams[i:i + 8]:
+                        sock.sendto(d, ("127.0.0.1", port))
+                    time.sleep(period / 2 * 8 / len(datagrams))
+                k += 1
+                delay = t0 + k * period - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+        _, err = proc.communicate(timeout=10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, err.decode(errors="replace")
+    raw = out.read_bytes()
+    size = pk.frame_size
+    assert len(raw) == wanted * size, (len(raw), size)
+    got = [raw[i * size:(i + 1) * size] for i in range(wanted)]
+    first = [k for k, f in sent.items() if f == got[0]]
+    assert first, "FFmpeg's first frame is none of the frames sent"
+    k0 = first[0]
+    for i, f in enumerate(got):
+        assert f == sent[k0 + i], "output frame %d is not sent frame %d" % (i, k0 + i)
