@@ -13,10 +13,10 @@ are its instances, numbered from 1.
 """
 
 import random
-import threading
 import time
 
 from firmware.capture import write_frames
+from firmware.compat.threads import Event, Thread
 from firmware.dicom import tags
 from firmware.dicom.encoder import ObjectEncoder
 from firmware.dicom.uid import generate_uid
@@ -66,10 +66,10 @@ class Gateway:
         self.stored = 0
         self.dropped_frames = 0
         self._last_sequence = None
-        self._stop = threading.Event()
-        self._recording = threading.Event()
-        self._queued = threading.Event()
-        self._recorder_done = threading.Event()
+        self._stop = Event()
+        self._recording = Event()
+        self._queued = Event()
+        self._recorder_done = Event()
         self._tls = None
         if cfg["pacs.tls"]:
             self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
@@ -99,8 +99,8 @@ class Gateway:
     def run(self, until_sent=False, timeout=None):
         """Run until stop(); until_sent: also return once the recorder has
         finished its clip count and the queue is empty."""
-        threads = [threading.Thread(target=self._guard, args=(self.record,), name="recorder"),
-                   threading.Thread(target=self._guard, args=(self.send,), name="sender")]
+        threads = [Thread(target=self._guard, args=("recorder", self.record), name="recorder"),
+                   Thread(target=self._guard, args=("sender", self.send), name="sender")]
         for t in threads:
             t.start()
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -117,11 +117,11 @@ class Gateway:
             for t in threads:
                 t.join()
 
-    def _guard(self, target):
+    def _guard(self, name, target):
         try:
             target()
         except Exception as err:  # a thread must not die silently
-            self.log("ALARM %s stopped: %s: %s" % (threading.current_thread().name, type(err).__name__, err))
+            self.log("ALARM %s stopped: %s: %s" % (name, type(err).__name__, err))
             self._stop.set()
             raise
 

@@ -240,10 +240,9 @@ def start_console(where, gateway, box, config_path):
     """The serial console in a thread: on the board's console UART
     ("board"), a new pty whose path is logged ("pty", as QEMU's -serial pty),
     or a tty device path."""
-    import threading
-
     from firmware import config
     from firmware.app import ConsoleSystem
+    from firmware.compat.threads import Thread
     from firmware.console import PasswordFile, serve
     from firmware.console.shell import Console, Settings
     from hal.storage import PosixStorage
@@ -277,7 +276,7 @@ def start_console(where, gateway, box, config_path):
     shell = Console(Settings(gateway.cfg, persist), system, PasswordFile(store),
                     banner="modgate %s console, board %s" % (__version__, box.name))
     stopped = gateway._stop.is_set
-    thread = threading.Thread(target=serve, args=(uart, shell, gateway.clock, gateway.cfg["console.idle_logout"], stopped),
+    thread = Thread(target=serve, args=(uart, shell, gateway.clock, gateway.cfg["console.idle_logout"], stopped),
                               name="console", daemon=True)
     thread.start()
     return thread

@@ -214,9 +214,8 @@ class Recording:
         directory (in the storage driver). Returns the queue name."""
         spool = self.spool
         spool.storage.sync(self._f)
+        self._f.seek(0, 2)  # the encoder may have left the file at a patch
         size = self._f.tell()
-        self._f.seek(0, 2)
-        size = max(size, self._f.tell())
         self._f.close()
         spool.storage.rename(TMP + "/" + self.name, QUEUE + "/" + self.name)
         self._release()

@@ -22,13 +22,20 @@ class Memory:
 
 
 class System:
+    """The box as the shell sees it, recording what it is asked to do."""
+
+    def __init__(self):
+        self.calls = []
+        self.applied = None
+
     def status(self):
-        return ["board test"]
+        return ["board host"]
 
     def echo(self):
         return "C-ECHO 0000"
 
     def record(self, start):
+        self.calls.append(("record", start))
         return "recording" if start else "stopped"
 
     def stream(self, start):
@@ -38,13 +45,13 @@ class System:
         return ["the spool is empty"]
 
     def log(self, n):
-        return ["log %d" % i for i in range(n)]
+        return ["line %d" % i for i in range(n)]
 
     def apply(self, values):
-        pass
+        self.applied = values
 
     def reboot(self):
-        pass
+        self.calls.append(("reboot",))
 
 
 STEPS = [

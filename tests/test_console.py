@@ -19,6 +19,7 @@ from firmware.console.editor import MAX_LINE, LineEditor
 from firmware.console.shell import LOCKOUT_MS, PROMPT, Console, Settings
 from hal.storage import PosixStorage
 from tests.conftest import ROOT, Storescp
+from tests.console_vectors import System
 
 PASSWORD = "s3cret-pw"
 
@@ -52,44 +53,13 @@ def test_editor_password_mode_echoes_nothing():
     assert ed.history == []
 
 
-class FakeSystem:
-    def __init__(self):
-        self.calls = []
-        self.applied = None
-
-    def status(self):
-        return ["board host"]
-
-    def echo(self):
-        return "C-ECHO ok"
-
-    def record(self, start):
-        self.calls.append(("record", start))
-        return "recording" if start else "stopped"
-
-    def stream(self, start):
-        return "error: not available"
-
-    def queue(self, args):
-        return ["the spool is empty"]
-
-    def log(self, n):
-        return ["line %d" % i for i in range(n)]
-
-    def apply(self, values):
-        self.applied = values
-
-    def reboot(self):
-        self.calls.append(("reboot",))
-
-
 class Box:
     """A console with its settings persisted in a folder, as the device has."""
 
     def __init__(self, folder):
         self.folder = str(folder)
         self.store = PosixStorage(self.folder)
-        self.system = FakeSystem()
+        self.system = System()
         self.now = 1000
         values = config.load(os.path.join(self.folder, "modgate.json")) if os.path.exists(
             os.path.join(self.folder, "modgate.json")) else config.defaults()
