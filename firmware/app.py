@@ -19,13 +19,30 @@ from firmware.capture import write_frames
 from firmware.compat.threads import Event, Thread
 from firmware.dicom import tags
 from firmware.dicom.encoder import ObjectEncoder
-from firmware.dicom.uid import generate_uid
+from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, generate_uid
+from firmware.net import dimse
 from firmware.scu import AssociationError, StorageSCU, Timeouts, object_info, tls_context
 from firmware.spool import Spool, SpoolFull
 from hal.acq import frame_length
 
 
 LOG_LINES = 200
+# PS3.5 A.2: the transfer syntax the recorder encodes clips in. The SCU
+# proposes it and Implicit VR LE for each SOP class (acse.propose) and
+# converts on the way out if only Implicit is accepted.
+STORAGE_TRANSFER_SYNTAX = EXPLICIT_VR_LITTLE_ENDIAN
+# Queued objects whose SOP classes a new association proposes contexts for.
+LOOK_AHEAD = 16
+# What becomes of a spooled object once its C-STORE-RSP is in, by status
+# class (PS3.7 C.1.2, dimse.STATUS_RANGES): the Spool method the sender
+# calls, and what that means for the object. The Conformance Statement
+# prints this table.
+DISPOSITION = {
+    dimse.SUCCESS: ("stored", "leaves the queue: deleted, or kept in sent/ while spool.retain_sent allows"),
+    dimse.WARNING: ("stored", "as for success (the SCP kept the object); the status and its meaning are logged"),
+    dimse.FAILURE: ("failed", "stays in the queue with its failure count raised (NNN.fK.dcm) and is sent again; "
+                              "after spool.max_failures failures it moves to quarantine/ and an alarm is logged"),
+}
 PACS_KEYS = ("pacs.host", "pacs.port", "pacs.ae_title", "pacs.max_pdu", "pacs.tls", "pacs.ca", "pacs.cert", "pacs.key",
              "pacs.connect_timeout", "pacs.acse_timeout", "pacs.dimse_timeout", "pacs.network_timeout",
              "station.ae_title")
@@ -175,8 +192,8 @@ class Gateway:
                 attributes = dict(session)
                 attributes[tags.InstanceNumber] = instance
                 encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, self.clock.wall_utc(),
-                                        attributes, frame_rate=acq.rate, uid_root=uid_root,
-                                        source_ae_title=cfg["station.ae_title"])
+                                        attributes, frame_rate=acq.rate, transfer_syntax=STORAGE_TRANSFER_SYNTAX,
+                                        uid_root=uid_root, source_ae_title=cfg["station.ae_title"])
                 first = []
                 try:
                     write_frames(recording, encoder, self._clip_frames(acq, first, length))
@@ -290,7 +307,7 @@ class Gateway:
                 attempt = 0
                 idle_since = time.monotonic()
                 self.last_send = (self.clock.wall_utc(), name, str(result))
-                if result.stored:
+                if DISPOSITION[result.category][0] == "stored":
                     self.spool.stored(name)
                     self.stored += 1
                     self.log("sender: %s stored (%s)" % (name, result))
@@ -303,10 +320,10 @@ class Gateway:
 
     def _associate(self, pending):
         """A new association proposing what the next objects in the queue
-        need (a bounded look-ahead: the first 16)."""
+        need (a bounded look-ahead: the first LOOK_AHEAD)."""
         cfg = self.cfg
         wanted = set()
-        for name in pending[:16]:
+        for name in pending[:LOOK_AHEAD]:
             try:
                 meta, _ = object_info(self.spool.path(name))
             except (OSError, ValueError):

@@ -20,6 +20,23 @@ VL_ENDOSCOPIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.1"
 VIDEO_ENDOSCOPIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.1.1"
 VIDEO_PHOTOGRAPHIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
 
+VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
+
+# PS3.6 Table A-1: the names of the UIDs above, for the Conformance
+# Statement (tools/conformance.py) and messages.
+UID_NAMES = {
+    IMPLICIT_VR_LITTLE_ENDIAN: "Implicit VR Little Endian",
+    EXPLICIT_VR_LITTLE_ENDIAN: "Explicit VR Little Endian",
+    JPEG_BASELINE_8BIT: "JPEG Baseline (Process 1)",
+    MULTIFRAME_GRAYSCALE_BYTE_SC: "Multi-frame Grayscale Byte Secondary Capture Image Storage",
+    MULTIFRAME_GRAYSCALE_WORD_SC: "Multi-frame Grayscale Word Secondary Capture Image Storage",
+    MULTIFRAME_TRUE_COLOR_SC: "Multi-frame True Color Secondary Capture Image Storage",
+    VL_ENDOSCOPIC_IMAGE: "VL Endoscopic Image Storage",
+    VIDEO_ENDOSCOPIC_IMAGE: "Video Endoscopic Image Storage",
+    VIDEO_PHOTOGRAPHIC_IMAGE: "Video Photographic Image Storage",
+    VERIFICATION: "Verification SOP Class",
+}
+
 # modgate's Implementation Class UID: a 2.25 UUID-derived root (PS3.5 B.2)
 # minted once for this implementation. The version name is an SH (<= 16).
 IMPLEMENTATION_CLASS_UID = "2.25.183504716758131799061362076626867652192"

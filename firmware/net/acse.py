@@ -2,10 +2,8 @@
 contexts modgate proposes, what the acceptor's answer means, and the names
 of reject and abort reasons."""
 
-from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, VERIFICATION
 from firmware.net import pdu
-
-VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
 
 # PS3.8 9.3.3.2: presentation context results.
 ACCEPTANCE = 0

@@ -4,6 +4,7 @@ Endian, C-ECHO and C-STORE, and what each status means."""
 import struct
 
 from firmware.dicom.element import encode_dataset
+from firmware.dicom.uid import VERIFICATION
 from firmware.net import pdu
 
 # Command Field values (PS3.7 E.1).
@@ -69,7 +70,7 @@ def command_set(elements):
 
 def c_echo_rq(message_id):
     return command_set([
-        (AffectedSOPClassUID, "1.2.840.10008.1.1"),
+        (AffectedSOPClassUID, VERIFICATION),
         (CommandField, C_ECHO_RQ),
         (MessageID, message_id),
         (CommandDataSetType, NO_DATA_SET),
@@ -192,28 +193,28 @@ STATUS_MEANINGS = {
 }
 
 
+# PS3.7 C.1.2: the class of a status code by its range, first match wins:
+# (mask, value, class, meaning for a code without one of its own above).
+# Warnings (0001, Bxxx) mean the object was stored; everything else that is
+# not 0000 is a failure, 0xFExx and unknown codes included. The sender and
+# the Conformance Statement both read this table.
+STATUS_RANGES = (
+    (0xFFFF, 0x0000, SUCCESS, "Success"),
+    (0xFFFF, 0x0001, WARNING, "Warning"),
+    (0xF000, 0xB000, WARNING, "Warning"),
+    (0xFF00, 0xA700, FAILURE, "Refused: out of resources"),
+    (0xFF00, 0xA900, FAILURE, "Error: data set does not match SOP class"),
+    (0xF000, 0xC000, FAILURE, "Error: cannot understand"),
+    (0xFF00, 0xFE00, FAILURE, "Cancel"),
+    (0x0000, 0x0000, FAILURE, "Unknown status"),
+)
+
+
 def status_class(status):
-    """(class, meaning) of a C-STORE/C-ECHO status. Warnings (0001, Bxxx)
-    mean the object was stored; everything else that is not 0000 is a
-    failure, 0xFExx and unknown codes included (PS3.7 C.1.2)."""
-    if status == 0x0000:
-        return SUCCESS, STATUS_MEANINGS[0]
-    meaning = STATUS_MEANINGS.get(status)
-    high = status & 0xFF00
-    if status == 0x0001 or high == 0xB000:
-        return WARNING, meaning or "Warning"
-    if meaning is None:
-        if high == 0xA700:
-            meaning = "Refused: out of resources"
-        elif high == 0xA900:
-            meaning = "Error: data set does not match SOP class"
-        elif high & 0xF000 == 0xC000:
-            meaning = "Error: cannot understand"
-        elif high == 0xFE00:
-            meaning = "Cancel"
-        else:
-            meaning = "Unknown status"
-    return FAILURE, meaning
+    """(class, meaning) of a C-STORE/C-ECHO status (STATUS_RANGES)."""
+    for mask, value, category, meaning in STATUS_RANGES:
+        if status & mask == value:
+            return category, STATUS_MEANINGS.get(status) or meaning
 
 
 def command_pdu(context_id, command):
