@@ -432,6 +432,14 @@ def max_pdu(text):
     return value
 
 
+def cmd_conformance(args):
+    """The DICOM Conformance Statement (PS3.2), generated host-side by
+    tools/conformance.py from the firmware's tables."""
+    from tools.conformance import write
+
+    return write(args.format, args.out)
+
+
 def build_parser():
     parser = Parser(prog="modgate", description="modgate: a modality gateway (capture, DICOM store, PS3.22 streaming)")
     parser.add_argument("--version", action="version", version="modgate " + __version__)
@@ -480,6 +488,11 @@ def build_parser():
                    help="largest PDU we receive and send (default 65536)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Part 10 files or folders of them")
     p.set_defaults(func=cmd_store)
+
+    p = sub.add_parser("conformance", help="write the DICOM Conformance Statement, generated from the code's tables")
+    p.add_argument("--format", choices=("md", "html"), default="md", help="Markdown (default) or HTML")
+    p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    p.set_defaults(func=cmd_conformance)
     return parser
 
 

@@ -1,0 +1,580 @@
+"""The DICOM Conformance Statement, generated from the code's own tables
+(host side, CPython only).
+
+    modgate conformance [--format md|html] [--out FILE]
+    python -m tools.conformance [--format md|html] [--out FILE]
+
+The document follows the pro-forma of PS3.2 Annex A (overview, table of
+contents, introduction, networking, media interchange, character sets,
+security, annexes) and adds the PS3.22 real-time section. Every table is read
+from the data the firmware itself runs on: the IODs and SOP classes
+(firmware/dicom/iod.py, uid.py), the presentation contexts as acse.propose
+builds them, the C-STORE status ranges (firmware/net/dimse.py) and what the
+sender does with each class (firmware/app.py DISPOSITION), the configuration
+schema (firmware/config.py), the TLS context (firmware/scu.py), the console's
+password and lockout constants, and the RTP/SDP writers (firmware/rtv). So a
+change there changes the statement; tests/test_conformance.py holds the
+shipped docs/conformance.md to the freshly generated text.
+
+The document is built once as a list of blocks (headings, paragraphs,
+tables, preformatted text, lists) and rendered as Markdown or HTML.
+"""
+
+import html
+import importlib
+import inspect
+import json
+import re
+import sys
+
+from firmware import __version__, app, config
+from firmware.compat import crypto
+from firmware.console import shell
+from firmware.dicom import uid
+from firmware.dicom.iod import IODS, PIXEL_FORMATS
+from firmware.dicom.vr import UTF8
+from firmware.net import acse, dimse, pdu
+from firmware.rtv import rtp, sdp, st2110_20
+from firmware.scu import Timeouts, tls_context
+
+REGENERATE = "modgate conformance --out docs/conformance.md"
+
+# Example values for the SDP shown in the PS3.22 section (not defaults of
+# anything): a 1080p30 YCbCr-4:2:2 flow to the configured destination.
+EXAMPLE_VIDEO = {"width": 1920, "height": 1080, "rate": (30, 1), "sampling": "YCbCr-4:2:2", "depth": 8}
+EXAMPLE_SOURCE = "192.0.2.10"  # RFC 5737 documentation address
+
+
+# -- the document model -------------------------------------------------------
+class Document:
+    """Blocks in order: ("h", level, number, title, anchor), ("p", text),
+    ("table", headers, rows), ("pre", text), ("ul", items), ("toc",).
+    Text may carry `code` spans; nothing else is markup."""
+
+    def __init__(self, title):
+        self.title = title
+        self.blocks = []
+        self._numbers = []
+
+    def heading(self, level, title, numbered=True):
+        number = ""
+        if numbered:
+            del self._numbers[level:]
+            while len(self._numbers) < level:
+                self._numbers.append(0)
+            self._numbers[level - 1] += 1
+            number = ".".join(str(n) for n in self._numbers[:level])
+        anchor = "s" + number.replace(".", "-") if number else re.sub(r"[^a-z0-9]+", "-", title.lower()).strip("-")
+        self.blocks.append(("h", level, number, title, anchor))
+
+    def p(self, text):
+        self.blocks.append(("p", text))
+
+    def table(self, headers, rows):
+        self.blocks.append(("table", list(headers), [[str(c) for c in row] for row in rows]))
+
+    def pre(self, text):
+        self.blocks.append(("pre", text.rstrip("\n")))
+
+    def ul(self, items):
+        self.blocks.append(("ul", list(items)))
+
+    def toc(self):
+        self.blocks.append(("toc",))
+
+    def headings(self):
+        return [b for b in self.blocks if b[0] == "h"]
+
+
+def _heading_text(block):
+    _, _, number, title, _ = block
+    return (number + " " + title) if number else title
+
+
+def render_md(doc):
+    out = ["# " + doc.title, ""]
+    for block in doc.blocks:
+        kind = block[0]
+        if kind == "h":
+            out += ['<a id="%s"></a>' % block[4], "", "#" * (block[1] + 1) + " " + _heading_text(block), ""]
+        elif kind == "p":
+            out += [block[1], ""]
+        elif kind == "table":
+            headers, rows = block[1], block[2]
+            cell = lambda text: text.replace("|", "\\|")
+            out.append("| " + " | ".join(cell(h) for h in headers) + " |")
+            out.append("|" + "|".join(" --- " for _ in headers) + "|")
+            for row in rows:
+                out.append("| " + " | ".join(cell(c) for c in row) + " |")
+            out.append("")
+        elif kind == "pre":
+            out += ["```", block[1], "```", ""]
+        elif kind == "ul":
+            out += ["- " + item for item in block[1]] + [""]
+        elif kind == "toc":
+            for h in doc.headings():
+                if h[2]:
+                    out.append("    " * (h[1] - 1) + "- [%s](#%s)" % (_heading_text(h), h[4]))
+            out.append("")
+    return "\n".join(out).rstrip("\n") + "\n"
+
+
+def _inline_html(text):
+    parts = text.split("`")
+    return "".join(("<code>%s</code>" if i % 2 else "%s") % html.escape(part) for i, part in enumerate(parts))
+
+
+def render_html(doc):
+    out = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8"/>',
+           "<title>%s</title>" % html.escape(doc.title),
+           "<style>body{font-family:sans-serif;max-width:60em;margin:auto}table{border-collapse:collapse}"
+           "td,th{border:1px solid #999;padding:2px 6px;text-align:left;vertical-align:top}</style>",
+           "</head>", "<body>", "<h1>%s</h1>" % html.escape(doc.title)]
+    for block in doc.blocks:
+        kind = block[0]
+        if kind == "h":
+            level = min(block[1] + 1, 6)
+            out.append('<h%d id="%s">%s</h%d>' % (level, block[4], html.escape(_heading_text(block)), level))
+        elif kind == "p":
+            out.append("<p>%s</p>" % _inline_html(block[1]))
+        elif kind == "table":
+            out.append("<table>")
+            out.append("<tr>" + "".join("<th>%s</th>" % _inline_html(h) for h in block[1]) + "</tr>")
+            for row in block[2]:
+                out.append("<tr>" + "".join("<td>%s</td>" % _inline_html(c) for c in row) + "</tr>")
+            out.append("</table>")
+        elif kind == "pre":
+            out.append("<pre>%s</pre>" % html.escape(block[1]))
+        elif kind == "ul":
+            out.append("<ul>" + "".join("<li>%s</li>" % _inline_html(i) for i in block[1]) + "</ul>")
+        elif kind == "toc":
+            out.append("<ul>")
+            for h in doc.headings():
+                if h[2]:
+                    out.append('<li style="margin-left:%dem"><a href="#%s">%s</a></li>' % (
+                        2 * (h[1] - 1), h[4], html.escape(_heading_text(h))))
+            out.append("</ul>")
+    out += ["</body>", "</html>"]
+    return "\n".join(out) + "\n"
+
+
+# -- data read from the code --------------------------------------------------
+def name_of(uid_value):
+    return uid.UID_NAMES.get(uid_value, uid_value)
+
+
+def storage_sop_classes():
+    """The Storage SOP classes the gateway creates, in IODS order, once each."""
+    seen = []
+    for iod in IODS.values():
+        if iod.sop_class_uid not in seen:
+            seen.append(iod.sop_class_uid)
+    return seen
+
+
+def proposed_contexts():
+    """[(abstract syntax, transfer syntax)] the storage association proposes
+    when the queue holds an object of every IOD: acse.propose over what the
+    SCU adds (Verification) and what the recorder encodes
+    (app.STORAGE_TRANSFER_SYNTAX), one transfer syntax per context."""
+    objects = [(acse.VERIFICATION, uid.IMPLICIT_VR_LITTLE_ENDIAN)]
+    objects += [(sop_class, app.STORAGE_TRANSFER_SYNTAX) for sop_class in storage_sop_classes()]
+    return [(abstract, ts) for _, abstract, syntaxes in acse.propose(objects) for ts in syntaxes]
+
+
+def verification_contexts():
+    """What an association opened only for C-ECHO proposes (console `echo`)."""
+    objects = [(acse.VERIFICATION, uid.IMPLICIT_VR_LITTLE_ENDIAN)]
+    return [(abstract, ts) for _, abstract, syntaxes in acse.propose(objects) for ts in syntaxes]
+
+
+def status_pattern(mask, value):
+    """'B0xx' for mask 0xFF00, value 0xB000; 'any other' for mask 0."""
+    if mask == 0:
+        return "any other"
+    digits = ""
+    for shift in (12, 8, 4, 0):
+        digits += "%X" % ((value >> shift) & 0xF) if (mask >> shift) & 0xF == 0xF else "x"
+    return digits
+
+
+def tls_versions():
+    """(minimum, maximum) TLS versions of the SCU's context (scu.tls_context)."""
+    import ssl
+
+    context = tls_context(verify=False)
+
+    def name(version):
+        if version == ssl.TLSVersion.MAXIMUM_SUPPORTED:
+            return "the newest the host's OpenSSL offers (%s)" % ("TLS 1.3" if ssl.HAS_TLSv1_3 else "TLS 1.2")
+        return version.name.replace("TLSv", "TLS ").replace("_", ".")
+
+    return name(context.minimum_version), name(context.maximum_version)
+
+
+def default_text(value):
+    return "(none)" if value is None else json.dumps(value)
+
+
+def keys_of(section):
+    return [k for k in config.SCHEMA if k.split(".")[0] == section]
+
+
+def config_rows(keys):
+    return [("`%s`" % k, default_text(config.SCHEMA[k][0]), config.SCHEMA[k][2]) for k in keys]
+
+
+def rtv_metadata():
+    """firmware.rtv.metadata if this build has it, else None."""
+    try:
+        return importlib.import_module("firmware.rtv.metadata")
+    except ImportError:
+        return None
+
+
+def call_with_examples(function, examples):
+    """function called with the example values its signature names."""
+    params = inspect.signature(function).parameters
+    return function(**dict((k, v) for k, v in examples.items() if k in params))
+
+
+def example_sdps():
+    """[(flow name, SDP text)] for the example flows."""
+    defaults = config.defaults()
+    host, port, ttl = defaults["rtv.host"], defaults["rtv.port"], defaults["rtv.ttl"]
+    v = EXAMPLE_VIDEO
+    flows = [("video (ST 2110-20)", sdp.video_sdp(host, port, v["width"], v["height"], v["rate"], v["sampling"],
+                                                  v["depth"], ttl=ttl, source_host=EXAMPLE_SOURCE))]
+    metadata = rtv_metadata()
+    if metadata is not None and hasattr(sdp, "metadata_sdp"):
+        examples = {"dest_host": host, "host": host, "dest_port": port + 2, "port": port + 2, "ttl": ttl,
+                    "source_host": EXAMPLE_SOURCE, "payload_type": metadata.PAYLOAD_TYPE,
+                    "rate": v["rate"], "frame_rate": v["rate"]}
+        flows.append(("DICOM metadata (PS3.22)", call_with_examples(sdp.metadata_sdp, examples)))
+    return flows
+
+
+# -- the statement ------------------------------------------------------------
+def build():
+    doc = Document("modgate DICOM Conformance Statement")
+    defaults = config.defaults()
+    ae_title = defaults["station.ae_title"]
+    metadata = rtv_metadata()
+
+    doc.p("modgate %s. Generated by `modgate conformance` from the firmware's own tables; do not edit by hand "
+          "(regenerate with `%s`)." % (__version__, REGENERATE))
+
+    doc.heading(1, "Conformance Statement Overview")
+    doc.p("modgate is the firmware of a modality gateway box. It takes frames from an imaging modality's "
+          "acquisition hardware (an endoscopy tower, an ultrasound cart, a video microscope), encodes them as "
+          "DICOM image objects, keeps each object in a crash-safe spool on the box and sends it to a PACS with "
+          "C-STORE; at the same time it can stream the live picture on the network as DICOM real-time video "
+          "(PS3.22). It initiates associations only; it accepts none.")
+    doc.heading(2, "Network Services")
+    rows = [("Transfer", "", "")]
+    rows += [(name_of(sop_class), "Yes", "No") for sop_class in storage_sop_classes()]
+    rows += [("Verification", "", ""), (name_of(acse.VERIFICATION), "Yes", "No")]
+    doc.table(("SOP Class", "User of Service (SCU)", "Provider of Service (SCP)"), rows)
+    rows = [("Video (SMPTE ST 2110-20 flow)", "Yes", "No")]
+    if metadata is not None:
+        rows += [("%s (DICOM metadata flow)" % name_of(value), "Yes", "No") for value in metadata.RTV_SOP_CLASSES.values()]
+    else:
+        rows += [("DICOM metadata flow", "No (not in this build)", "No")]
+    doc.table(("Real-Time Communication (PS3.22)", "Sender", "Receiver"), rows)
+    doc.heading(2, "Media Services")
+    doc.p("None: modgate reads and writes no DICOM interchange media (no Media Storage Application Profile). "
+          "The Part 10 files in its spool are internal to the box.")
+
+    doc.heading(1, "Table of Contents")
+    doc.toc()
+
+    doc.heading(1, "Introduction")
+    doc.heading(2, "Revision History")
+    doc.table(("Document version", "modgate version", "Description"),
+              [(__version__, __version__, "generated from the code of this version")])
+    doc.heading(2, "Audience and Remarks")
+    doc.p("For those who connect modgate to a PACS or to a real-time video receiver: integrators, PACS "
+          "administrators, network engineers. It assumes a working knowledge of DICOM. A Conformance Statement "
+          "is a first check of compatibility between products; it does not guarantee interoperability, which "
+          "should be verified on site.")
+    doc.heading(2, "Abbreviations")
+    doc.table(("Term", "Meaning"), [
+        ("AE", "Application Entity"), ("DIMSE", "DICOM Message Service Element"),
+        ("IOD", "Information Object Definition"), ("PDU", "Protocol Data Unit"),
+        ("RTP", "Real-time Transport Protocol (RFC 3550)"), ("SCU / SCP", "Service Class User / Provider"),
+        ("SDP", "Session Description Protocol (RFC 4566)"), ("SOP", "Service-Object Pair"),
+        ("TLS", "Transport Layer Security"), ("UID", "Unique Identifier")])
+    doc.heading(2, "References")
+    doc.p("DICOM PS3.2 (conformance), PS3.3 (IODs), PS3.4 (service classes), PS3.5 (encoding), PS3.7 (DIMSE), "
+          "PS3.8 (upper layer), PS3.15 (security profiles), PS3.22 (real-time communication); SMPTE ST 2110-10, "
+          "-20, -21; RFC 3550, RFC 4175, RFC 4566.")
+
+    _networking(doc, defaults, ae_title, metadata)
+
+    doc.heading(1, "Media Interchange")
+    doc.p("Not supported.")
+
+    _character_sets(doc)
+    _security(doc, defaults)
+    _annexes(doc)
+    return doc
+
+
+def _context_rows(contexts):
+    return [(name_of(a), "`%s`" % a, name_of(ts), "`%s`" % ts, "SCU", "None") for a, ts in contexts]
+
+
+CONTEXT_HEADERS = ("Abstract Syntax", "Abstract Syntax UID", "Transfer Syntax", "Transfer Syntax UID", "Role",
+                   "Extended Negotiation")
+
+
+def _networking(doc, defaults, ae_title, metadata):
+    timeouts = Timeouts()
+    doc.heading(1, "Networking")
+    doc.heading(2, "Implementation Model")
+    doc.heading(3, "Application Data Flow")
+    doc.pre("""\
+ acquisition --frames--> recorder --Part 10 file--> spool (flash) --> %(ae)s AE --C-STORE--> PACS (Storage SCP)
+ (modality)              (encoder)                                   (Storage SCU)  --C-ECHO-->
+         \\
+          +--frames--> real-time sender --RTP/UDP--> receivers (PS3.22), described by SDP files
+ technician --serial console--> configuration, echo, record start|stop, queue""" % {"ae": ae_title})
+    doc.p("The recorder turns each clip into one DICOM object and commits it to the spool (written, synced, "
+          "renamed into the queue). The Storage SCU AE sends the queue, oldest first, over one association at "
+          "a time, and removes an object only after a success or warning status. The console's `echo` command "
+          "(and the host utility `modgate echo`) verifies the PACS with C-ECHO. The real-time sender streams "
+          "frames as they are acquired, independent of the spool.")
+    doc.heading(3, "Functional Definition of AEs")
+    doc.p("Storage SCU AE (AE title `%s` by default, config `station.ae_title`): opens an association to the "
+          "configured PACS whenever the spool holds objects, proposes the presentation contexts those objects "
+          "need, sends each with C-STORE, and releases the association after `pacs.idle_release` idle seconds "
+          "(default %s). It also sends C-ECHO on request. It never accepts an association." % (
+              ae_title, defaults["pacs.idle_release"]))
+    doc.p("Real-time sender: not a DICOM AE in the PS3.8 sense; it sends RTP flows to the configured destination "
+          "and publishes their SDP (section Real-Time Communication).")
+    doc.heading(3, "Sequencing of Real-World Activities")
+    doc.p("Recording and sending are decoupled by the spool: a clip can be sent only after it has been committed, "
+          "and recording continues while the PACS is unreachable, until the spool is full (`spool.max_bytes`), "
+          "when recording is refused and an alarm raised. One recording session is one study with one series; "
+          "its clips are instances numbered from 1.")
+
+    doc.heading(2, "AE Specifications")
+    doc.heading(3, "Storage SCU AE Specification")
+    doc.heading(4, "SOP Classes")
+    rows = [(name_of(s), "`%s`" % s, "Yes", "No") for s in [acse.VERIFICATION] + storage_sop_classes()]
+    doc.table(("SOP Class Name", "SOP Class UID", "SCU", "SCP"), rows)
+    doc.heading(4, "Association Policies")
+    doc.p("General: the application context name is `%s` (PS3.7 A.2.1). The maximum PDU length modgate "
+          "receives is `pacs.max_pdu` (default %d); it sends PDUs no longer than min(the peer's maximum, its "
+          "own)." % (pdu.APPLICATION_CONTEXT_NAME, defaults["pacs.max_pdu"]))
+    doc.p("Number of associations: one storage association at a time (one sender); the console's `echo` opens "
+          "a second, short-lived one.")
+    doc.table(("Maximum number of simultaneous associations", "Value"),
+              [("Initiated, storage", "1"), ("Initiated, verification (console echo)", "1"), ("Accepted", "0")])
+    doc.p("Asynchronous nature: no Asynchronous Operations Window is proposed, so one operation is outstanding "
+          "at a time (PS3.7 D.3.3.3).")
+    doc.p("Implementation identifying information (PS3.7 D.3.3.2):")
+    doc.table(("Item", "Value"), [("Implementation Class UID", "`%s`" % uid.IMPLEMENTATION_CLASS_UID),
+                                  ("Implementation Version Name", "`%s`" % uid.IMPLEMENTATION_VERSION_NAME)])
+    doc.heading(4, "Association Initiation Policy")
+    doc.heading(5, "Activity: Send Spooled Objects")
+    doc.p("Description and sequencing: whenever the queue is not empty the sender opens an association (if none "
+          "is open), proposing contexts for the SOP classes of the next %d queued objects, and sends the "
+          "oldest object. A new association is opened when the next object's SOP class has no accepted "
+          "context, when PACS settings were saved on the console, or after an association was lost. A lost "
+          "association, a rejection or a timeout leaves the object in the queue with its failure count "
+          "unchanged; the next attempt follows after a delay that doubles from `spool.backoff_initial` (default "
+          "%s s) to at most `spool.backoff_max` (default %s s), with random jitter of up to half the delay." % (
+              app.LOOK_AHEAD, defaults["spool.backoff_initial"], defaults["spool.backoff_max"]))
+    doc.p("Proposed presentation contexts: each SOP class is proposed with every transfer syntax in a context "
+          "of its own, so the SCP may accept any one. The table shows the association when the queue holds an "
+          "object of every IOD; an association proposes only the SOP classes queued (plus Verification). "
+          "Objects are recorded in %s." % name_of(app.STORAGE_TRANSFER_SYNTAX))
+    doc.table(CONTEXT_HEADERS, _context_rows(proposed_contexts()))
+    doc.p("The host utility `modgate store` proposes, in addition, each file's own transfer syntax.")
+    doc.p("SOP specific conformance, Storage SOP classes (PS3.4 B.2): each object is sent from the spool file in "
+          "PDU-sized pieces. If the SCP accepted %s only in %s, the object is converted on the fly while it is "
+          "sent (firmware/net/convert.py: the VR fields are dropped, lengths re-encoded); nothing else about it "
+          "changes. The command's Priority is MEDIUM. How each C-STORE-RSP status is handled "
+          "(PS3.7 C.1.2; first matching row wins):" % (
+              name_of(uid.EXPLICIT_VR_LITTLE_ENDIAN), name_of(uid.IMPLICIT_VR_LITTLE_ENDIAN)))
+    rows = []
+    for mask, value, category, meaning in dimse.STATUS_RANGES:
+        rows.append((status_pattern(mask, value), category, meaning, app.DISPOSITION[category][1]))
+    doc.table(("Status code", "Class", "Meaning", "Behaviour"), rows)
+    doc.p("Status codes reported by their own meaning in the log and on the console:")
+    rows = [("%04X" % code, dimse.status_class(code)[0], meaning) for code, meaning in sorted(dimse.STATUS_MEANINGS.items())]
+    doc.table(("Status", "Class", "Meaning"), rows)
+    doc.p("A response with an unexpected command or message ID, a malformed PDU or a timeout in the middle of a "
+          "message aborts the association (A-ABORT); it is never reused. Timeouts (config keys; the ARTIM wait "
+          "after an abort is fixed):")
+    rows = config_rows(["pacs.connect_timeout", "pacs.acse_timeout", "pacs.dimse_timeout", "pacs.network_timeout",
+                        "pacs.idle_release"])
+    rows.append(("ARTIM (PS3.8 9.1.5)", default_text(timeouts.artim), "seconds to wait for the peer to close "
+                                                                        "after an A-ABORT"))
+    doc.table(("Timeout", "Default (s)", "Meaning"), rows)
+    doc.heading(5, "Activity: Verify the PACS")
+    doc.p("The console's `echo` command opens an association proposing only Verification, sends one C-ECHO, "
+          "reports the status and releases the association.")
+    doc.table(CONTEXT_HEADERS, _context_rows(verification_contexts()))
+    doc.heading(4, "Association Acceptance Policy")
+    doc.p("modgate accepts no associations.")
+
+    doc.heading(2, "Network Interfaces")
+    doc.heading(3, "Physical Network Interface")
+    doc.p("The board's Ethernet interface (config `network.interface`, default the board's), through the "
+          "operating system's TCP/IP stack.")
+    doc.heading(3, "Additional Protocols")
+    doc.p("DNS when `pacs.host` is a host name; DHCP unless a static `network.address` is configured; "
+          "UDP and IGMP for multicast real-time flows.")
+    doc.heading(3, "IPv4 and IPv6 Support")
+    addresses = sorted(set(re.findall(r"^c=IN (IP[46]) ", "".join(t for _, t in example_sdps()), re.M)))
+    doc.p("DICOM associations: IPv4 and IPv6 (`pacs.host` takes an IPv4 or IPv6 literal or a name, resolved to "
+          "either). Real-time flows: the SDP writer describes %s destinations." % " and ".join(
+              a.replace("IP", "IPv") for a in addresses))
+    doc.heading(3, "DICOM TLS")
+    low, high = tls_versions()
+    doc.p("With `pacs.tls` true, the association runs over TLS (PS3.15 Annex B): %s up to %s; the SCP's "
+          "certificate is verified against `pacs.ca` and its name or address against `pacs.host`; `pacs.cert` "
+          "and `pacs.key` give a client certificate. This meets the protocol requirements of the BCP 195 RFC "
+          "8996 TLS Secure Transport Connection Profile (TLS 1.2 or newer, no fallback to older versions); the "
+          "cipher suites are those the host's OpenSSL offers by default for these versions." % (low, high))
+
+    doc.heading(2, "Configuration")
+    doc.p("Every key is set in the JSON configuration file or on the serial console (`set KEY VALUE`, `save`), "
+          "checked before it is applied. PACS settings take effect from the next C-STORE (a new association), "
+          "the others from the next clip.")
+    doc.heading(3, "AE Title / Presentation Address Mapping")
+    doc.table(("AE", "AE title", "Address"), [
+        ("Local: Storage SCU", "`station.ae_title` (default `%s`)" % ae_title, "the box's address"),
+        ("Remote: Storage SCP", "`pacs.ae_title` (default `%s`)" % defaults["pacs.ae_title"],
+         "`pacs.host`:`pacs.port` (default %s:%s)" % (defaults["pacs.host"], defaults["pacs.port"]))])
+    doc.heading(3, "Parameters")
+    doc.p("Every configuration key, its default and its meaning (firmware/config.py SCHEMA):")
+    sections = []
+    for key in config.SCHEMA:
+        section = key.split(".")[0]
+        if section not in sections:
+            sections.append(section)
+    rows = []
+    for section in sections:
+        rows += config_rows(keys_of(section))
+    doc.table(("Key", "Default", "Meaning"), rows)
+
+    _realtime(doc, defaults, metadata)
+
+
+def _realtime(doc, defaults, metadata):
+    doc.heading(2, "Real-Time Communication (PS3.22)")
+    doc.heading(3, "Flows")
+    video_pt = inspect.signature(sdp.video_sdp).parameters["payload_type"].default
+    rows = [("Video", "SMPTE ST 2110-20 uncompressed video (RFC 4175), General Packing Mode",
+             "%d (dynamic)" % video_pt, "%d Hz" % rtp.CLOCK_RATE)]
+    if metadata is not None:
+        rows.append(("DICOM metadata", "PS3.22 metadata flow: the DICOM attributes of the video", 
+                     "%d (dynamic)" % metadata.PAYLOAD_TYPE, "%d Hz" % rtp.CLOCK_RATE))
+    doc.table(("Flow", "Format", "RTP payload type", "RTP clock"), rows)
+    doc.p("Destination: `rtv.host`:`rtv.port` (default %s:%s; multicast TTL `rtv.ttl`, default %s)." % (
+        defaults["rtv.host"], defaults["rtv.port"], defaults["rtv.ttl"]))
+    if metadata is not None:
+        doc.p("Real-time SOP classes of the metadata flow:")
+        doc.table(("SOP Class", "SOP Class UID", "IOD"),
+                  [(name_of(value), "`%s`" % value, "`%s`" % key) for key, value in metadata.RTV_SOP_CLASSES.items()])
+    doc.heading(3, "Session Description (SDP)")
+    doc.p("Each flow is described by an SDP (RFC 4566) session description. Receivers obtain it as files: "
+          "`modgate stream --sdp-dir DIR` writes one SDP file per flow, written to the --sdp-dir folder, before "
+          "the first packet is sent; a receiver reads them (e.g. `ffplay -protocol_whitelist file,udp,rtp "
+          "FILE.sdp`). Example for %dx%d %s at %s frames/s to the default destination:" % (
+              EXAMPLE_VIDEO["width"], EXAMPLE_VIDEO["height"], EXAMPLE_VIDEO["sampling"],
+              sdp.exact_frame_rate(EXAMPLE_VIDEO["rate"])))
+    for name, text in example_sdps():
+        doc.p("SDP of the %s flow:" % name)
+        doc.pre(text.replace("\r\n", "\n"))
+    doc.heading(3, "Packetisation")
+    doc.p("Video: each datagram carries whole pgroups up to %d bytes of UDP payload, RTP header included "
+          "(ST 2110-10 standard UDP size limit), with an extended sequence number and one sample row data "
+          "header per line segment; a datagram may continue into the next line; the last datagram of a frame "
+          "has the RTP marker bit set." % st2110_20.MAX_DATAGRAM)
+    if metadata is not None:
+        doc.p("DICOM metadata: " + metadata.PACKETIZATION_RULE)
+    doc.heading(3, "Colour and Depth")
+    doc.p("The sampling and bit depth combinations the sender packs (ST 2110-20 6.2); a frame's width must be a "
+          "multiple of the pixels in a pgroup:")
+    rows = [(sampling, depth, size, pixels) for (sampling, depth), (size, pixels) in sorted(st2110_20.PGROUPS.items())]
+    doc.table(("Sampling", "Bit depth", "Bytes per pgroup", "Pixels per pgroup"), rows)
+    colorimetry = inspect.signature(sdp.video_sdp).parameters["colorimetry"].default
+    doc.p("Colorimetry: `%s` (the SDP's `colorimetry` parameter; see the example above)." % colorimetry)
+    if metadata is not None and hasattr(metadata, "PIXEL_DESCRIPTION"):
+        doc.p("How the metadata flow describes each acquisition pixel format:")
+        rows = [("`%s`" % k, v[0], v[1], v[2]) for k, v in sorted(metadata.PIXEL_DESCRIPTION.items())]
+        doc.table(("Pixel format", "Photometric Interpretation", "Bits Allocated", "Bits Stored"), rows)
+
+
+def _character_sets(doc):
+    doc.heading(1, "Support of Character Sets")
+    doc.p("modgate writes Specific Character Set (0008,0005) only when a value needs it: text in the default "
+          "repertoire (ISO-IR 6, ASCII) is written without it, and any other text as UTF-8 with Specific "
+          "Character Set `%s`. Values come from the configuration and the console (patient, study, station "
+          "names), are checked against their VR's rules and refused if they break them. modgate receives no "
+          "data sets, so it interprets no other character set." % UTF8)
+
+
+def _security(doc, defaults):
+    doc.heading(1, "Security")
+    doc.heading(2, "Security Profiles")
+    low, _ = tls_versions()
+    doc.p("Secure transport: DICOM TLS as described under Network Interfaces (%s or newer, server certificate "
+          "verified, optional client certificate). No other PS3.15 profile (user identity negotiation, "
+          "de-identification, digital signatures) is supported." % low)
+    doc.heading(2, "Association Level Security")
+    doc.p("modgate accepts no associations. Its calling AE title is `station.ae_title`; with TLS the PACS can "
+          "authenticate the box by its client certificate.")
+    doc.heading(2, "Application Level Security")
+    doc.p("The serial console asks for a password before anything else; the first session chooses one. It is "
+          "stored as a salted `%s` record (PBKDF2-HMAC-SHA256, RFC 8018; %d iterations by default, %d-byte "
+          "salt) and never shown or logged. After %d wrong passwords the console locks for %d s; a session "
+          "without input for `console.idle_logout` seconds (default %s) is logged out." % (
+              crypto.SCHEME, crypto.DEFAULT_ITERATIONS, crypto.SALT_SIZE, shell.MAX_FAILURES,
+              shell.LOCKOUT_MS // 1000, defaults["console.idle_logout"]))
+    doc.p("Real-time flows are sent unencrypted and unauthenticated, as ST 2110 defines them; keep them on a "
+          "trusted network.")
+
+
+def _annexes(doc):
+    doc.heading(1, "Annexes")
+    doc.heading(2, "IOD Contents: Created SOP Instances")
+    doc.p("The IOD of each clip is config `clip.iod` (firmware/dicom/iod.py); pixel formats as PS3.3 C.7.6.3 "
+          "attributes (Samples per Pixel, Photometric Interpretation, Bits Allocated, Bits Stored):")
+    rows = []
+    for key, iod in IODS.items():
+        pixels = "; ".join("%s: %d, %s, %d, %d" % ((p,) + PIXEL_FORMATS[p]) for p in iod.pixel_formats)
+        rows.append(("`%s`" % key, name_of(iod.sop_class_uid), iod.modality, "Yes" if iod.multiframe else "No",
+                     pixels))
+    doc.table(("`clip.iod`", "SOP Class", "Modality", "Multi-frame", "Pixel formats"), rows)
+    doc.heading(2, "Data Dictionary of Private Attributes")
+    doc.p("None: modgate writes no private attributes.")
+    doc.heading(2, "Private Transfer Syntaxes")
+    doc.p("None.")
+
+
+def generate(fmt="md"):
+    doc = build()
+    return render_html(doc) if fmt == "html" else render_md(doc)
+
+
+def write(fmt="md", out=None):
+    """Write the statement to out (a path), or to standard output."""
+    text = generate(fmt)
+    if out:
+        with open(out, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    # The options are modgate's (firmware/cli.py, subcommand conformance).
+    from firmware.cli import main
+
+    sys.exit(main(["conformance"] + sys.argv[1:]))
