@@ -393,11 +393,13 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.table(CONTEXT_HEADERS, _context_rows(proposed_contexts()))
     doc.p("The host utility `modgate store` proposes, in addition, each file's own transfer syntax.")
     doc.p("SOP specific conformance, Storage SOP classes (PS3.4 B.2): each object is sent from the spool file in "
-          "PDU-sized pieces. If the SCP accepted %s only in %s, the object is converted on the fly while it is "
-          "sent (firmware/net/convert.py: the VR fields are dropped, lengths re-encoded); nothing else about it "
-          "changes. The command's Priority is MEDIUM. How each C-STORE-RSP status is handled "
-          "(PS3.7 C.1.2; first matching row wins):" % (
-              name_of(uid.EXPLICIT_VR_LITTLE_ENDIAN), name_of(uid.IMPLICIT_VR_LITTLE_ENDIAN)))
+          "PDU-sized pieces, with Priority MEDIUM. When the SCP accepts a SOP class only in %(i)s, an object "
+          "recorded in %(e)s is converted while it streams out (firmware/net/convert.py: element headers "
+          "rewritten, values untouched, sequences and items sent with undefined length and delimiters, PS3.5 "
+          "7.5.1); the data set's content does not change. An object whose SOP class the SCP accepted in no "
+          "context is not sent and counts as a failure. How each C-STORE-RSP status is handled (PS3.7 C.1.2; "
+          "the first matching row wins):" % {"e": name_of(uid.EXPLICIT_VR_LITTLE_ENDIAN),
+                                              "i": name_of(uid.IMPLICIT_VR_LITTLE_ENDIAN)})
     rows = []
     for mask, value, category, meaning in dimse.STATUS_RANGES:
         rows.append((status_pattern(mask, value), category, meaning, app.DISPOSITION[category][1]))
@@ -425,8 +427,8 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.p("The board's Ethernet interface (config `network.interface`, default the board's), through the "
           "operating system's TCP/IP stack.")
     doc.heading(3, "Additional Protocols")
-    doc.p("DNS when `pacs.host` is a host name; DHCP unless a static `network.address` is configured; "
-          "UDP and IGMP for multicast real-time flows.")
+    doc.p("DNS when `pacs.host` is a host name; UDP for the real-time flows (to the multicast group or unicast "
+          "address `rtv.host`). The interface's addressing (DHCP or static) is the operating system's.")
     doc.heading(3, "IPv4 and IPv6 Support")
     addresses = sorted(set(re.findall(r"^c=IN (IP[46]) ", "".join(t for _, t in example_sdps()), re.M)))
     doc.p("DICOM associations: IPv4 and IPv6 (`pacs.host` takes an IPv4 or IPv6 literal or a name, resolved to "
@@ -481,10 +483,11 @@ def _realtime(doc, defaults, metadata):
         doc.table(("SOP Class", "SOP Class UID", "IOD"),
                   [(name_of(value), "`%s`" % value, "`%s`" % key) for key, value in metadata.RTV_SOP_CLASSES.items()])
     doc.heading(3, "Session Description (SDP)")
-    doc.p("Each flow is described by an SDP (RFC 4566) session description. Receivers obtain it as files: "
-          "`modgate stream --sdp-dir DIR` writes one SDP file per flow, written to the --sdp-dir folder, before "
-          "the first packet is sent; a receiver reads them (e.g. `ffplay -protocol_whitelist file,udp,rtp "
-          "FILE.sdp`). Example for %dx%d %s at %s frames/s to the default destination:" % (
+    doc.p("Each flow is described by an SDP (RFC 4566) session description, as PS3.22 requires. Receivers "
+          "obtain them as files: `modgate stream --sdp-dir DIR` writes one SDP file per flow, written to the "
+          "--sdp-dir folder, from where a receiver or an operator picks them up (FFmpeg, for one, opens such a "
+          "file with `-protocol_whitelist file,udp,rtp -i FILE.sdp`). Example for %dx%d %s at %s frames/s to "
+          "the default destination (the metadata port here is only an example):" % (
               EXAMPLE_VIDEO["width"], EXAMPLE_VIDEO["height"], EXAMPLE_VIDEO["sampling"],
               sdp.exact_frame_rate(EXAMPLE_VIDEO["rate"])))
     for name, text in example_sdps():
