@@ -43,6 +43,7 @@ REGENERATE = "modgate conformance --out docs/conformance.md"
 # anything): a 1080p30 YCbCr-4:2:2 flow to the configured destination.
 EXAMPLE_VIDEO = {"width": 1920, "height": 1080, "rate": (30, 1), "sampling": "YCbCr-4:2:2", "depth": 8}
 EXAMPLE_SOURCE = "192.0.2.10"  # RFC 5737 documentation address
+EXAMPLE_METADATA_PORT_OFFSET = 2  # RTP on an even port, RTCP on the odd one after (RFC 3550 11)
 
 
 # -- the document model -------------------------------------------------------
@@ -232,12 +233,6 @@ def rtv_metadata():
         return None
 
 
-def call_with_examples(function, examples):
-    """function called with the example values its signature names."""
-    params = inspect.signature(function).parameters
-    return function(**dict((k, v) for k, v in examples.items() if k in params))
-
-
 def example_sdps():
     """[(flow name, SDP text)] for the example flows."""
     defaults = config.defaults()
@@ -247,10 +242,8 @@ def example_sdps():
                                                   v["depth"], ttl=ttl, source_host=EXAMPLE_SOURCE))]
     metadata = rtv_metadata()
     if metadata is not None and hasattr(sdp, "metadata_sdp"):
-        examples = {"dest_host": host, "host": host, "dest_port": port + 2, "port": port + 2, "ttl": ttl,
-                    "source_host": EXAMPLE_SOURCE, "payload_type": metadata.PAYLOAD_TYPE,
-                    "rate": v["rate"], "frame_rate": v["rate"]}
-        flows.append(("DICOM metadata (PS3.22)", call_with_examples(sdp.metadata_sdp, examples)))
+        flows.append(("DICOM metadata (PS3.22)", sdp.metadata_sdp(host, port + EXAMPLE_METADATA_PORT_OFFSET, ttl=ttl,
+                                                                  source_host=EXAMPLE_SOURCE)))
     return flows
 
 
