@@ -78,6 +78,13 @@ class Board:
             return LinuxNIC(nic["name"])
         raise ValueError("board %s: unknown nic driver %r" % (self.name, nic["driver"]))
 
+    def open_datagram_sender(self, dest, ttl=1):
+        """A UDP sender towards dest (host, port) out of the board's NIC,
+        for the PS3.22 flows (hal.udp: GSO bursts, DSCP AF41)."""
+        from hal.udp import DatagramSender
+
+        return DatagramSender(self.open_nic(), dest, ttl=ttl)
+
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
         if console["driver"] == "stdio":

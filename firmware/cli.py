@@ -282,6 +282,73 @@ def start_console(where, gateway, box, config_path):
     return thread
 
 
+def host_port(text):
+    """HOST:PORT, [V6]:PORT; the port 1..65535."""
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    try:
+        port = int(port)
+    except ValueError:
+        port = 0
+    if not sep or not host or not 0 < port <= 65535:
+        raise argparse.ArgumentTypeError("expected HOST:PORT, e.g. 239.1.1.1:5004, got %r" % text)
+    return host, port
+
+
+def cmd_stream(args):
+    """PS3.22: the board's frames as a ST 2110-20 video flow and its DICOM
+    metadata flow, paced (ST 2110-21 wide), until --frames or a signal."""
+    import signal
+
+    import board
+    from firmware.streaming import Streamer, write_sdps
+    from hal.storage import PosixStorage
+
+    name = "host" if args.board == "sim" else args.board
+    try:
+        box = board.load(name)
+    except ValueError as err:
+        raise UsageError(str(err))
+    clock = box.open_clock()
+    width, height = args.size
+    acq = box.open_acquisition(width=width, height=height, pixel=args.pixel, rate=args.rate,
+                               clock=clock, paced=False)
+    meta_dest = args.meta_dest or (args.dest[0], args.dest[1] + 2)
+    video_sink = box.open_datagram_sender(args.dest, ttl=args.ttl)
+    meta_sink = box.open_datagram_sender(meta_dest, ttl=args.ttl)
+    attributes = {}
+    if args.patient_name:
+        attributes[tags.PatientName] = args.patient_name
+    if args.patient_id:
+        attributes[tags.PatientID] = args.patient_id
+    streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, video_sink, meta_sink, clock,
+                        iod=args.iod, attributes=attributes, burst=args.burst)
+    os.makedirs(args.sdp_dir, exist_ok=True)
+    write_sdps(PosixStorage(args.sdp_dir), streamer, args.dest, meta_dest, args.ttl)
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+    log_line("streaming %dx%d %s at %s fps to %s:%d (metadata %s:%d); SDPs in %s; %d datagrams a frame, "
+             "bursts of %d (C_MAX %d)" % (acq.width, acq.height, acq.pixel, "%d/%d" % acq.rate, args.dest[0],
+                                          args.dest[1], meta_dest[0], meta_dest[1], args.sdp_dir,
+                                          streamer.schedule.npackets, streamer.schedule.burst,
+                                          streamer.schedule.cmax))
+    acq.start()
+    started = time.monotonic()
+    try:
+        while not stop and (args.frames is None or streamer.frames < args.frames):
+            streamer.send(acq.read().data)
+    finally:
+        acq.stop()
+        video_sink.close()
+        meta_sink.close()
+    s = streamer.stats()
+    log_line("streamed %d frames in %.1f s: %d late, %d video and %d metadata datagrams, %d dropped" % (
+        s["frames"], time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],
+        s["dropped_packets"]))
+    return 0
+
+
 def cmd_console(args):
     from tools.console_client import main as console_main
 
@@ -477,6 +544,24 @@ def build_parser():
     p.add_argument("console_args", nargs=argparse.REMAINDER,
                    help="DEVICE [--baud 115200] [--password PW] [--run CMD ...] [--timeout S]")
     p.set_defaults(func=cmd_console)
+
+    p = sub.add_parser("stream", help="stream the board's frames per PS3.22 (ST 2110-20 video + DICOM metadata)")
+    p.add_argument("--board", default="sim", help="board (default sim: the host board's simulated acquisition)")
+    p.add_argument("--size", type=parse_size, default=(1920, 1080), metavar="WxH", help="frame size (default 1920x1080)")
+    p.add_argument("--rate", type=parse_rate, default=(30, 1), metavar="FPS", help="frame rate, N or N/D (default 30)")
+    p.add_argument("--pixel", choices=("ycbcr422", "ycbcr422-10", "rgb8"), default="ycbcr422",
+                   help="pixel format (default ycbcr422: 8-bit 4:2:2)")
+    p.add_argument("--frames", type=positive_int, help="frames to send (default: until stopped)")
+    p.add_argument("--dest", type=host_port, required=True, metavar="HOST:PORT", help="video flow destination")
+    p.add_argument("--meta-dest", type=host_port, metavar="HOST:PORT",
+                   help="metadata flow destination (default: the video's host, port + 2)")
+    p.add_argument("--ttl", type=int, default=1, help="multicast TTL (default 1)")
+    p.add_argument("--iod", choices=("video-endoscopic", "video-photographic"), default="video-endoscopic")
+    p.add_argument("--burst", type=positive_int, help="datagrams per burst (default C_MAX / 2)")
+    p.add_argument("--patient-name", type=dicom_text("PN"), help="Patient's Name in the metadata")
+    p.add_argument("--patient-id", type=dicom_text("LO"), help="Patient ID in the metadata")
+    p.add_argument("--sdp-dir", required=True, metavar="DIR", help="where video.sdp and metadata.sdp are written")
+    p.set_defaults(func=cmd_stream)
 
     p = sub.add_parser("echo", help="C-ECHO: check that a DICOM peer answers (like DCMTK echoscu)")
     add_network_arguments(p)

@@ -311,6 +311,13 @@ def save(storage, name, values):
     validate(values)
     changed = dict((k, v) for k, v in values.items() if v != SCHEMA[k][0])
     data = (json.dumps(nest(changed), indent=1, sort_keys=True) + "\n").encode()
+    write_atomic(storage, name, data)
+
+
+def write_atomic(storage, name, data):
+    """A new file, fsynced, renamed over the old one and the folder fsynced
+    (the storage driver's rename): a reader or a power cut sees the old
+    file or the new one, never half of either."""
     temp = name + ".new"
     if storage.exists(temp):
         storage.remove(temp)

@@ -5,6 +5,9 @@ and, where the board has one, a PTP hardware clock (PHC) for media time.
     clock.sleep_ns(n)
     clock.wall_utc()       (year, month, day, hour, minute, second, microsecond)
     clock.phc_ns()         the PHC's time in ns (TAI as ptp4l keeps it), or None
+    clock.tai_ns()         TAI in ns for media timestamps (PS3.22, ST 2110-10):
+                           the PHC when there is one, else the system clock
+                           (UTC) plus the TAI-UTC offset
 """
 
 import os
@@ -13,6 +16,11 @@ import time
 # Linux dynamic POSIX clocks (clock_gettime(2), "Dynamic clocks"): a PHC
 # device's clock id is made from its open file descriptor.
 _CLOCKFD = 3
+
+# TAI - UTC in seconds since 1 January 2017 (IERS Bulletin C; no leap
+# second since). The same fact as firmware.rtv.nmos.TAI_UTC_OFFSET, which
+# the protocol core uses the other way round; hal does not import firmware.
+TAI_UTC_OFFSET = 37
 
 
 def _fd_to_clockid(fd):
@@ -45,6 +53,12 @@ class SystemClock:
         if self._phc_fd is None:
             self._phc_fd = os.open(self.phc, os.O_RDONLY)
         return time.clock_gettime_ns(_fd_to_clockid(self._phc_fd))
+
+    def tai_ns(self):
+        phc = self.phc_ns()
+        if phc is not None:
+            return phc
+        return time.time_ns() + TAI_UTC_OFFSET * 1000000000
 
     def close(self):
         if self._phc_fd is not None:

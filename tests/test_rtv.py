@@ -11,7 +11,7 @@ import pytest
 
 from firmware.rtv.rtp import frame_timestamp, rtp_header
 from firmware.rtv.sdp import video_sdp
-from firmware.rtv.st2110_20 import MAX_DATAGRAM, Packetizer
+from firmware.rtv.st2110_20 import MAX_DATAGRAM, Packetizer, equal_segment, pack_10bit, unpack_10bit
 from hal.acq.sim import Pattern
 from tests.conftest import tool
 
@@ -102,25 +102,54 @@ def test_packetizer_round_trip(pixel, width, height):
     assert pk.sequence == expected_seq
 
 
-def test_packing_fills_datagrams():
-    # 1920 4:2:2 pixels = 3840 bytes a line: 1440 + 1440 + 960, then the
-    # next line starts in the same datagram under a second SRD.
+def test_equal_size_packing():
+    # 1920 4:2:2 pixels = 3840 bytes a line = 3 segments of 1280: every
+    # datagram 14 + 6 + 1280 bytes, one SRD, no line shared.
     pk = Packetizer(1920, 4, "YCbCr-4:2:2")
+    assert pk.segment == 1280 and pk.datagram_count() == 12
     datagrams = list(pk.packets(Pattern("ycbcr422", 1920, 4).frame(0), 0))
-    assert [len(d) for d in datagrams[:2]] == [MAX_DATAGRAM, MAX_DATAGRAM]
-    _, _, srds, _ = parse(datagrams[2])
-    assert [(s[0], s[2], s[3], s[4]) for s in srds] == [(960, 0, 1440, 1), (472, 1, 0, 0)]
-    # all but the last datagram are as full as whole pgroups allow
-    assert all(len(d) > MAX_DATAGRAM - 6 - 4 - 6 for d in datagrams[:-1])
+    assert [len(d) for d in datagrams] == [1300] * 12
+    assert [parse(d)[2] for d in datagrams[:4]] == [
+        [(1280, 0, 0, 0, 0)], [(1280, 0, 0, 640, 0)], [(1280, 0, 0, 1280, 0)], [(1280, 0, 1, 0, 0)]]
+    # RGB 1920: 4 segments of 1440, full datagrams
+    assert Packetizer(1920, 1080, "RGB").segment == 1440
+    assert equal_segment(1920, 1440, 3) is None  # 960 would waste a third
+
+
+def test_filled_packing():
+    # 640 RGB pixels = 1920 bytes a line: no equal split fills 3/4 of a
+    # datagram, so datagrams are filled and lines continue under a 2nd SRD.
+    pk = Packetizer(640, 4, "RGB")
+    assert pk.segment is None
+    datagrams = list(pk.packets(Pattern("rgb8", 640, 4).frame(0), 0))
+    assert len(datagrams) == pk.datagram_count() == 6
+    assert len(datagrams[0]) == MAX_DATAGRAM
+    _, _, srds, _ = parse(datagrams[1])
+    assert [(s[0], s[2], s[3], s[4]) for s in srds] == [(480, 0, 480, 1), (954, 1, 0, 0)]
     # small lines: many SRDs in one datagram
     pk = Packetizer(34, 6, "RGB")
     datagrams = list(pk.packets(Pattern("rgb8", 34, 6).frame(0), 0))
     assert len(datagrams) == 1 and len(parse(datagrams[0])[2]) == 6
 
 
+def test_10bit_pgroups():
+    # ST 2110-20: Cb Y0 Cr Y1, 10 bits each, MSB first, 5 bytes a pgroup.
+    words = struct.pack("<4H", 0x3FF, 0x001, 0x200, 0x155)
+    assert pack_10bit(words) == (0x3FF << 30 | 0x001 << 20 | 0x200 << 10 | 0x155).to_bytes(5, "big")
+    frame = Pattern("ycbcr422-10", 64, 3).frame(7)
+    assert unpack_10bit(pack_10bit(frame)) == frame
+    pk = Packetizer(64, 3, "YCbCr-4:2:2", 10)
+    assert pk.input_size == len(frame) and pk.frame_size == 64 * 3 * 5 // 2
+    datagrams = list(pk.packets(frame, 0))
+    rebuilt = bytearray()
+    for d in datagrams:
+        rebuilt += parse(d)[3]
+    assert unpack_10bit(bytes(rebuilt)) == frame
+
+
 def test_packetizer_refuses():
-    with pytest.raises(ValueError, match="10-bit"):
-        Packetizer(64, 48, "YCbCr-4:2:2", 10)
+    with pytest.raises(ValueError, match="at 8 or 10"):
+        Packetizer(64, 48, "RGB", 10)
     with pytest.raises(ValueError):
         Packetizer(33, 4, "YCbCr-4:2:2")
     with pytest.raises(ValueError):

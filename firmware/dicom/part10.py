@@ -25,7 +25,14 @@ def file_meta(sop_class_uid, sop_instance_uid, transfer_syntax_uid, source_ae_ti
     if source_ae_title:
         meta.append((tags.SourceApplicationEntityTitle, source_ae_title))
     meta.extend(extra)
-    body = encode_dataset(meta, explicit=True)
+    return meta_information(meta)
+
+
+def meta_information(elements):
+    """Preamble, 'DICM' and a group 0002 made of elements, its group length
+    first: the header both of a Part 10 file (PS3.10 7.1) and of a
+    real-time payload's RTV Meta Information (PS3.10 7.3, PS3.22)."""
+    body = encode_dataset(elements, explicit=True)
     # PS3.10 7.1: the group length counts the bytes after its own element.
     length = encode_element(tags.FileMetaInformationGroupLength, "UL", len(body))
     return bytes(PREAMBLE_LENGTH) + PREFIX + length + body

@@ -16,6 +16,31 @@ TransferSyntaxUID = const(0x00020010)
 ImplementationClassUID = const(0x00020012)
 ImplementationVersionName = const(0x00020013)
 SourceApplicationEntityTitle = const(0x00020016)
+# PS3.10 7.3 / PS3.22: the RTV Meta Information of a real-time payload.
+RTVMetaInformationVersion = const(0x00020031)
+RTVCommunicationSOPClassUID = const(0x00020032)
+RTVCommunicationSOPInstanceUID = const(0x00020033)
+RTVSourceIdentifier = const(0x00020035)
+RTVFlowIdentifier = const(0x00020036)
+RTVFlowRTPSamplingRate = const(0x00020037)
+RTVFlowActualFrameDuration = const(0x00020038)
+
+# PS3.3 C.7.6.27: Current Frame Functional Groups (real-time transfer only).
+CurrentFrameFunctionalGroupsSequence = const(0x00060001)
+# PS3.3 C.7.6.16.2.2 Frame Content and the real-time Time of Frame macro.
+FrameAcquisitionDateTime = const(0x00189074)
+FrameReferenceDateTime = const(0x00189151)
+FrameContentSequence = const(0x00209111)
+FrameAcquisitionNumber = const(0x00209156)
+# PS3.3 C.7.6.26 Real-Time Bulk Data Flow, C.7.6.27.1.1 Frame Origin Timestamp.
+FlowIdentifierSequence = const(0x00340001)
+FlowIdentifier = const(0x00340002)
+FlowTransferSyntaxUID = const(0x00340003)
+FlowRTPSamplingRate = const(0x00340004)
+SourceIdentifier = const(0x00340005)
+FrameOriginTimestamp = const(0x00340007)
+RealTimeBulkDataFlowSequence = const(0x0034000A)
+TimeOfFrameGroupSequence = const(0x0034000D)
 
 # SOP Common, General Study, General Series, General Equipment, General Image.
 SpecificCharacterSet = const(0x00080005)
@@ -103,6 +128,26 @@ SequenceDelimitationItem = const(0xFFFEE0DD)
 
 VR = {
     FileMetaInformationGroupLength: "UL",
+    RTVMetaInformationVersion: "OB",
+    RTVCommunicationSOPClassUID: "UI",
+    RTVCommunicationSOPInstanceUID: "UI",
+    RTVSourceIdentifier: "OB",
+    RTVFlowIdentifier: "OB",
+    RTVFlowRTPSamplingRate: "UL",
+    RTVFlowActualFrameDuration: "FD",
+    CurrentFrameFunctionalGroupsSequence: "SQ",
+    FrameAcquisitionDateTime: "DT",
+    FrameReferenceDateTime: "DT",
+    FrameContentSequence: "SQ",
+    FrameAcquisitionNumber: "US",
+    FlowIdentifierSequence: "SQ",
+    FlowIdentifier: "OB",
+    FlowTransferSyntaxUID: "UI",
+    FlowRTPSamplingRate: "UL",
+    SourceIdentifier: "OB",
+    FrameOriginTimestamp: "OB",
+    RealTimeBulkDataFlowSequence: "SQ",
+    TimeOfFrameGroupSequence: "SQ",
     FileMetaInformationVersion: "OB",
     MediaStorageSOPClassUID: "UI",
     MediaStorageSOPInstanceUID: "UI",

@@ -22,6 +22,12 @@ VIDEO_PHOTOGRAPHIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
 
 VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
 
+# PS3.22 / PS3.6 Table A-1: the real-time communication SOP classes and the
+# transfer syntax of a ST 2110-20 progressive video flow.
+VIDEO_ENDOSCOPIC_IMAGE_RTC = "1.2.840.10008.10.1"
+VIDEO_PHOTOGRAPHIC_IMAGE_RTC = "1.2.840.10008.10.2"
+SMPTE_ST2110_20_PROGRESSIVE = "1.2.840.10008.1.2.7.1"
+
 # PS3.6 Table A-1: the names of the UIDs above, for the Conformance
 # Statement (tools/conformance.py) and messages.
 UID_NAMES = {
@@ -35,6 +41,9 @@ UID_NAMES = {
     VIDEO_ENDOSCOPIC_IMAGE: "Video Endoscopic Image Storage",
     VIDEO_PHOTOGRAPHIC_IMAGE: "Video Photographic Image Storage",
     VERIFICATION: "Verification SOP Class",
+    VIDEO_ENDOSCOPIC_IMAGE_RTC: "Video Endoscopic Image Real-Time Communication",
+    VIDEO_PHOTOGRAPHIC_IMAGE_RTC: "Video Photographic Image Real-Time Communication",
+    SMPTE_ST2110_20_PROGRESSIVE: "SMPTE ST 2110-20 Uncompressed Progressive Active Video",
 }
 
 # modgate's Implementation Class UID: a 2.25 UUID-derived root (PS3.5 B.2)

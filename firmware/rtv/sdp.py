@@ -1,6 +1,10 @@
-"""The SDP (RFC 4566) that describes a ST 2110-20 video flow, as PS3.22
-asks every flow to be described. Text only; publishing it is the caller's."""
+"""The SDPs (RFC 4566) that describe the PS3.22 flows: the ST 2110-20
+video flow and the DICOM metadata flow, as PS3.22 asks every flow to be
+described. Text only; publishing it (files in --sdp-dir) is the caller's."""
 
+from firmware.rtv import nmos
+from firmware.rtv.metadata import ENCODING_NAME, PAYLOAD_TYPE
+from firmware.rtv.rtp import CLOCK_RATE
 from firmware.rtv.st2110_20 import PGROUPS
 
 
@@ -30,31 +34,55 @@ def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
         raise ValueError("sampling %r at depth %r is not supported" % (sampling, depth))
     if not 0 <= payload_type <= 127:
         raise ValueError("RTP payload type %r is not in 0..127" % (payload_type,))
-    connection = dest_host
-    if _is_multicast_v4(dest_host):
-        connection = "%s/%d" % (dest_host, 1 if ttl is None else ttl)
     fmtp = "; ".join((
         "sampling=" + sampling,
         "width=%d" % width,
         "height=%d" % height,
         "exactframerate=" + exact_frame_rate(rate),
         "depth=%d" % depth,
-        "TCS=SDR",  # ST 2110-20 7.3: transfer characteristic (its default)
-        "colorimetry=" + colorimetry,  # ST 2110-20 7.2
-        "PM=2110GPM",  # ST 2110-20 6.3: General Packing Mode
-        "SSN=ST2110-20:2017",  # ST 2110-20 7.2: the standard's version
-        "TP=2110TPW",  # ST 2110-21 8: wide sender timing
+        "TCS=SDR",  # ST 2110-20: transfer characteristic (its default)
+        "colorimetry=" + colorimetry,  # PS3.22: BT601 only
+        "PM=2110GPM",  # ST 2110-20: General Packing Mode
+        "SSN=ST2110-20:2017",  # ST 2110-20: the standard's version
+        "TP=2110TPW",  # ST 2110-21: wide sender timing
     ))
-    lines = (
+    media = (
+        "m=video %d RTP/AVP %d" % (dest_port, payload_type),  # RFC 4566 5.14
+        "a=rtpmap:%d raw/%d" % (payload_type, CLOCK_RATE),  # RFC 4175 6.1
+        "a=fmtp:%d %s" % (payload_type, fmtp),  # ST 2110-20
+    )
+    return _description(dest_host, ttl, source_host, session_name, session_id, media)
+
+
+def metadata_sdp(dest_host, dest_port, payload_type=PAYLOAD_TYPE, ttl=None, source_host="127.0.0.1",
+                 session_name="modgate metadata", session_id=2):
+    """The session description of the DICOM metadata flow (PS3.22):
+    a=rtpmap:104 dicom/90000, the same media clock as the video, and the
+    a=extmap lines of the NMOS header extension elements it carries."""
+    if not 0 <= payload_type <= 127:
+        raise ValueError("RTP payload type %r is not in 0..127" % (payload_type,))
+    media = [
+        "m=application %d RTP/AVP %d" % (dest_port, payload_type),  # RFC 4566 5.14
+        "a=rtpmap:%d %s/%d" % (payload_type, ENCODING_NAME, CLOCK_RATE),
+    ]
+    # RFC 8285 5: one a=extmap per header extension element.
+    media.extend("a=extmap:%d %s" % pair for pair in nmos.URNS)
+    return _description(dest_host, ttl, source_host, session_name, session_id, media)
+
+
+def _description(dest_host, ttl, source_host, session_name, session_id, media):
+    """The session and timing lines both flows share, around media."""
+    connection = dest_host
+    if _is_multicast_v4(dest_host):
+        connection = "%s/%d" % (dest_host, 1 if ttl is None else ttl)
+    lines = [
         "v=0",  # RFC 4566 5.1
         "o=- %d %d IN IP4 %s" % (session_id, session_id, source_host),  # 5.2
         "s=" + session_name,  # 5.3
         "c=IN IP4 " + connection,  # 5.7
         "t=0 0",  # 5.9: unbounded session
-        "m=video %d RTP/AVP %d" % (dest_port, payload_type),  # 5.14
-        "a=rtpmap:%d raw/90000" % payload_type,  # RFC 4175 6.1
-        "a=fmtp:%d %s" % (payload_type, fmtp),  # ST 2110-20 7
-        "a=mediaclk:direct=0",  # ST 2110-10 8, RFC 7273 5: RTP clock = media clock
-        "a=ts-refclk:ptp=traceable",  # ST 2110-10 8, RFC 7273 4: PTP reference
-    )
+    ]
+    lines.extend(media)
+    lines.append("a=mediaclk:direct=0")  # ST 2110-10, RFC 7273 5: RTP clock = media clock
+    lines.append("a=ts-refclk:ptp=traceable")  # ST 2110-10, RFC 7273 4: PTP reference
     return "\r\n".join(lines) + "\r\n"

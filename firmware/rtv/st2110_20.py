@@ -8,31 +8,97 @@ Datagram layout (RFC 4175 4.3, ST 2110-20 6.2):
     SRD header (6) x n     Length 16 | F 1, Line No 15 | C 1, Offset 15
     pixel data             the SRD segments in the same order, back to back
 
-Packing rule chosen (ST 2110-20 6.3: the GPM allows it; RFC 4175 4.3 lets a
-packet carry several lines): every datagram is filled up to max_datagram
-with whole pgroups. When a line ends inside a datagram and there is room for
-another SRD header plus one pgroup, the next line continues in the same
-datagram under a second SRD header (C set on the one before). A frame is
-row-major without padding, so the data of one datagram is always one
-contiguous slice of the frame, whatever the number of SRDs.
+Packing rules (the General Packing Mode allows both; RFC 4175 4.3 lets a
+packet carry several lines). A frame is row-major without padding, so the
+data of one datagram is always one contiguous slice of the frame:
+
+- equal-size: when a line splits into n equal segments of whole pgroups
+  that each fill at least 3/4 of a datagram, every datagram carries one
+  segment under one SRD header, so every datagram of the frame has the same
+  size. Senders then hand the kernel a whole burst in one call (Linux UDP
+  generic segmentation offload cuts it into equal datagrams) and receivers
+  see a constant packet size. 1920x1080 YCbCr-4:2:2 8-bit: 3 datagrams of
+  1300 bytes a line; RGB 8-bit: 4 of 1460.
+- filled: otherwise every datagram is filled up to max_datagram with whole
+  pgroups. When a line ends inside a datagram and there is room for another
+  SRD header plus one pgroup, the next line continues in the same datagram
+  under a second SRD header (C set on the one before).
 
 Size: max_datagram counts the UDP payload (RTP header included). The default
 1460 is ST 2110-10's Standard UDP Size Limit; with the 20-byte IPv4 and
 8-byte UDP headers that is 1488 bytes on the wire, inside a 1500-byte MTU.
 (IPv6's 40-byte header needs max_datagram <= 1452.)
 
-Only 8-bit YCbCr-4:2:2 and 8-bit RGB for now; 10-bit pgroups (5 bytes per
-2 pixels, bit-packed) would need the acquisition side to pack them too.
+Depths: 8-bit YCbCr-4:2:2 and RGB travel as the boards deliver them. For
+10-bit YCbCr-4:2:2 the boards (and DICOM's stored Pixel Data, PS3.5 8.1.1)
+use one little-endian 16-bit word per sample, Cb Y0 Cr Y1, value in the low
+10 bits; ST 2110-20 packs a pgroup of those four samples into 5 bytes, most
+significant bit first (pack_10bit).
 """
 
 import struct
 
 # ST 2110-20 6.2 / RFC 4175 4.3-4.4: (sampling, depth) -> (pgroup bytes,
 # pixels per pgroup). 4:2:2 8-bit: Cb Y0 Cr Y1 (= UYVY); RGB 8-bit: R G B.
+# 4:2:2 10-bit: Cb Y0 Cr Y1 as four 10-bit fields in 5 bytes.
 PGROUPS = {
     ("YCbCr-4:2:2", 8): (4, 2),
+    ("YCbCr-4:2:2", 10): (5, 2),
     ("RGB", 8): (3, 1),
 }
+
+# Bytes of one pixel pair as the boards deliver 10-bit 4:2:2 (four words).
+_WORDS_PER_PGROUP = 8
+
+
+def pack_10bit(words):
+    """Samples as little-endian 16-bit words (Cb Y0 Cr Y1 ...) to ST 2110-20
+    10-bit pgroups: each 4 samples become 40 bits, big-endian. Bits above
+    the 10th are dropped."""
+    n = len(words) // _WORDS_PER_PGROUP
+    out = bytearray(5 * n)
+    mv = memoryview(words)
+    j = 0
+    for i in range(0, n * _WORDS_PER_PGROUP, _WORDS_PER_PGROUP):
+        a = mv[i] | (mv[i + 1] & 3) << 8
+        b = mv[i + 2] | (mv[i + 3] & 3) << 8
+        c = mv[i + 4] | (mv[i + 5] & 3) << 8
+        d = mv[i + 6] | (mv[i + 7] & 3) << 8
+        out[j] = a >> 2
+        out[j + 1] = (a & 3) << 6 | b >> 4
+        out[j + 2] = (b & 15) << 4 | c >> 6
+        out[j + 3] = (c & 63) << 2 | d >> 8
+        out[j + 4] = d & 255
+        j += 5
+    return bytes(out)
+
+
+def unpack_10bit(data):
+    """The inverse of pack_10bit: 10-bit pgroups to 16-bit LE words."""
+    out = bytearray(len(data) // 5 * _WORDS_PER_PGROUP)
+    j = 0
+    for i in range(0, len(data) - len(data) % 5, 5):
+        v = int.from_bytes(data[i:i + 5], "big")
+        for shift in (30, 20, 10, 0):
+            w = (v >> shift) & 1023
+            out[j] = w & 255
+            out[j + 1] = w >> 8
+            j += 2
+    return bytes(out)
+
+
+def equal_segment(row_size, room, pgroup_size):
+    """The equal-size packing rule: the pixel bytes of each datagram when a
+    line of row_size bytes splits into equal segments of whole pgroups,
+    none larger than room and each at least 3/4 of it; else None."""
+    n = (row_size + room - 1) // room
+    while True:
+        seg = row_size // n
+        if seg * 4 < room * 3:
+            return None
+        if seg * n == row_size and seg % pgroup_size == 0:
+            return seg
+        n += 1
 
 # ST 2110-10: the Standard UDP Size Limit (UDP payload, RTP header included).
 MAX_DATAGRAM = 1460
@@ -54,8 +120,8 @@ class Packetizer:
         pgroup = PGROUPS.get((sampling, depth))
         if pgroup is None:
             raise ValueError(
-                "sampling %r at depth %r is not supported (only YCbCr-4:2:2 and RGB at depth 8; "
-                "10-bit pgroups are not implemented)" % (sampling, depth))
+                "sampling %r at depth %r is not supported (YCbCr-4:2:2 at 8 or 10, RGB at 8)"
+                % (sampling, depth))
         self.pgroup_size, self.pgroup_pixels = pgroup
         if width <= 0 or height <= 0 or width % self.pgroup_pixels:
             raise ValueError("%dx%d: width must be a positive multiple of %d for %s"
@@ -77,20 +143,60 @@ class Packetizer:
         self.sequence = sequence & 0xFFFFFFFF
         self.row_size = width * self.pgroup_size // self.pgroup_pixels
         self.frame_size = self.row_size * height
+        # What the board delivers: 10-bit samples come as 16-bit words.
+        self.input_size = self.frame_size
+        if depth == 10:
+            self.input_size = width * height * 2 * 2
+        self.segment = equal_segment(self.row_size, max_datagram - _HEAD - _SRD, self.pgroup_size)
+
+    def datagram_count(self):
+        """How many datagrams one frame takes (N_PACKETS of ST 2110-21)."""
+        if self.segment:
+            return self.frame_size // self.segment
+        return sum(1 for _ in self._filled_bounds())
 
     def packets(self, frame, timestamp):
         """Yields the datagrams (bytes) of one frame sampled at RTP time
-        timestamp, the last one with the marker bit (RFC 4175 4.1)."""
-        if len(frame) != self.frame_size:
-            raise ValueError("frame is %d bytes, %dx%d %s needs %d"
-                             % (len(frame), self.width, self.height, self.sampling, self.frame_size))
+        timestamp, the last one with the marker bit (RFC 4175 4.1). frame
+        is as the board delivers it (input_size bytes)."""
+        if len(frame) != self.input_size:
+            raise ValueError("frame is %d bytes, %dx%d %s %d-bit needs %d"
+                             % (len(frame), self.width, self.height, self.sampling, self.depth,
+                                self.input_size))
+        if self.depth == 10:
+            frame = pack_10bit(frame)
         data = memoryview(frame)
+        pack = struct.pack
+        pt, ssrc = self.payload_type, self.ssrc
+        timestamp &= 0xFFFFFFFF
+        end = self.frame_size
+        if self.segment:
+            seg, row, xinc, pg = self.segment, self.row_size, self.pgroup_pixels, self.pgroup_size
+            pos = 0
+            for line in range(self.height):
+                for at in range(0, row, seg):
+                    seq = self.sequence
+                    self.sequence = (seq + 1) & 0xFFFFFFFF
+                    last = pos + seg == end
+                    # RFC 4175 4.3: F = 0 (progressive), C = 0 (one SRD).
+                    head = pack(">BBHIIHHHH", 0x80, pt | (0x80 if last else 0), seq & 0xFFFF,
+                                timestamp, ssrc, seq >> 16, seg, line, at // pg * xinc)
+                    yield head + data[pos:pos + seg]
+                    pos += seg
+            return
+        for start, stop, srd in self._filled_bounds():
+            seq = self.sequence
+            self.sequence = (seq + 1) & 0xFFFFFFFF
+            head = pack(_HEAD_FORMAT, 0x80, pt | (0x80 if stop == end else 0), seq & 0xFFFF,
+                        timestamp, ssrc, seq >> 16)
+            yield head + srd + data[start:stop]
+
+    def _filled_bounds(self):
+        """The filled packing rule: (start, stop, SRD headers) per datagram."""
         pack = struct.pack
         row, pg, xinc = self.row_size, self.pgroup_size, self.pgroup_pixels
         room0 = self.max_datagram - _HEAD
         end = self.frame_size
-        pt, ssrc = self.payload_type, self.ssrc
-        timestamp &= 0xFFFFFFFF
         pos = 0
         while pos < end:
             start = pos
@@ -111,8 +217,4 @@ class Packetizer:
                 if pos == end or pos - line * row < row or room < pg:
                     break
             srd[-2] &= 0x7F
-            seq = self.sequence
-            self.sequence = (seq + 1) & 0xFFFFFFFF
-            head = pack(_HEAD_FORMAT, 0x80, pt | (0x80 if pos == end else 0), seq & 0xFFFF,
-                        timestamp, ssrc, seq >> 16)
-            yield head + srd + data[start:pos]
+            yield start, pos, bytes(srd)

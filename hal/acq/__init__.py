@@ -7,7 +7,7 @@ Every driver has the same small interface:
     board.stop()           stop; read() may not be called after
 
 and the attributes ``width``, ``height``, ``pixel`` (a pixel format name:
-'rgb8', 'mono8', 'mono16', 'ycbcr422') and ``rate`` (frames per second as
+'rgb8', 'mono8', 'mono16', 'ycbcr422', 'ycbcr422-10') and ``rate`` (frames per second as
 (numerator, denominator)).
 """
 
@@ -25,7 +25,7 @@ class Frame:
 
 
 # Bytes per pixel of each format, as the boards deliver them.
-BYTES_PER_PIXEL = {"rgb8": 3, "mono8": 1, "mono16": 2, "ycbcr422": 2}
+BYTES_PER_PIXEL = {"rgb8": 3, "mono8": 1, "mono16": 2, "ycbcr422": 2, "ycbcr422-10": 4}
 
 
 def frame_length(pixel, width, height):

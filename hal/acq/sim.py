@@ -11,6 +11,9 @@ For frame k (0-based), column x, row y:
             and V4L2 UYVY); Y = (x + y + k) mod 256 for every pixel, and for
             the pixel pair (2i, 2i+1) of row y, Cb = (i + k) mod 256 and
             Cr = (y + 2k) mod 256. The width must be even.
+- ycbcr422-10: 10-bit 4:2:2, one little-endian 16-bit word per sample in
+            the same Cb Y0 Cr Y1 order (as V4L2 and DICOM keep samples
+            wider than 8 bits), the formulas of ycbcr422 taken mod 1024.
 
 Frames are built from byte slices of precomputed ramps, never a Python loop
 per pixel: every row is a slice of a ramp or one of at most 256 distinct
@@ -48,7 +51,7 @@ class Pattern:
     def __init__(self, pixel, width, height):
         if pixel not in BYTES_PER_PIXEL:
             raise ValueError("unknown pixel format %r" % (pixel,))
-        if pixel == "ycbcr422" and width & 1:
+        if pixel in ("ycbcr422", "ycbcr422-10") and width & 1:
             raise ValueError("ycbcr422 needs an even width")
         self.pixel = pixel
         self.width = width
@@ -61,9 +64,15 @@ class Pattern:
                 words[2 * x] = v & 255
                 words[2 * x + 1] = v >> 8
             self._ramp16 = bytes(words)
+        if pixel == "ycbcr422-10":
+            words = bytearray(2 * (width + 1024))
+            for x in range(width + 1024):
+                words[2 * x] = x & 255
+                words[2 * x + 1] = (x >> 8) & 3
+            self._ramp10 = bytes(words)
 
     def frame(self, k):
-        build = getattr(self, "_" + self.pixel)
+        build = getattr(self, "_" + self.pixel.replace("-", "_"))
         return build(k)
 
     def _rows(self, row_of, key_period):
@@ -110,6 +119,20 @@ class Pattern:
             return _interleave((cb, luma[0::2], cr, luma[1::2]))
 
         return self._rows(row, 256)
+
+    def _ycbcr422_10(self, k):
+        half, ramp = self.width // 2, self._ramp10
+        c = k & 1023
+        cb = ramp[2 * c : 2 * (c + half)]
+
+        def row(y):
+            s = (y + k) & 1023
+            luma = ramp[2 * s : 2 * (s + self.width)]
+            cr = (y + 2 * k) & 1023
+            return _interleave((cb[0::2], cb[1::2], luma[0::4], luma[1::4],
+                                bytes((cr & 255,)) * half, bytes((cr >> 8,)) * half, luma[2::4], luma[3::4]))
+
+        return self._rows(row, 1024)
 
 
 class SimBoard:

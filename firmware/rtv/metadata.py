@@ -1,0 +1,252 @@
+"""The DICOM metadata flow of PS3.22, sans-I/O: for each video frame, one
+payload of DICOM attributes, cut into RTP packets that carry the video
+frame's RTP timestamp.
+
+A payload (Explicit VR Little Endian, PS3.22) is:
+
+    RTV Meta Information     128-byte preamble, 'DICM', group 0002 (PS3.10
+                             7.3): the video flow's transfer syntax, the
+                             real-time SOP class and instance, the source
+                             and flow UUIDs, the RTP sampling rate
+    dynamic part             Current Frame Functional Groups Sequence
+                             (0006,0001), PS3.3 C.7.6.27: the Frame Content
+                             and Time of Frame macros of this frame, with
+                             Frame Origin Timestamp (0034,0007) in PTP TAI
+    static part              the rest of the IOD (patient, study, series,
+                             equipment, image pixel description, the
+                             Real-Time Bulk Data Flow Sequence (0034,000A)
+                             naming the video flow): on the first frame and
+                             then at least once a second
+
+The group numbers put the three parts in that order (PS3.3 C.7.6.27 note).
+"""
+
+from firmware.dicom import tags, uid
+from firmware.dicom.element import dataset_charset, encode_dataset
+from firmware.dicom.part10 import meta_information
+from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, generate_uid
+from firmware.rtv import nmos
+from firmware.rtv.rtp import CLOCK_RATE, HEADER_SIZE, one_byte_extension, rtp_header
+from firmware.rtv.st2110_20 import MAX_DATAGRAM
+
+# PS3.22: the dynamic RTP payload type recommended for the metadata flow,
+# and its SDP encoding name (a=rtpmap:104 dicom/90000).
+PAYLOAD_TYPE = 104
+ENCODING_NAME = "dicom"
+
+# PS3.22 / PS3.4: the real-time communication SOP class of each IOD
+# modgate streams.
+RTV_SOP_CLASSES = {
+    "video-endoscopic": uid.VIDEO_ENDOSCOPIC_IMAGE_RTC,
+    "video-photographic": uid.VIDEO_PHOTOGRAPHIC_IMAGE_RTC,
+}
+MODALITY = {"video-endoscopic": "ES", "video-photographic": "XC"}
+
+# PS3.22 permits BT.601 colour only: 4:2:2 is YBR_FULL_422, RGB is RGB.
+# pixel format -> (Photometric Interpretation, Bits Allocated, Bits Stored).
+PIXEL_DESCRIPTION = {
+    "ycbcr422": ("YBR_FULL_422", 8, 8),
+    "ycbcr422-10": ("YBR_FULL_422", 16, 10),
+    "rgb8": ("RGB", 8, 8),
+}
+
+RTV_META_INFORMATION_VERSION = b"\x00\x01"  # PS3.10 7.3
+
+# PS3.22 does not say how a payload larger than one packet is split; this
+# is modgate's rule (also in the Conformance Statement, from this text).
+PACKETIZATION_RULE = (
+    "Each video frame has exactly one metadata payload, carried by one or more "
+    "consecutive RTP packets (consecutive sequence numbers, nothing of another frame "
+    "between them) that all carry the RTP timestamp of that video frame. Every packet "
+    "but the last is filled to the datagram size limit (1460 bytes of UDP payload, RTP "
+    "header included); the last packet of the frame has the marker bit set. The first "
+    "packet, and only the first, has X=1 and the NMOS header extension (RFC 8285 one-byte "
+    "form). A receiver starts a payload at a packet with X=1, appends the payloads of the "
+    "following packets in sequence-number order, and ends it at the packet with the "
+    "marker bit; a missing sequence number discards that frame's payload."
+)
+
+
+def uuid_bytes():
+    """A new random UUID (RFC 9562 version 4) as 16 bytes."""
+    return uid.uuid4_int().to_bytes(16, "big")
+
+
+def _civil(days):
+    """(year, month, day) of a day counted from 1970-01-01, proleptic
+    Gregorian (the 400-year era arithmetic, valid for any day)."""
+    z = days + 719468
+    era = z // 146097
+    doe = z - era * 146097
+    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+    mp = (5 * doy + 2) // 153
+    day = doy - (153 * mp + 2) // 5 + 1
+    month = mp + 3 if mp < 10 else mp - 9
+    return yoe + era * 400 + (month <= 2), month, day
+
+
+def format_dt(unix_ns):
+    """A DT value (PS3.5 6.2) in UTC, to the microsecond, with its offset."""
+    seconds, ns = divmod(unix_ns, 1000000000)
+    days, rest = divmod(seconds, 86400)
+    year, month, day = _civil(days)
+    return "%04d%02d%02d%02d%02d%02d.%06d+0000" % (
+        year, month, day, rest // 3600, rest // 60 % 60, rest % 60, ns // 1000)
+
+
+class MetadataFlow:
+    """The metadata flow of one video flow.
+
+    iod: a key of RTV_SOP_CLASSES; width, height, pixel (a key of
+    PIXEL_DESCRIPTION) and rate describe the video flow. source_id,
+    video_flow_id and flow_id are 16-byte UUIDs (the source, the video flow
+    it describes, this flow). attributes: {tag: value} for the static part
+    (patient, study, series); UIDs not given are generated.
+    """
+
+    def __init__(self, iod, width, height, pixel, rate, source_id, video_flow_id, flow_id,
+                 attributes=None, payload_type=PAYLOAD_TYPE, ssrc=0, max_datagram=MAX_DATAGRAM,
+                 sequence=0, source_ae_title=None, uid_root=None):
+        if iod not in RTV_SOP_CLASSES:
+            raise ValueError("no real-time SOP class for %r; one of %s"
+                             % (iod, ", ".join(sorted(RTV_SOP_CLASSES))))
+        if pixel not in PIXEL_DESCRIPTION:
+            raise ValueError("pixel format %r cannot be streamed; one of %s"
+                             % (pixel, ", ".join(sorted(PIXEL_DESCRIPTION))))
+        if not 0 <= payload_type <= 127:
+            raise ValueError("RTP payload type %r is not in 0..127" % (payload_type,))
+        self.iod = iod
+        self.sop_class_uid = RTV_SOP_CLASSES[iod]
+        self.width, self.height, self.pixel, self.rate = width, height, pixel, rate
+        self.source_id, self.video_flow_id, self.flow_id = source_id, video_flow_id, flow_id
+        self.payload_type = payload_type
+        self.ssrc = ssrc & 0xFFFFFFFF
+        self.max_datagram = max_datagram
+        self.sequence = sequence & 0xFFFFFFFF
+        self.uid_root = uid_root
+        # At least once a second (PS3.22): every whole-second number of frames.
+        self.static_period = max(1, rate[0] // rate[1])
+        attributes = dict(attributes or {})
+        self.sop_instance_uid = attributes.get(tags.SOPInstanceUID) or generate_uid(uid_root)
+        meta = [
+            (tags.TransferSyntaxUID, uid.SMPTE_ST2110_20_PROGRESSIVE),
+            (tags.ImplementationClassUID, IMPLEMENTATION_CLASS_UID),
+            (tags.ImplementationVersionName, IMPLEMENTATION_VERSION_NAME),
+            (tags.RTVMetaInformationVersion, RTV_META_INFORMATION_VERSION),
+            (tags.RTVCommunicationSOPClassUID, self.sop_class_uid),
+            (tags.RTVCommunicationSOPInstanceUID, self.sop_instance_uid),
+            (tags.RTVSourceIdentifier, bytes(source_id)),
+            (tags.RTVFlowIdentifier, bytes(flow_id)),
+            (tags.RTVFlowRTPSamplingRate, CLOCK_RATE),
+        ]
+        if source_ae_title:
+            meta.append((tags.SourceApplicationEntityTitle, source_ae_title))
+        self._meta = meta_information(meta)
+        self.set_attributes(attributes)
+
+    def set_attributes(self, attributes):
+        """(Re)build the static part, e.g. when the console changes the
+        patient. The SOP instance stays the same for the flow's life."""
+        photometric, allocated, stored = PIXEL_DESCRIPTION[self.pixel]
+        values = {
+            tags.SOPClassUID: self.sop_class_uid,
+            tags.PatientName: "",
+            tags.PatientID: "",
+            tags.PatientBirthDate: "",
+            tags.PatientSex: "",
+            tags.StudyDate: "",
+            tags.StudyTime: "",
+            tags.ReferringPhysicianName: "",
+            tags.StudyID: "",
+            tags.AccessionNumber: "",
+            tags.Modality: MODALITY[self.iod],
+            tags.SeriesNumber: 1,
+            tags.Manufacturer: "modgate",
+            tags.SamplesPerPixel: 3,
+            tags.PhotometricInterpretation: photometric,
+            tags.PlanarConfiguration: 0,
+            tags.Rows: self.height,
+            tags.Columns: self.width,
+            tags.BitsAllocated: allocated,
+            tags.BitsStored: stored,
+            tags.HighBit: stored - 1,
+            tags.PixelRepresentation: 0,
+        }
+        values.update(attributes)
+        values[tags.SOPInstanceUID] = self.sop_instance_uid
+        for key in (tags.StudyInstanceUID, tags.SeriesInstanceUID):
+            if not values.get(key):
+                values[key] = getattr(self, "_uid_%x" % key, None) or generate_uid(self.uid_root)
+            setattr(self, "_uid_%x" % key, values[key])
+        self.study_instance_uid = values[tags.StudyInstanceUID]
+        self.series_instance_uid = values[tags.SeriesInstanceUID]
+        # PS3.3 C.7.6.26: the video flow this metadata describes.
+        values[tags.RealTimeBulkDataFlowSequence] = [[
+            (tags.SourceIdentifier, bytes(self.source_id)),
+            (tags.FlowIdentifierSequence, [[
+                (tags.FlowIdentifier, bytes(self.video_flow_id)),
+                (tags.FlowTransferSyntaxUID, uid.SMPTE_ST2110_20_PROGRESSIVE),
+                (tags.FlowRTPSamplingRate, CLOCK_RATE),
+            ]]),
+        ]]
+        dataset = list(values.items())
+        self._charset = dataset_charset(dataset)
+        if self._charset:
+            dataset.append((tags.SpecificCharacterSet, self._charset))
+        self._static = encode_dataset(dataset, explicit=True, charset=self._charset, undefined_length=False)
+
+    def payload(self, k, origin_tai_ns, static=None):
+        """The payload of frame k, captured at origin_tai_ns (PTP TAI ns).
+        static: force the static part in (True) or out (False); by default
+        on frame 0 and every static_period frames."""
+        if static is None:
+            static = k % self.static_period == 0
+        utc_ns = origin_tai_ns - nmos.TAI_UTC_OFFSET * 1000000000
+        item = [
+            # PS3.3 C.7.6.16.2.2 Frame Content: the frame's number and time.
+            (tags.FrameContentSequence, [[
+                (tags.FrameAcquisitionNumber, k & 0xFFFF),
+                (tags.FrameAcquisitionDateTime, format_dt(utc_ns)),
+            ]]),
+            # PS3.3 Time of Frame macro, C.7.6.27.1.1: PTP seconds + ns.
+            (tags.TimeOfFrameGroupSequence, [[
+                (tags.FrameOriginTimestamp, nmos.ptp_timestamp(origin_tai_ns)),
+            ]]),
+        ]
+        dynamic = encode_dataset([(tags.CurrentFrameFunctionalGroupsSequence, [item])],
+                                 explicit=True, charset=self._charset, undefined_length=False)
+        return self._meta + dynamic + (self._static if static else b"")
+
+    def packets(self, k, timestamp, origin_tai_ns, sync_tai_ns=None, static=None):
+        """The datagrams of frame k's payload per PACKETIZATION_RULE.
+        timestamp is the video frame's RTP timestamp; sync_tai_ns the PTP
+        time it stands for (default: origin_tai_ns)."""
+        data = memoryview(self.payload(k, origin_tai_ns, static))
+        ext = one_byte_extension(nmos.elements(
+            origin_tai_ns, origin_tai_ns if sync_tai_ns is None else sync_tai_ns,
+            self.flow_id, self.source_id, self.rate))
+        out = []
+        pos, end = 0, len(data)
+        first = True
+        while first or pos < end:
+            room = self.max_datagram - HEADER_SIZE - (len(ext) if first else 0)
+            if room <= 0:
+                raise ValueError("max_datagram %d leaves no room for metadata" % self.max_datagram)
+            stop = min(end, pos + room)
+            seq = self.sequence
+            self.sequence = (seq + 1) & 0xFFFFFFFF
+            head = rtp_header(self.payload_type, seq, timestamp, self.ssrc,
+                              marker=stop == end, extension=first)
+            out.append(head + (ext if first else b"") + data[pos:stop])
+            pos = stop
+            first = False
+        return out
+
+
+def origin_ns(k, t0_tai_ns, rate):
+    """The nominal capture time of frame k of a flow that started at
+    t0_tai_ns: exact for any rational rate, so Frame Origin Timestamps step
+    by the frame period (never drifting by rounding)."""
+    return t0_tai_ns + k * 1000000000 * rate[1] // rate[0]
+
