@@ -578,6 +578,16 @@ def build_parser():
     p.add_argument("--format", choices=("md", "html"), default="md", help="Markdown (default) or HTML")
     p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
     p.set_defaults(func=cmd_conformance)
+
+    # The emulated box (host side, CPython only): tools/image, tools/qemu.
+    # Not on the box itself, whose image carries no tools/qemu.
+    try:
+        from tools import image as image_tool, qemu as qemu_tool
+    except ImportError:
+        pass
+    else:
+        image_tool.add_arguments(sub)
+        qemu_tool.add_arguments(sub)
     return parser
 
 
