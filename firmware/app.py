@@ -92,6 +92,10 @@ class Gateway:
             self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
         if cfg["clip.mode"] != "command":
             self._recording.set()
+        self._streaming = Event()  # wanted; the recorder opens and closes it
+        self.live = None  # the LiveStream while streaming
+        if cfg["rtv.enabled"]:
+            self._streaming.set()
 
     def log(self, message):
         self._recent.append(message)
@@ -104,6 +108,12 @@ class Gateway:
 
     def stop_recording(self):
         self._recording.clear()
+
+    def start_streaming(self):
+        self._streaming.set()
+
+    def stop_streaming(self):
+        self._streaming.clear()
 
     def stop(self):
         """Stop both threads: the recorder closes and commits the clip it is
@@ -149,6 +159,7 @@ class Gateway:
             width=cfg["acquisition.width"], height=cfg["acquisition.height"], pixel=cfg["acquisition.pixel"],
             rate=tuple(cfg["acquisition.rate"]) if cfg["acquisition.rate"] else None,
             clock=self.clock, paced=cfg["acquisition.paced"])
+        acq = _Tap(acq, self._stream_frame)
         uid_root = cfg["station.uid_root"]
         session = {
             tags.StudyInstanceUID: generate_uid(uid_root),
@@ -210,7 +221,68 @@ class Gateway:
                 self._queued.set()
         finally:
             acq.stop()
+            self._close_stream()
             self._recorder_done.set()
+
+    # -- PS3.22 streaming, fed by the recorder ------------------------------
+    def _stream_frame(self, acq, frame):
+        """Every frame the recorder reads, recording or idle, also goes to
+        the live stream while streaming is wanted."""
+        want = self._streaming.is_set() and not self._stop.is_set()
+        if want and self.live is None:
+            try:
+                self._open_stream(acq)
+            except (OSError, ValueError) as err:
+                self._streaming.clear()
+                self.log("ALARM stream not started: %s" % err)
+        elif not want and self.live is not None:
+            self._close_stream()
+        if self.live is not None:
+            self.live.offer(frame.data, frame.timestamp_ns)
+
+    def _open_stream(self, acq):
+        from firmware.streaming import LiveStream, Streamer, write_sdps
+
+        cfg = self.cfg
+        video = (cfg["rtv.host"], cfg["rtv.port"])
+        meta = (cfg["rtv.host"], cfg["rtv.metadata_port"])
+        iod = cfg["clip.iod"] if cfg["clip.iod"] in ("video-endoscopic", "video-photographic") else "video-endoscopic"
+        sinks = [self.board.open_datagram_sender(video, cfg["rtv.ttl"])]
+        try:
+            sinks.append(self.board.open_datagram_sender(meta, cfg["rtv.ttl"]))
+            attributes = {
+                tags.PatientName: cfg["patient.name"],
+                tags.PatientID: cfg["patient.id"],
+                tags.PatientBirthDate: cfg["patient.birth_date"],
+                tags.PatientSex: cfg["patient.sex"],
+                tags.AccessionNumber: cfg["study.accession_number"],
+                tags.ReferringPhysicianName: cfg["study.referring_physician"],
+            }
+            streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], self.clock,
+                                iod=iod, attributes=attributes, source_ae_title=cfg["station.ae_title"],
+                                uid_root=cfg["station.uid_root"])
+            names = write_sdps(self.storage, streamer, video, meta, cfg["rtv.ttl"])
+        except BaseException:
+            for sink in sinks:
+                sink.close()
+            raise
+        self.live = LiveStream(streamer, self.log)
+        self._sinks = sinks
+        self.live.start()
+        self.log("stream: %dx%d %s to %s:%d, metadata to %s:%d; SDPs %s" % (
+            acq.width, acq.height, acq.pixel, video[0], video[1], meta[0], meta[1],
+            ", ".join(self.storage.path(n) for n in names)))
+
+    def _close_stream(self):
+        live, self.live = self.live, None
+        if live is None:
+            return
+        live.stop()
+        for sink in self._sinks:
+            sink.close()
+        s = live.streamer.stats()
+        self.log("stream stopped: %d frames, %d late, %d skipped, %d datagrams dropped" % (
+            s["frames"], s["late"], live.skipped, s["dropped_packets"]))
 
     def _policy(self):
         mode = self.cfg["clip.mode"]
@@ -347,6 +419,26 @@ class Gateway:
             name = self.spool.failed(name, why)
 
 
+class _Tap:
+    """An acquisition board whose every frame is also shown to a hook."""
+
+    def __init__(self, acq, hook):
+        self._acq = acq
+        self._hook = hook
+        self.width, self.height, self.pixel, self.rate = acq.width, acq.height, acq.pixel, acq.rate
+
+    def start(self):
+        self._acq.start()
+
+    def stop(self):
+        self._acq.stop()
+
+    def read(self):
+        frame = self._acq.read()
+        self._hook(self, frame)
+        return frame
+
+
 class ConsoleSystem:
     """What the serial console can see and do on a running gateway (the
     `system` of firmware/console/shell.py)."""
@@ -371,6 +463,12 @@ class ConsoleSystem:
             lines.append("last send  %04d-%02d-%02d %02d:%02d:%02dZ %s %s" % (t[:6] + (name, result)))
         else:
             lines.append("last send  none yet")
+        live = g.live
+        if live is not None:
+            st = live.streamer.stats()
+            lines.append("stream     on, %d frames, %d late, %d skipped" % (st["frames"], st["late"], live.skipped))
+        else:
+            lines.append("stream     off")
         lines.append("alarms     %s" % (g.spool.alarm or "none"))
         return lines
 
@@ -400,7 +498,16 @@ class ConsoleSystem:
         return "recording stopped; the clip goes to the spool"
 
     def stream(self, start):
-        return "error: real-time streaming (PS3.22) is not available in this build"
+        g = self.gateway
+        cfg = g.cfg
+        if not start:
+            g.stop_streaming()
+            return "streaming stopped" if g.live is not None else "not streaming"
+        if g._recorder_done.is_set():
+            return "error: the recorder has stopped (clip.count reached): no frames to stream"
+        g.start_streaming()
+        return "streaming to %s:%d, metadata to %s:%d; SDPs in %s" % (
+            cfg["rtv.host"], cfg["rtv.port"], cfg["rtv.host"], cfg["rtv.metadata_port"], g.storage.path(""))
 
     def queue(self, args):
         spool = self.gateway.spool

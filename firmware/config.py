@@ -185,6 +185,8 @@ SCHEMA = {
     "rtv.host": ("239.1.1.1", _multicast_or_unicast, "PS3.22 real-time video destination (multicast group or unicast)"),
     "rtv.port": (5004, _int(1, 65535), "RTP destination port"),
     "rtv.ttl": (1, _int(0, 255), "multicast TTL"),
+    "rtv.metadata_port": (5006, _int(1, 65535), "RTP destination port of the DICOM metadata flow (same host)"),
+    "rtv.enabled": (False, _bool, "stream the recorded frames per PS3.22 from start-up (console: stream start|stop)"),
     "console.idle_logout": (300, _int(10, 86400), "seconds without input before the console logs out"),
     "spool.root": (None, _text(4096, empty=False), "spool folder; null: the board's default"),
     "spool.max_bytes": (2 * 1024 ** 3, _int(1024 * 1024, 2 ** 50), "bound on queued + quarantined + in-progress bytes"),

@@ -65,6 +65,7 @@ class Streamer:
         self.meta_packets = 0
         self._t0 = None
         self._oversleep = 0  # ns: how late sleeps wake, on average
+        self._bucket = self.schedule.bucket()
 
     def start(self):
         """Anchor the flows: the monotonic time of frame 0 and its TAI time,
@@ -75,17 +76,24 @@ class Streamer:
         self._tai0 = clock.tai_ns()
         self._ts0 = self._tai0 * CLOCK_RATE // 1000000000
 
-    def send(self, data):
+    def send(self, data, captured_ns=None):
         """Send the next frame (the board's bytes) in its slot; blocks until
-        its last datagram has left. Returns True when it was on time."""
+        its last datagram has left. Returns True when it was on time.
+        captured_ns: the frame's capture time on the same monotonic clock;
+        its slot then starts one frame period after it (a source with its
+        own timing, such as the recorder's board); without it slots follow
+        the streamer's own grid."""
         if self._t0 is None:
             self.start()
         clock, sched = self.clock, self.schedule
         k = self.frames
         self.frames = k + 1
-        slot = self._t0 + (k + 1) * sched.frame_ns
+        if captured_ns is None:
+            slot = self._t0 + (k + 1) * sched.frame_ns
+        else:
+            slot = captured_ns + sched.frame_ns
         now = clock.monotonic_ns()
-        if now > slot + sched.frame_ns:
+        if captured_ns is None and now > slot + sched.frame_ns:
             # The frame came after its whole slot: re-anchor on it.
             self._t0 += now - slot
             slot = now
@@ -96,35 +104,32 @@ class Streamer:
         meta = self.meta.packets(k, timestamp, origin)
         self.meta_sink.send(meta)
         self.meta_packets += len(meta)
-        packets = self.video.packets(data, timestamp)
-        burst, index, last = sched.burst, 0, None
-        while True:
-            group = []
-            for d in packets:
-                group.append(d)
-                if len(group) == burst:
-                    break
-            if not group:
-                break
-            due = slot + sched.offset_ns(index)
-            earliest = 0 if last is None else last + sched.min_gap_ns(burst)
-            if due < earliest:
-                due = earliest
-            # Sleeps wake late by some tens of us; aim that much early (a
-            # running average of the lateness), then wait out the bucket's
-            # bound exactly: the schedule holds on average, C_MAX always.
-            target = due - self._oversleep
+        burst, index, bucket = sched.burst, 0, self._bucket
+        sink = self.video_sink
+        for group, size, count in self.video.bursts(data, timestamp, burst):
+            # Sleeps wake late by some tens of us: aim that much early (a
+            # running average of the lateness). Early is fine while the
+            # bucket has room; C_MAX holds always (pacing.Bucket).
+            target = slot + sched.offset_ns(index) - self._oversleep
             now = clock.monotonic_ns()
             if target > now:
                 clock.sleep_ns(target - now)
                 woke = clock.monotonic_ns()
                 self._oversleep += (woke - target - self._oversleep) // 8
                 now = woke
-            while now < earliest:
+            wait = bucket.wait_ns(now, count)
+            while wait:
+                clock.sleep_ns(wait)
                 now = clock.monotonic_ns()
-            last = now
-            self.video_sink.send(group)
-            index += len(group)
+                wait = bucket.wait_ns(now, count)
+            if size is None:
+                sink.send(group)
+            else:
+                sink.send_joined(group, size, count)
+            # The burst left at some instant inside the call: count it at the
+            # call's end, so the next burst's room is never overestimated.
+            bucket.add(clock.monotonic_ns(), count)
+            index += count
         self.video_packets += index
         on_time = clock.monotonic_ns() <= slot + sched.frame_ns
         if not on_time:
@@ -152,12 +157,12 @@ class LiveStream:
     def start(self):
         self._thread.start()
 
-    def offer(self, data):
-        """From the recorder: the newest frame; an unsent older one is
-        replaced (and counted). Never blocks."""
+    def offer(self, data, captured_ns=None):
+        """From the recorder: the newest frame and its capture time; an
+        unsent older one is replaced (and counted). Never blocks."""
         if self._frame is not None:
             self.skipped += 1
-        self._frame = data
+        self._frame = (data, captured_ns)
         self._have.set()
 
     def stop(self, timeout=5):
@@ -170,9 +175,9 @@ class LiveStream:
             while not self._stop.is_set():
                 self._have.wait(0.5)
                 self._have.clear()
-                data, self._frame = self._frame, None
-                if data is not None and not self._stop.is_set():
-                    self.streamer.send(data)
+                item, self._frame = self._frame, None
+                if item is not None and not self._stop.is_set():
+                    self.streamer.send(item[0], item[1])
         except Exception as err:  # a thread must not die silently
             self._log("ALARM stream stopped: %s: %s" % (type(err).__name__, err))
 

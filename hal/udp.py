@@ -3,6 +3,9 @@ PS3.22 flows (firmware/rtv builds the datagrams and the schedule).
 
     sender = DatagramSender(nic, ("239.1.1.1", 5004), ttl=1)
     sender.send(datagrams)      one burst; returns how many were queued
+    sender.send_joined(data, size, count)
+                                a burst already laid out back to back, every
+                                datagram size bytes
     sender.close()
 
 What Linux offers and this uses:
@@ -115,6 +118,27 @@ class DatagramSender:
             self.sent += j - i
             i = j
         return n
+
+    def send_joined(self, data, size, count):
+        if count > 1 and self.gso and count <= GSO_MAX_SEGMENTS and len(data) <= GSO_MAX_BYTES:
+            for attempt in (0, 1):
+                try:
+                    self.sock.sendmsg([data], [(socket.SOL_UDP, UDP_SEGMENT, struct.pack("=H", size))])
+                    self.calls += 1
+                    self.sent += count
+                    return count
+                except OSError as err:
+                    if err.errno in (errno.ENOBUFS, errno.EAGAIN):
+                        self.dropped += count
+                        return 0
+                    if err.errno == errno.ECONNREFUSED:
+                        continue  # an earlier datagram's ICMP error; this one was not sent
+                    if err.errno in (errno.EINVAL, errno.EIO, errno.ENOPROTOOPT, errno.EOPNOTSUPP):
+                        self.gso = False  # no UDP GSO here: one datagram per call
+                        break
+                    raise
+        view = memoryview(data)
+        return self.send([view[i:i + size] for i in range(0, len(data), size)])
 
     def close(self):
         self.sock.close()

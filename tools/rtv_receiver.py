@@ -208,6 +208,54 @@ class MetadataFlowReceiver:
                 self.on_payload(self._ts, payload, self._ext)
 
 
+class Capture:
+    """Departure times of one UDP flow, taken where packet capture taps the
+    interface (AF_PACKET, as tcpdump and tshark do; needs CAP_NET_RAW): on
+    the sending host that is the moment the kernel transmits, before any
+    receiver's scheduling can bunch packets up. A UDP GSO burst shows as
+    one super-packet; it counts as its datagrams, all at that instant."""
+
+    ETH_P_ALL = 0x0003
+
+    def __init__(self, iface, port, datagram_size):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ETH_P_ALL))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 * 1024 * 1024)
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.sock.bind((iface, 0))
+        self.port = port
+        self.size = datagram_size
+        self.arrivals = []
+
+    def drain(self):
+        while True:
+            try:
+                data, anc, _, addr = self.sock.recvmsg(262144, 64, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue  # lo shows each packet twice: keep the incoming copy
+            t = None
+            for level, kind, value in anc:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+                    sec, ns = struct.unpack("@qq", value[:16])
+                    t = sec * 1000000000 + ns
+            ip = 14 if len(data) > 14 and data[12:14] == b"\x08\x00" else None
+            if ip is None or data[ip + 9] != 17:  # IPv4, UDP
+                continue
+            udp = ip + (data[ip] & 15) * 4
+            if struct.unpack_from(">H", data, udp + 2)[0] != self.port:
+                continue
+            payload = len(data) - udp - 8
+            self.arrivals.extend([t] * max(1, -(-payload // self.size)))
+
+    def peak(self, npackets, rate):
+        """The bucket's peak over the capture, T_RS from npackets a frame."""
+        return bucket_peak(self.arrivals, trs_ns(npackets, rate))
+
+    def close(self):
+        self.sock.close()
+
+
 def _socket(host, port):
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_DGRAM)

@@ -9,9 +9,12 @@ compatibility model is a leaky bucket that drains one packet every
 T_RS / beta (beta = 1.1); a conforming sender never lets it hold more than
 C_MAX packets, C_MAX = max(16, floor(N / (21600 * T_FRAME))) for a wide
 sender. A burst of B <= C_MAX datagrams (one sendmsg with UDP generic
-segmentation offload) fills the bucket by B at once, so bursts start at
-least B * T_RS / beta apart and on schedule B * T_RS apart: a sender that
-fell behind catches up at beta times the nominal rate, never faster.
+segmentation offload) fills the bucket by B at once. The sender runs the
+same bucket (Bucket) over its own sends: a burst leaves on schedule, or
+early when a sleep woke early, as long as the bucket has room for it, else
+it waits until it has. With B = C_MAX / 2 the schedule's jitter has half
+the bucket to itself; a sender that fell behind catches up at beta times
+the nominal rate, never faster.
 
 The formulas are ST 2110-21's (the network compatibility model and the
 wide-sender C_MAX); R_ACTIVE = 1080/1125 is its value for the 1125-line
@@ -57,25 +60,43 @@ class Schedule:
         """When datagram index of a frame is due, from the frame's start."""
         return int(index * self.trs)
 
-    def min_gap_ns(self, count):
-        """The shortest time after a burst of count datagrams before the
-        next may start: the bucket must have drained them (T_RS / beta each)."""
-        return int(count * self.trs / BETA)
+    def bucket(self):
+        return Bucket(self.trs, self.cmax)
+
+
+class Bucket:
+    """The network compatibility model's leaky bucket: it drains one packet
+    every trs / beta ns; add() puts packets in at a time."""
+
+    def __init__(self, trs, cmax, beta=BETA):
+        self.drain = trs / beta
+        self.cmax = cmax
+        self.level = 0.0
+        self.peak = 0.0
+        self._t = None
+
+    def _drained(self, now):
+        if self._t is None:
+            return 0.0
+        level = self.level - (now - self._t) / self.drain
+        return level if level > 0 else 0.0
+
+    def wait_ns(self, now, count):
+        """How long until count more packets fit under C_MAX (0: now)."""
+        over = self._drained(now) + count - self.cmax
+        return int(over * self.drain) + 1 if over > 0 else 0
+
+    def add(self, now, count=1):
+        self.level = self._drained(now) + count
+        self._t = now
+        if self.level > self.peak:
+            self.peak = self.level
 
 
 def bucket_peak(arrivals_ns, trs, beta=BETA):
     """The network compatibility model run over arrival times (ns, in
-    order): the most packets the bucket held (C_INST's peak), draining one
-    packet every trs / beta ns."""
-    drain = trs / beta
-    level = 0.0
-    peak = 0.0
-    last = None
+    order): the most packets the bucket held (C_INST's peak)."""
+    bucket = Bucket(trs, 0, beta)
     for t in arrivals_ns:
-        if last is not None:
-            level = max(0.0, level - (t - last) / drain)
-        level += 1
-        last = t
-        if level > peak:
-            peak = level
-    return peak
+        bucket.add(t)
+    return bucket.peak

@@ -191,6 +191,54 @@ class Packetizer:
                         timestamp, ssrc, seq >> 16)
             yield head + srd + data[start:stop]
 
+    def bursts(self, frame, timestamp, burst):
+        """The frame's datagrams in groups of up to burst, for a sender
+        that hands a group to the kernel at once. Yields (data, size,
+        count): with equal-size packing data is the group's datagrams back
+        to back, each size bytes (built in one buffer: one copy of the
+        pixels, no per-datagram objects); otherwise data is a list of
+        count datagrams and size is None."""
+        if not self.segment:
+            group = []
+            for d in self.packets(frame, timestamp):
+                group.append(d)
+                if len(group) == burst:
+                    yield group, None, burst
+                    group = []
+            if group:
+                yield group, None, len(group)
+            return
+        if len(frame) != self.input_size:
+            raise ValueError("frame is %d bytes, %dx%d %s %d-bit needs %d"
+                             % (len(frame), self.width, self.height, self.sampling, self.depth,
+                                self.input_size))
+        if self.depth == 10:
+            frame = pack_10bit(frame)
+        data = memoryview(frame)
+        pack_into = struct.pack_into
+        seg, row, xinc, pg = self.segment, self.row_size, self.pgroup_pixels, self.pgroup_size
+        size = _HEAD + _SRD + seg
+        pt, ssrc = self.payload_type, self.ssrc
+        timestamp &= 0xFFFFFFFF
+        per_row = row // seg
+        total = self.frame_size // seg
+        i = 0
+        while i < total:
+            n = min(burst, total - i)
+            buf = bytearray(n * size)
+            at = 0
+            for j in range(i, i + n):
+                seq = self.sequence
+                self.sequence = (seq + 1) & 0xFFFFFFFF
+                line, part = divmod(j, per_row)
+                pack_into(">BBHIIHHHH", buf, at, 0x80, pt | (0x80 if j == total - 1 else 0), seq & 0xFFFF,
+                          timestamp, ssrc, seq >> 16, seg, line, part * seg // pg * xinc)
+                pos = j * seg
+                buf[at + 20:at + size] = data[pos:pos + seg]
+                at += size
+            yield buf, size, n
+            i += n
+
     def _filled_bounds(self):
         """The filled packing rule: (start, stop, SRD headers) per datagram."""
         pack = struct.pack

@@ -1,0 +1,215 @@
+"""PS3.22 streaming end to end: `modgate stream` and the gateway's live
+stream, received by modgate's receiver (frames bit-exact, metadata parsed
+with pydicom), by GStreamer's RFC 4175 depayloader, and watched at the
+interface for ST 2110-21 pacing."""
+
+import io
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pydicom
+import pytest
+
+from firmware import config
+from firmware.rtv import nmos
+from firmware.rtv.pacing import cmax_wide
+from firmware.rtv.sdp import metadata_sdp, video_sdp
+from firmware.rtv.st2110_20 import Packetizer
+from firmware.streaming import SAMPLINGS
+from hal.acq.sim import Pattern
+from tests.conftest import tool
+from tests.test_rtv import _free_rtp_port
+from tools.rtv_receiver import Capture, Receiver
+
+RATE = (30, 1)
+PERIOD_NS = 1000000000 * RATE[1] // RATE[0]
+
+
+def _stream(tmp_path, port, size, pixel, frames, *extra):
+    sdp_dir = tmp_path / "sdp"
+    cmd = [sys.executable, "-m", "firmware.cli", "stream", "--size", "%dx%d" % size, "--pixel", pixel,
+           "--rate", "%d/%d" % RATE, "--frames", str(frames), "--dest", "127.0.0.1:%d" % port,
+           "--sdp-dir", str(sdp_dir)] + list(extra)
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), sdp_dir
+
+
+def _sdps(port, size, pixel):
+    sampling, depth = SAMPLINGS[pixel]
+    return (video_sdp("127.0.0.1", port, size[0], size[1], RATE, sampling, depth),
+            metadata_sdp("127.0.0.1", port + 2))
+
+
+@pytest.mark.parametrize("pixel", ["ycbcr422", "ycbcr422-10", "rgb8"])
+def test_stream_frames_and_metadata(tmp_path, pixel):
+    size, frames = (320, 240), 45
+    port = _free_rtp_port()
+    video, meta = _sdps(port, size, pixel)
+    got_frames, payloads = [], []
+    receiver = Receiver(video, meta, on_frame=lambda ts, data: got_frames.append((ts, data)),
+                        on_payload=lambda ts, data, ext: payloads.append((ts, data, ext)))
+    try:
+        proc, sdp_dir = _stream(tmp_path, port, size, pixel, frames, "--patient-name", "Doe^Jane",
+                                "--patient-id", "ID-7")
+        report = receiver.run(seconds=30, frames=frames)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        receiver.close()
+    assert proc.returncode == 0, err
+    # the SDPs the command published are the ones a receiver is given
+    assert (sdp_dir / "video.sdp").read_bytes() == video.encode()
+    assert (sdp_dir / "metadata.sdp").read_bytes() == meta.encode()
+    assert report["ok"], report
+    assert report["video"]["frames"] == frames and report["video"]["lost"] == 0
+    assert report["metadata"]["frames"] == frames and report["metadata"]["unmatched_timestamps"] == 0
+
+    # every frame equals the simulated board's formula, in order
+    pattern = Pattern(pixel, *size)
+    assert [data == pattern.frame(k) for k, (_, data) in enumerate(got_frames)] == [True] * frames
+
+    # the metadata: one payload per video frame, same RTP timestamp
+    assert [ts for ts, _, _ in payloads] == [ts for ts, _ in got_frames]
+    origins, flow_ids = [], set()
+    for k, (ts, data, ext) in enumerate(payloads):
+        ds = pydicom.dcmread(io.BytesIO(data), force=True)
+        fm = ds.file_meta
+        assert data[128:132] == b"DICM"
+        assert fm.TransferSyntaxUID == "1.2.840.10008.1.2.7.1"  # the video flow's
+        assert fm[0x00020031].value == b"\x00\x01"  # RTV Meta Information Version
+        assert fm[0x00020032].value == "1.2.840.10008.10.1"  # Video Endoscopic Image RTC
+        assert fm[0x00020037].value == 90000
+        assert len(fm[0x00020035].value) == 16 and len(fm[0x00020036].value) == 16
+        flow_ids.add(bytes(fm[0x00020036].value))
+        # the NMOS extension names the same flow and source
+        assert ext[nmos.FLOW_ID] == fm[0x00020036].value
+        assert ext[nmos.SOURCE_ID] == fm[0x00020035].value
+        current = ds[0x00060001].value
+        assert len(current) == 1  # PS3.3 C.7.6.27: a single item
+        stamp = current[0][0x0034000D][0][0x00340007].value
+        assert len(stamp) == 10
+        origin = nmos.parse_ptp_timestamp(stamp)
+        assert origin == nmos.parse_ptp_timestamp(ext[nmos.ORIGIN_TIMESTAMP])
+        assert current[0][0x00209111][0][0x00209156].value == k
+        origins.append(origin)
+        static = "PatientName" in ds
+        assert static == (k % 30 == 0)  # the static part at least once a second
+        if static:
+            assert ds.PatientName == "Doe^Jane" and ds.PatientID == "ID-7"
+            assert ds.SOPClassUID == fm[0x00020032].value
+            assert ds.SOPInstanceUID == fm[0x00020033].value
+            assert ds.Rows == size[1] and ds.Columns == size[0]
+            assert ds.PhotometricInterpretation == ("RGB" if pixel == "rgb8" else "YBR_FULL_422")
+            assert ds.BitsStored == SAMPLINGS[pixel][1]
+            flow = ds[0x0034000A][0]
+            assert flow[0x00340005].value == fm[0x00020035].value  # the same source
+            video_flow = flow[0x00340001][0]
+            assert video_flow[0x00340003].value == "1.2.840.10008.1.2.7.1"
+            assert len(video_flow[0x00340002].value) == 16
+            assert video_flow[0x00340002].value != fm[0x00020036].value  # the video's own flow
+    assert len(flow_ids) == 1
+    # Frame Origin Timestamps step by the frame period
+    assert {b - a for a, b in zip(origins, origins[1:])} <= {PERIOD_NS, PERIOD_NS + 1}
+
+
+def test_gstreamer_receives(tmp_path):
+    gst = tool("gst-launch-1.0")
+    size, frames = (320, 240), 60
+    port = _free_rtp_port()
+    out = tmp_path / "gst.raw"
+    caps = ("application/x-rtp, media=(string)video, clock-rate=(int)90000, encoding-name=(string)RAW, "
+            "sampling=(string)YCbCr-4:2:2, depth=(string)8, width=(string)%d, height=(string)%d, "
+            "payload=(int)96" % size)
+    gst_proc = subprocess.Popen(
+        [gst, "-e", "-q", "udpsrc", "address=127.0.0.1", "port=%d" % port, "buffer-size=8388608", "caps=" + caps,
+         "!", "rtpvrawdepay", "!", "video/x-raw,format=UYVY", "!", "filesink", "location=" + str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(1.5)  # let the pipeline reach PLAYING
+        proc, _ = _stream(tmp_path, port, size, "ycbcr422", frames)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        time.sleep(0.5)
+    finally:
+        gst_proc.send_signal(signal.SIGINT)  # -e: EOS, so filesink flushes
+        try:
+            gst_proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            gst_proc.kill()
+            gst_proc.communicate()
+    data = out.read_bytes()
+    length = size[0] * size[1] * 2
+    assert len(data) % length == 0
+    got = [data[i:i + length] for i in range(0, len(data), length)]
+    assert len(got) >= frames - 2, "GStreamer delivered %d of %d frames" % (len(got), frames)
+    pattern = Pattern("ycbcr422", *size)
+    expected = [pattern.frame(k) for k in range(frames)]
+    first = expected.index(got[0])
+    assert got == expected[first:first + len(got)]
+
+
+def test_pacing_at_the_interface(tmp_path):
+    """The sender's departures, captured where the kernel transmits, never
+    fill the ST 2110-21 network compatibility bucket beyond C_MAX."""
+    size, frames, pixel = (1280, 720), 90, "ycbcr422"
+    port = _free_rtp_port()
+    pk = Packetizer(size[0], size[1], "YCbCr-4:2:2")
+    try:
+        capture = Capture("lo", port, pk.max_datagram if not pk.segment else 20 + pk.segment)
+    except PermissionError:
+        pytest.skip("packet capture needs CAP_NET_RAW")
+    try:
+        proc, _ = _stream(tmp_path, port, size, pixel, frames)
+        while proc.poll() is None:
+            capture.drain()
+            time.sleep(0.005)
+        capture.drain()
+        out, err = proc.communicate()
+    finally:
+        capture.close()
+    assert proc.returncode == 0, err
+    npackets = pk.datagram_count()
+    assert len(capture.arrivals) == frames * npackets
+    peak = capture.peak(npackets, RATE)
+    assert 0 < peak <= cmax_wide(npackets, RATE), "C_INST peaked at %.2f" % peak
+
+
+def test_gateway_streams_while_it_records(tmp_path):
+    """modgate run: the console's stream start sends the recorder's own
+    frames; stream stop ends it; the SDPs are in the spool folder."""
+    from board import load
+    from firmware.app import ConsoleSystem, Gateway
+
+    port = _free_rtp_port()
+    cfg = config.defaults()
+    cfg.update({"board": "host", "acquisition.width": 160, "acquisition.height": 120,
+                "acquisition.rate": [30, 1], "clip.mode": "command", "rtv.host": "127.0.0.1",
+                "rtv.port": port, "rtv.metadata_port": port + 2, "spool.root": str(tmp_path / "spool"),
+                "spool.max_bytes": 64 * 1024 * 1024, "spool.min_free_bytes": 0})
+    gateway = Gateway(cfg, load("host"))
+    system = ConsoleSystem(gateway)
+    runner = threading.Thread(target=gateway.run)
+    runner.start()
+    video, meta = _sdps(port, (160, 120), "rgb8")
+    got = []
+    receiver = Receiver(video, meta, on_frame=lambda ts, data: got.append(data))
+    try:
+        assert system.stream(True).startswith("streaming to 127.0.0.1:%d" % port)
+        report = receiver.run(seconds=20, frames=20)
+        assert "stream     on" in "\n".join(system.status())
+        assert system.stream(False) == "streaming stopped"
+    finally:
+        receiver.close()
+        gateway.stop()
+        runner.join(10)
+    assert report["ok"] and report["video"]["frames"] >= 20, report
+    # the frames are the board's, in order (the stream may skip a frame
+    # when the machine is loaded, never reorder or alter one)
+    pattern = [Pattern("rgb8", 160, 120).frame(k) for k in range(256)]
+    found = [pattern.index(data) for data in got]
+    assert all(0 < (b - a) % 256 < 4 for a, b in zip(found, found[1:])), found
+    spool = tmp_path / "spool"
+    assert (spool / "video.sdp").read_bytes() == video.encode()
+    assert (spool / "metadata.sdp").read_bytes() == meta.encode()
+    assert any("stream stopped" in line for line in gateway._recent)
