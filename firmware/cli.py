@@ -323,6 +323,7 @@ def cmd_stream(args):
         attributes[tags.PatientID] = args.patient_id
     streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, video_sink, meta_sink, clock,
                         iod=args.iod, attributes=attributes, burst=args.burst)
+
     os.makedirs(args.sdp_dir, exist_ok=True)
     write_sdps(PosixStorage(args.sdp_dir), streamer, args.dest, meta_dest, args.ttl)
     stop = []
@@ -333,6 +334,11 @@ def cmd_stream(args):
                                           args.dest[1], meta_dest[0], meta_dest[1], args.sdp_dir,
                                           streamer.schedule.npackets, streamer.schedule.burst,
                                           streamer.schedule.cmax))
+    # One thread: the streamer's own grid paces the flow (the board is read
+    # unpaced). The next frame is read right after the last one's final burst;
+    # the time that takes is made up within the frame at the rate the
+    # ST 2110-21 bucket allows. (A second thread for the board would cost
+    # more: each burst would wait for the interpreter lock while it draws.)
     acq.start()
     started = time.monotonic()
     try:

@@ -32,6 +32,7 @@ SAMPLINGS = {
     "rgb8": ("RGB", 8),
 }
 VIDEO_PAYLOAD_TYPE = 96  # a dynamic payload type (RFC 3551 6)
+SPIN_NS = 100000  # waits shorter than this are spun, not slept
 
 
 def _random32():
@@ -119,7 +120,10 @@ class Streamer:
                 now = woke
             wait = bucket.wait_ns(now, count)
             while wait:
-                clock.sleep_ns(wait)
+                # Catching up, the bucket's bound is tens of us away: a sleep
+                # that short wakes far too late, so spin for it.
+                if wait > SPIN_NS:
+                    clock.sleep_ns(wait - self._oversleep)
                 now = clock.monotonic_ns()
                 wait = bucket.wait_ns(now, count)
             if size is None:
@@ -165,10 +169,17 @@ class LiveStream:
         self._frame = (data, captured_ns)
         self._have.set()
 
-    def stop(self, timeout=5):
-        self._stop.set()
+    def stop(self, timeout=5, drain=False):
+        """Stop the thread; with drain, after it has sent the frame it has."""
+        if drain:
+            self._draining = True
+        else:
+            self._stop.set()
         self._have.set()
         self._thread.join(timeout)
+        self._stop.set()
+
+    _draining = False
 
     def _run(self):
         try:
@@ -178,6 +189,8 @@ class LiveStream:
                 item, self._frame = self._frame, None
                 if item is not None and not self._stop.is_set():
                     self.streamer.send(item[0], item[1])
+                elif self._draining:
+                    return
         except Exception as err:  # a thread must not die silently
             self._log("ALARM stream stopped: %s: %s" % (type(err).__name__, err))
 
