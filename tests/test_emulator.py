@@ -1,0 +1,340 @@
+"""System tests of the emulated box (tools/image, tools/qemu): the image
+built from Debian's arm64 packages boots under QEMU (TCG) to the console on
+a host pty; the console client configures it; vivid's /dev/video0 is
+captured through hal/acq/v4l2.py; clips reach DCMTK storescp on the host
+through user-mode networking; power cuts (SIGKILL to QEMU) during a
+recording and during a send lose nothing and send nothing partial; garbage
+on the serial line does not kill the console.
+
+Selected with -m qemu. Skipped, saying why, only where qemu-system-aarch64
+is missing; .ci/run installs it, so in CI they run."""
+
+import os
+import random
+import re
+import socket
+import threading
+import time
+
+import pydicom
+import pytest
+
+from tests.conftest import ROOT, Storescp, dciodvfy, free_port, modgate
+from tools.qemu import Emulator, qemu_binary
+
+pytestmark = pytest.mark.qemu
+
+PASSWORD = "box-secret-1"
+BOOT_BAR_S = 60.0  # the issue's bar for boot to the console prompt under TCG; the target is 30
+QUEUED = re.compile(r"clip \d+ \((\d+) frames\) queued as (\S+), SOP Instance UID (\S+)")
+
+
+@pytest.fixture(scope="session")
+def image():
+    """The box's image, built once per test run (the builder reuses an
+    image made from the same packages and sources, and caches downloads)."""
+    if qemu_binary() is None:
+        pytest.skip("qemu-system-aarch64 is not installed (Debian: apt-get install qemu-system-arm; .ci/run does)")
+    from tools.image.build import BuildError, build
+
+    out = os.path.join(ROOT, ".cache", "image", "test-qemu_virt")
+    started = time.monotonic()
+    try:
+        manifest = build("qemu_virt", out)
+    except BuildError as err:
+        pytest.fail("image build failed: %s" % err)
+    print("\nimage %s: %s in %.1f s, initrd %.1f MB" % (
+        out, "reused" if manifest.get("reused") else "built", time.monotonic() - started,
+        manifest["initrd_bytes"] / 1e6))
+    return out
+
+
+def fresh_disk(tmp_path, config=None):
+    """A data partition as from the factory, or with this modgate.json."""
+    from tools.image.build import make_data_disk
+
+    return make_data_disk(str(tmp_path / "data.img"), "qemu_virt", size_mib=512, config=config)
+
+
+def console(box, *commands, timeout=90):
+    """modgate console DEVICE --password PW --run CMD ...: the scripted
+    client, as a user runs it; returns its output, fails on a bad exit."""
+    args = ["console", box.pty, "--password", PASSWORD, "--timeout", "60"]
+    for command in commands:
+        args += ["--run", command]
+    result = modgate(*args, timeout=timeout)
+    assert result.returncode == 0, "console %s: exit %d\n%s\n%s\nbox log:\n%s" % (
+        commands, result.returncode, result.stdout, result.stderr, box.box_log()[-3000:])
+    return result.stdout
+
+
+class Session:
+    """One logged-in console session over pyserial, for commands whose
+    timing matters (record start ... record stop)."""
+
+    def __init__(self, box):
+        from tools.console_client import ConsoleSession, open_port
+
+        self.port = open_port(box.pty, 115200)
+        self.session = ConsoleSession(self.port, timeout=60)
+        self.session.login(PASSWORD)
+
+    def run(self, command):
+        return self.session.run(command)
+
+    def close(self):
+        try:
+            self.session.logout()
+        finally:
+            self.port.close()
+
+
+def boot(box):
+    seconds = box.boot()
+    print("boot %d: console prompt %.1f s after starting QEMU" % (box.boots, seconds))
+    assert seconds < BOOT_BAR_S
+    return seconds
+
+
+def queued_clips(box, after=0):
+    """[(frames, spool name, SOP Instance UID)] from the box's log."""
+    return [(int(f), name, uid) for f, name, uid in QUEUED.findall(box.box_log()[after:])]
+
+
+def wait_files(scp, count, timeout, box):
+    deadline = time.monotonic() + timeout
+    while len(scp.files()) < count:
+        if time.monotonic() > deadline:
+            pytest.fail("%d of %d objects arrived within %.0f s; box log:\n%s"
+                        % (len(scp.files()), count, timeout, box.box_log()[-3000:]))
+        time.sleep(0.5)
+    time.sleep(1)  # storescp writes the file as it receives: let the last one finish
+    return scp.files()
+
+
+def check_object(path, frames, width, height):
+    """A whole Video Endoscopic object from vivid: dciodvfy finds no
+    error, the frame count is what the box logged, the pixels are there
+    and not flat."""
+    errors, _ = dciodvfy(path)
+    assert errors == [], (path, errors)
+    ds = pydicom.dcmread(path)
+    assert (ds.Rows, ds.Columns, int(ds.NumberOfFrames)) == (height, width, frames)
+    assert ds.SamplesPerPixel == 3 and ds.PhotometricInterpretation == "RGB"
+    assert len(ds.PixelData) == width * height * 3 * frames
+    # vivid's default pattern is 75% colour bars (0 and 0xBF per channel):
+    # several colours across a row; one colour would mean empty buffers.
+    row = ds.PixelData[width * 3 * (height // 2): width * 3 * (height // 2 + 1)]
+    colours = set(row[i:i + 3] for i in range(0, len(row), 3))
+    assert len(colours) >= 4, colours
+    return ds
+
+
+@pytest.fixture(scope="module")
+def box(image, tmp_path_factory):
+    """One box for the first tests: booted with the in-box V4L2 self-test."""
+    folder = tmp_path_factory.mktemp("box")
+    emulator = Emulator(image, disk=fresh_disk(folder), append="modgate.selftest=v4l2")
+    try:
+        boot(emulator)
+        yield emulator
+    finally:
+        clean = emulator.stop()
+        print("box powered off %s" % ("cleanly" if clean else "by SIGKILL (no clean power-off in time)"))
+
+
+def test_v4l2_on_vivid_inside_the_box(box):
+    """tests/test_v4l2.py's two device tests, which skip on a host without
+    /dev/video0, run in the box by tools/image/selftest.py at boot."""
+    log = box.box_log()
+    assert "selftest v4l2 capture_from_a_real_device: ok" in log, log
+    assert "selftest v4l2 refuses_a_size_it_cannot_give: ok" in log, log
+    assert "selftest v4l2: 2 passed, 0 failed" in log, log
+
+
+def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_path):
+    scp = Storescp(tmp_path / "rx")
+    try:
+        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command", "save",
+                      "show pacs")
+        assert "saved and applied" in out and "10.0.2.2" in out
+        mark = len(box.box_log())
+        session = Session(box)
+        try:
+            assert session.run("record start") == ["recording"]
+            time.sleep(2)
+            session.run("record stop")
+        finally:
+            session.close()
+        box.wait_for_log("sender: 000000000001.dcm stored", timeout=120, after=mark)
+        [(frames, name, uid)] = queued_clips(box, mark)
+        [path] = wait_files(scp, 1, 30, box)
+    finally:
+        scp.stop()
+    ds = check_object(path, frames, 640, 480)  # board/qemu_virt.py: 640x480 rgb8 at 25 fps
+    assert ds.SOPInstanceUID == uid and ds.Modality == "ES"
+    print("clip of %d frames (%.1f MB) from vivid stored and verified" % (frames, os.path.getsize(path) / 1e6))
+
+
+def test_console_survives_garbage_on_the_serial_line(box):
+    import serial
+
+    rng = random.Random(7)
+    garbage = bytes(rng.randrange(256) for _ in range(3000))
+    garbage += b"\x1b[A\x1b[1;5D\x1b]0;title\x07\x00\xff\xfe" + b"x" * 2000 + b"\r" + b"\x03\x15\x7f\x08" * 50
+    session = Session(box)
+    try:
+        for i in range(0, len(garbage), 256):
+            session.port.write(garbage[i:i + 256])
+        session.port.flush()
+        # Let the box work through it: wait for 3 s without output.
+        quiet_since = time.monotonic()
+        deadline = quiet_since + 60
+        while time.monotonic() - quiet_since < 3 and time.monotonic() < deadline:
+            if session.port.read(4096):
+                quiet_since = time.monotonic()
+    finally:
+        session.close()
+    out = console(box, "status", "get pacs.host")
+    assert "board      qemu_virt" in out and "10.0.2.2" in out
+    assert "modgate exited" not in box.box_log()  # the same process answers: it did not crash and restart
+
+
+class Relay:
+    """A TCP relay on the host between the box and storescp, counting what
+    the box sends and optionally slowing it down: a send under way is then
+    long enough to pull the plug in the middle of it. Nothing is answered
+    by the relay itself; storescp does all the DICOM."""
+
+    def __init__(self, upstream_port, rate_bps=None):
+        self.upstream_port = upstream_port
+        self.rate_bps = rate_bps
+        self.forwarded = 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.stopped = False
+        self.sockets = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            except OSError:
+                client.close()
+                continue
+            self.sockets += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
+
+    def _pump(self, src, dst, from_box):
+        try:
+            while True:
+                data = src.recv(16384 if from_box and self.rate_bps else 65536)
+                if not data:
+                    break
+                dst.sendall(data)
+                if from_box:
+                    self.forwarded += len(data)
+                    if self.rate_bps:
+                        time.sleep(len(data) / self.rate_bps)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def close(self):
+        self.stopped = True
+        self.listener.close()
+        for s in self.sockets:
+            s.close()
+
+
+def test_power_cuts_during_a_recording_and_during_a_send_lose_nothing(image, tmp_path):
+    """Clip A is recorded while the PACS is down; the plug is pulled while
+    clip B is being recorded. After the reboot, B's partial file is
+    discarded and A waits; clip C is recorded; the plug is pulled again in
+    the middle of A's C-STORE. After the second reboot A and C arrive,
+    whole, and nothing else does."""
+    width, height = 320, 180  # smaller frames than the board's: a quicker test
+    down = free_port()  # nothing listens there: the PACS is down
+    # The configuration comes on the data partition, as a box's installer
+    # would put it there (acquisition settings apply from the next session).
+    box = Emulator(image, disk=fresh_disk(tmp_path, {
+        "board": "qemu_virt", "clip": {"mode": "command"},
+        "acquisition": {"width": width, "height": height, "rate": [10, 1]},
+        "pacs": {"host": "10.0.2.2", "port": down},
+        # Retry a lost PACS within 2 s, not the default backoff's minutes.
+        "spool": {"backoff_initial": 0.5, "backoff_max": 2.0}}))
+    scp = Storescp(tmp_path / "rx")
+    relay = Relay(scp.port, rate_bps=1000000)
+    try:
+        boot(box)
+        session = Session(box)
+        session.run("record start")
+        time.sleep(1.5)
+        session.run("record stop")
+        box.wait_for_log("queued as", timeout=60)
+        session.run("record start")
+        # Long enough for ext4's 5 s journal commit to put B's partial file
+        # on the disk, so that the next boot has one to discard.
+        time.sleep(7)
+        assert "recording  on" in "\n".join(session.run("status"))
+        box.kill()  # power cut while recording clip B
+        session.port.close()
+        [clip_a] = queued_clips(box)
+
+        mark = len(box.box_log())
+        boot(box)
+        box.wait_for_log("recording was interrupted", timeout=30, after=mark)
+        out = console(box, "queue list")
+        assert out.split() == ["waiting:", clip_a[1]], out  # A waits; B's partial file is gone
+        session = Session(box)
+        session.run("record start")
+        time.sleep(1.5)
+        session.run("record stop")
+        session.close()
+        box.wait_for_log("queued as", timeout=60, after=mark)
+        [clip_c] = queued_clips(box, mark)
+        console(box, "set pacs.port %d" % relay.port, "save")
+        deadline = time.monotonic() + 60
+        while relay.forwarded < 300000:  # the association is up and A is under way
+            assert time.monotonic() < deadline, "no C-STORE began; box log:\n" + box.box_log()[-3000:]
+            time.sleep(0.05)
+        box.kill()  # power cut in the middle of sending A
+        sent_before_cut = relay.forwarded
+        assert " stored" not in box.box_log()[mark:], "A was sent whole before the cut: the test proves nothing"
+        relay.close()
+
+        mark = len(box.box_log())
+        boot(box)
+        console(box, "set pacs.port %d" % scp.port, "save")
+        box.wait_for_log("%s stored" % clip_c[1], timeout=120, after=mark)
+        box.wait_for_log("%s stored" % clip_a[1], timeout=120, after=mark)
+        assert console(box, "queue list").strip() == "the spool is empty"
+        files = wait_files(scp, 2, 30, box)
+        clean = box.stop()
+    finally:
+        box.kill()
+        relay.close()
+        scp.stop()
+    print("power cuts: clip A (%d frames) cut after %d bytes of its C-STORE, then resent; clip C (%d frames); "
+          "powered off %s" % (clip_a[0], sent_before_cut, clip_c[0], "cleanly" if clean else "by SIGKILL"))
+    arrived = {}
+    for path in files:
+        ds = pydicom.dcmread(path, stop_before_pixels=True)
+        arrived.setdefault(ds.SOPInstanceUID, []).append(path)
+    # Every completed clip arrived, and nothing else did (no partial B).
+    assert sorted(arrived) == sorted([clip_a[2], clip_c[2]])
+    for frames, _, uid in (clip_a, clip_c):
+        for path in arrived[uid]:
+            check_object(path, frames, width, height)
+    assert clean
