@@ -11,9 +11,14 @@ hardware.
   reaches the host through QEMU's NAT).
 - Console: the PL011 UART, /dev/ttyAMA0, which -serial connects to a host
   pty, socket or stdio.
-- Storage: the guest's root disk, a virtio-blk image.
-- Memory: a small guest (e.g. -m 256) with 48 MiB for modgate; a 640x480
-  rgb8 frame is 0.9 MiB.
+- Storage: the data partition, an ext4 virtio-blk disk (/dev/vda) mounted
+  at /data: modgate.json, console.passwd and the spool (/var/spool/modgate
+  is a link to /data/spool). The root file system is the initramfs, in RAM
+  and rebuilt at every boot (tools/image).
+- Memory: 512 MiB of RAM (QEMU -m 512, tools/qemu). The initramfs takes
+  about 33 MiB of it (Python, kernel modules, modgate); of the rest, 48 MiB
+  is modgate's budget, and the remainder the kernel's and the page cache's.
+  A 640x480 rgb8 frame is 0.9 MiB.
 """
 
 BOARD = {
