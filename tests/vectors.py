@@ -145,10 +145,44 @@ def object_vectors():
     )
 
 
+def rtv_vectors():
+    """PS3.22: the video datagrams (both packing rules, 8- and 10-bit), a
+    metadata flow's packets with fixed identities, and the two SDPs."""
+    from firmware.rtv.metadata import MetadataFlow
+    from firmware.rtv.sdp import metadata_sdp, video_sdp
+    from firmware.rtv.st2110_20 import Packetizer
+
+    for sampling, depth, width, height, word in (("YCbCr-4:2:2", 8, 640, 3, False), ("RGB", 8, 34, 6, False),
+                                                 ("YCbCr-4:2:2", 10, 64, 3, True), ("RGB", 8, 1920, 2, False)):
+        pk = Packetizer(width, height, sampling, depth, payload_type=97, ssrc=0x1234567, sequence=0xFFFE)
+        n = pk.input_size
+        if word:
+            frame = bytes(((i * 7 + 3) & 255) if i % 2 == 0 else (i // 2) & 3 for i in range(n))
+        else:
+            frame = bytes((i * 7 + 3) & 255 for i in range(n))
+        data = b"".join(bytes(d) for d in pk.packets(frame, 0x89ABCDEF))
+        yield "rtv-video-%s-%d-%dx%d" % (sampling, depth, width, height), data
+        pk.sequence = 0xFFFE
+        yield "rtv-bursts-%s-%d-%dx%d" % (sampling, depth, width, height), b"".join(
+            bytes(g) if size else b"".join(bytes(d) for d in g) for g, size, _ in pk.bursts(frame, 0x89ABCDEF, 5))
+    flow = MetadataFlow("video-endoscopic", 1920, 1080, "ycbcr422", (30000, 1001), bytes(range(16)),
+                        bytes(range(16, 32)), bytes(range(32, 48)),
+                        {tags.SOPInstanceUID: INSTANCE, tags.StudyInstanceUID: STUDY, tags.SeriesInstanceUID: SERIES,
+                         tags.PatientName: "Åström^Björn", tags.StudyDate: "20261123"},
+                        ssrc=0xCAFE, sequence=0xFFFF, source_ae_title="MODGATE")
+    origin = 1795000000 * 1000000000 + 123456789
+    for k in (0, 1, 30):
+        yield "rtv-metadata-%d" % k, b"".join(flow.packets(k, 3003 * k, origin + k * 33366666))
+    yield "rtv-sdp", (video_sdp("239.1.1.1", 5004, 1920, 1080, (30000, 1001), "YCbCr-4:2:2", 10, ttl=4)
+                      + metadata_sdp("239.1.1.1", 5006, ttl=4)).encode()
+
+
 def vectors():
     for vector in element_vectors():
         yield vector
     for vector in object_vectors():
+        yield vector
+    for vector in rtv_vectors():
         yield vector
 
 
