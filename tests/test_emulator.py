@@ -200,6 +200,21 @@ def test_console_survives_garbage_on_the_serial_line(box):
     assert "modgate exited" not in box.box_log()  # the same process answers: it did not crash and restart
 
 
+def test_peak_memory_within_the_board_budget(box):
+    """At a clean power-off the box's init logs modgate's VmHWM (peak RSS),
+    which has to fit board/qemu_virt.py's memory budget after a 640x480
+    clip was recorded and sent."""
+    import board
+
+    assert box.stop(), "no clean power-off:\n" + box.box_log()[-3000:]
+    found = re.search(r"modgate VmHWM: (\d+) kB", box.box_log())
+    assert found, box.box_log()[-3000:]
+    peak_mib = int(found.group(1)) / 1024
+    budget = board.load("qemu_virt").memory_budget_mib
+    print("modgate's peak RSS in the box: %.1f MiB (budget %d MiB)" % (peak_mib, budget))
+    assert peak_mib < budget
+
+
 class Relay:
     """A TCP relay on the host between the box and storescp, counting what
     the box sends and optionally slowing it down: a send under way is then

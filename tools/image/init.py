@@ -69,6 +69,8 @@ for p in /sys/class/virtio-ports/*; do
 done
 poweroff_now() {
   say "power-off: stopping modgate"
+  # modgate's peak resident memory, against the board's budget (tests read it).
+  [ -n "$pid" ] && say "modgate $(grep VmHWM /proc/$pid/status | tr -s ' \t' ' ')"
   [ -n "$pid" ] && kill -TERM $pid 2>/dev/null && for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
   sync; umount /data; say "power-off: data partition unmounted"
   poweroff -f
