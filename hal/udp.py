@@ -22,7 +22,6 @@ Without UDP_SEGMENT (an old kernel, another OS) it falls back to one send
 per datagram, and says so in .gso.
 """
 
-import ctypes
 import errno
 import socket
 import struct
@@ -41,9 +40,11 @@ DEFAULT_SNDBUF = 4 * 1024 * 1024
 def set_timer_slack(ns):
     """Linux: how late the kernel may wake this thread's sleeps."""
     try:
+        import ctypes  # not in every small Python build: then no slack change
+
         libc = ctypes.CDLL(None, use_errno=True)
         return libc.prctl(PR_SET_TIMERSLACK, ns, 0, 0, 0) == 0
-    except (OSError, AttributeError):
+    except (ImportError, OSError, AttributeError):
         return False
 
 
