@@ -29,6 +29,28 @@ BOOT_BAR_S = 60.0  # the issue's bar for boot to the console prompt under TCG; t
 QUEUED = re.compile(r"clip \d+ \((\d+) frames\) queued as (\S+), SOP Instance UID (\S+)")
 
 
+_reporter = []
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _terminal(request):
+    _reporter.append(request.config)
+    yield
+    _reporter.clear()
+
+
+def report(message):
+    """A line on the terminal, also without -s: the boot time and what the
+    box did belong in CI's log."""
+    config = _reporter[0] if _reporter else None
+    reporter = config and config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        print(message)
+        return
+    with config.pluginmanager.get_plugin("capturemanager").global_and_fixture_disabled():
+        reporter.write_line("emulated box: " + message)
+
+
 @pytest.fixture(scope="session")
 def image():
     """The box's image, built once per test run (the builder reuses an
@@ -43,7 +65,7 @@ def image():
         manifest = build("qemu_virt", out)
     except BuildError as err:
         pytest.fail("image build failed: %s" % err)
-    print("\nimage %s: %s in %.1f s, initrd %.1f MB" % (
+    report("image %s: %s in %.1f s, initrd %.1f MB" % (
         out, "reused" if manifest.get("reused") else "built", time.monotonic() - started,
         manifest["initrd_bytes"] / 1e6))
     return out
@@ -91,7 +113,7 @@ class Session:
 
 def boot(box):
     seconds = box.boot()
-    print("boot %d: console prompt %.1f s after starting QEMU" % (box.boots, seconds))
+    report("boot %d: console prompt %.1f s after starting QEMU" % (box.boots, seconds))
     assert seconds < BOOT_BAR_S
     return seconds
 
@@ -140,7 +162,7 @@ def box(image, tmp_path_factory):
         yield emulator
     finally:
         clean = emulator.stop()
-        print("box powered off %s" % ("cleanly" if clean else "by SIGKILL (no clean power-off in time)"))
+        report("box powered off %s" % ("cleanly" if clean else "by SIGKILL (no clean power-off in time)"))
 
 
 def test_v4l2_on_vivid_inside_the_box(box):
@@ -173,7 +195,7 @@ def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_pat
         scp.stop()
     ds = check_object(path, frames, 640, 480)  # board/qemu_virt.py: 640x480 rgb8 at 25 fps
     assert ds.SOPInstanceUID == uid and ds.Modality == "ES"
-    print("clip of %d frames (%.1f MB) from vivid stored and verified" % (frames, os.path.getsize(path) / 1e6))
+    report("clip of %d frames (%.1f MB) from vivid stored and verified" % (frames, os.path.getsize(path) / 1e6))
 
 
 def test_console_survives_garbage_on_the_serial_line(box):
@@ -211,7 +233,7 @@ def test_peak_memory_within_the_board_budget(box):
     assert found, box.box_log()[-3000:]
     peak_mib = int(found.group(1)) / 1024
     budget = board.load("qemu_virt").memory_budget_mib
-    print("modgate's peak RSS in the box: %.1f MiB (budget %d MiB)" % (peak_mib, budget))
+    report("modgate's peak RSS in the box: %.1f MiB (budget %d MiB)" % (peak_mib, budget))
     assert peak_mib < budget
 
 
@@ -268,6 +290,12 @@ class Relay:
 
     def close(self):
         self.stopped = True
+        try:
+            # Wakes the accept() under way; close() alone would leave the
+            # socket listening until a connection came.
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         for s in self.sockets:
             s.close()
@@ -336,13 +364,24 @@ def test_power_cuts_during_a_recording_and_during_a_send_lose_nothing(image, tmp
         box.wait_for_log("%s stored" % clip_a[1], timeout=120, after=mark)
         assert console(box, "queue list").strip() == "the spool is empty"
         files = wait_files(scp, 2, 30, box)
+        # The console's reboot: modgate exits, /init unmounts the data
+        # partition and reboots; the same QEMU boots the box again.
+        mark = len(box.box_log())
+        asked = time.monotonic()
+        # (The client waits in vain for a prompt after "rebooting": no --timeout 60 here.)
+        modgate("console", box.pty, "--password", PASSWORD, "--timeout", "5", "--run", "reboot", timeout=90)
+        box.wait_for_log("modgate asked for a reboot", timeout=60, after=mark)
+        rebooted_s = box.wait_for_console(timeout=90, since=asked)
+        assert box.box_log().count("starting modgate", mark) == 1
+        assert console(box, "queue list").strip() == "the spool is empty"
         clean = box.stop()
     finally:
         box.kill()
         relay.close()
         scp.stop()
-    print("power cuts: clip A (%d frames) cut after %d bytes of its C-STORE, then resent; clip C (%d frames); "
-          "powered off %s" % (clip_a[0], sent_before_cut, clip_c[0], "cleanly" if clean else "by SIGKILL"))
+    report("power cuts: clip A (%d frames) cut after %d bytes of its C-STORE, then resent; clip C (%d frames); "
+           "console reboot to the prompt in %.1f s; powered off %s" % (
+               clip_a[0], sent_before_cut, clip_c[0], rebooted_s, "cleanly" if clean else "by SIGKILL"))
     arrived = {}
     for path in files:
         ds = pydicom.dcmread(path, stop_before_pixels=True)

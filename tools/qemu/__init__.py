@@ -48,12 +48,30 @@ DEFAULT_IMAGE = os.path.join(ROOT, "build", "image")
 QEMU = "qemu-system-aarch64"
 LOGIN_PROMPTS = (b"password: ", b"new password: ", b"modgate> ")
 PTY_LINE = "char device redirected to "
-WAKE_EVERY_S = 2.0  # a CR to wake the console, no more often (a second CR
-                    # would be an empty password, counted as a wrong one)
+# The console wakes on any byte and drops that byte; Ctrl-C also makes an
+# awake console show its prompt again (firmware/console/shell.py
+# _interrupt), without submitting a line. A CR instead would be an empty
+# password, a wrong one, whose answer (after a PBKDF2 that takes seconds
+# under TCG) could reach the console client after it has logged in.
+WAKE = b"\x03"
+WAKE_EVERY_S = 2.0
 
 
 class EmulatorError(Exception):
     pass
+
+
+def _die_with_parent():
+    """In the QEMU child before exec: Linux's PR_SET_PDEATHSIG, so that QEMU
+    gets SIGKILL if the process that started it dies without stopping it
+    (a test run killed by a timeout must not leave a box running)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1  # include/uapi/linux/prctl.h
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
 
 
 def qemu_binary():
@@ -125,7 +143,7 @@ class Emulator:
         self.started = time.monotonic()
         with open(self.qemu_log, "wb") as out:
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                         start_new_session=True)
+                                         start_new_session=True, preexec_fn=_die_with_parent)
         self.boots += 1
         deadline = time.monotonic() + 30
         while self.pty is None:
@@ -147,11 +165,13 @@ class Emulator:
             os.replace(tmp, self.console_link)
         return self.pty
 
-    def wait_for_console(self, timeout=None):
-        """Wake the console with CR (at most every WAKE_EVERY_S) until it
-        shows a login or command prompt; returns the boot time in seconds.
-        The pty is closed again, free for the console client."""
-        deadline = self.started + (timeout or self.boot_timeout)
+    def wait_for_console(self, timeout=None, since=None):
+        """Wake the console with WAKE (at most every WAKE_EVERY_S) until it
+        shows a login or command prompt; returns the seconds from since
+        (default: QEMU's start, i.e. the boot time) to the prompt. The pty
+        is closed again, free for the console client."""
+        since = self.started if since is None else since
+        deadline = since + (timeout or self.boot_timeout)
         fd = os.open(self.pty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
         try:
             attrs = termios.tcgetattr(fd)
@@ -167,10 +187,12 @@ class Emulator:
                     raise EmulatorError("QEMU exited (%s) during boot: %s\n%s" % (
                         self.proc.returncode, self.qemu_output(), self.box_log()[-3000:]))
                 if now > deadline:
-                    raise EmulatorError("no console prompt within %.0f s of starting QEMU; box log:\n%s"
-                                        % (now - self.started, self.box_log()[-3000:]))
+                    raise EmulatorError("no console prompt within %.0f s; box log:\n%s"
+                                        % (now - since, self.box_log()[-3000:]))
                 if now - last_wake >= WAKE_EVERY_S:
-                    os.write(fd, b"\r")
+                    # Again only after WAKE_EVERY_S without any answer: the
+                    # box was not listening yet.
+                    os.write(fd, WAKE)
                     last_wake = now
                 try:
                     chunk = os.read(fd, 4096)
@@ -179,6 +201,7 @@ class Emulator:
                 except OSError:  # EIO: QEMU's end not ready yet
                     chunk = b""
                 if chunk:
+                    last_wake = now
                     seen = (seen + chunk)[-4096:]
                     if seen.endswith(LOGIN_PROMPTS):
                         break
@@ -186,8 +209,10 @@ class Emulator:
                     time.sleep(0.05)
         finally:
             os.close(fd)
-        self.boot_s = time.monotonic() - self.started
-        return self.boot_s
+        seconds = time.monotonic() - since
+        if since == self.started:
+            self.boot_s = seconds
+        return seconds
 
     def boot(self):
         """Start QEMU and wait for the console; QEMU is killed if that fails."""
