@@ -199,7 +199,6 @@ def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_pat
 
 
 def test_console_survives_garbage_on_the_serial_line(box):
-    import serial
 
     rng = random.Random(7)
     garbage = bytes(rng.randrange(256) for _ in range(3000))

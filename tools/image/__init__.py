@@ -35,8 +35,9 @@ def main(args):
     except BuildError as err:
         sys.stderr.write("modgate image: error: %s\n" % err)
         return 1
-    print("image for %s in %s: kernel %s (%s), initrd.gz %.1f MB, built in %.1f s" % (
+    print("image for %s in %s: kernel %s (%s), initrd.gz %.1f MB, %s" % (
         manifest["board"], args.out, manifest["kernel"]["package"], manifest["kernel"]["version"],
-        manifest["initrd_bytes"] / 1e6, manifest["built_in_s"]))
+        manifest["initrd_bytes"] / 1e6,
+        "up to date" if manifest.get("reused") else "built in %.1f s" % manifest["built_in_s"]))
     print(json.dumps(manifest["layout"], indent=2))
     return 0

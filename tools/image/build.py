@@ -26,6 +26,7 @@ tree, git-ignored), so a rebuild spends its time on the initramfs only.
 """
 
 import fnmatch
+import glob
 import gzip
 import hashlib
 import importlib.util
@@ -94,6 +95,10 @@ class BuildError(Exception):
     pass
 
 
+class DownloadError(BuildError):
+    pass
+
+
 def log(message):
     sys.stderr.write("modgate image: %s\n" % message)
 
@@ -117,8 +122,6 @@ def ensure_arm64_apt():
         log("adding the %s architecture to dpkg and updating apt's lists" % ARCH)
         _run(["dpkg", "--add-architecture", ARCH])
         _run(["apt-get", "update", "-q"])
-    import glob
-
     if not glob.glob("/var/lib/apt/lists/*_binary-%s_Packages*" % ARCH):
         if os.geteuid() != 0:
             raise BuildError("apt has no %s lists; run as root: apt-get update" % ARCH)
@@ -187,7 +190,10 @@ def fetch(packages, cache):
     if missing:
         log("downloading %d packages: %s" % (len(missing), " ".join(missing)))
         options = ["-o", "APT::Sandbox::User=root"] if os.geteuid() == 0 else []
-        _run(["apt-get", "download", "-q"] + options + missing, cwd=debs)
+        try:
+            _run(["apt-get", "download", "-q"] + options + missing, cwd=debs)
+        except BuildError as err:
+            raise DownloadError(str(err))
     for package, path in paths.items():
         if not os.path.exists(path):
             raise BuildError("apt-get download gave no %s" % path)
@@ -253,8 +259,9 @@ class Image:
 
     def write(self, out_path, level=6):
         with open(out_path + ".part", "wb") as raw:
-            # mtime=0 in the gzip header too: the same tree, the same bytes.
-            with gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=level, mtime=0) as gz:
+            # No name and mtime=0 in the gzip header too: the same tree, the
+            # same bytes.
+            with gzip.GzipFile(filename="", fileobj=raw, mode="wb", compresslevel=level, mtime=0) as gz:
                 cpio = CpioWriter(gz)
                 for path in sorted(self.entries):  # a folder sorts before what is in it
                     entry = self.entries[path]
@@ -319,7 +326,7 @@ def libraries_present(tree, path, seen=None):
     return True
 
 
-def add_python(image, tree, cache):
+def add_python(image, tree):
     python = tree.find("/usr/bin/" + PYTHON)
     if python is None:
         raise BuildError("no /usr/bin/%s in the unpacked packages" % PYTHON)
@@ -550,8 +557,19 @@ def build(board, out, cache=DEFAULT_CACHE, kernel=None, level=6):
     started = time.monotonic()
     recipe = BOARDS[board]
     ensure_arm64_apt()
-    kernel = kernel or resolve_kernel()
-    debs = fetch([kernel] + USERLAND, cache)
+    try:
+        kernel_package = kernel or resolve_kernel()
+        debs = fetch([kernel_package] + USERLAND, cache)
+    except DownloadError:
+        # apt's lists are older than the archive (a package was replaced
+        # by a newer version since): update them and try once more.
+        if os.geteuid() != 0:
+            raise
+        log("download failed; updating apt's lists and trying again")
+        _run(["apt-get", "update", "-q"])
+        kernel_package = kernel or resolve_kernel()
+        debs = fetch([kernel_package] + USERLAND, cache)
+    kernel = kernel_package
     digest = inputs_digest(board, debs)
     reused = _reusable(out, digest)
     if reused:
@@ -577,7 +595,7 @@ def build(board, out, cache=DEFAULT_CACHE, kernel=None, level=6):
     image.data("etc/passwd", b"root:x:0:0:root:/data:/bin/sh\n")
     image.data("etc/group", b"root:x:0:\n")
     modules = add_modules(image, kernel_tree, release, recipe["modules"])
-    sources = add_python(image, tree, cache)
+    sources = add_python(image, tree)
     sources += add_modgate(image)
     compiled = add_pyc(image, sources, cache)
 
