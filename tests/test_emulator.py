@@ -75,7 +75,7 @@ def fresh_disk(tmp_path, config=None):
     """A data partition as from the factory, or with this modgate.json."""
     from tools.image.build import make_data_disk
 
-    return make_data_disk(str(tmp_path / "data.img"), "qemu_virt", size_mib=512, config=config)
+    return make_data_disk(str(tmp_path / "data.img"), "qemu_virt", config=config)
 
 
 def console(box, *commands, timeout=90):

@@ -117,4 +117,4 @@ def test_data_partition_holds_the_configuration_and_an_empty_spool(tmp_path):
     assert "modgate-data" in stats and "has_journal" in stats
     factory = make_data_disk(str(tmp_path / "factory.img"), "qemu_virt", size_mib=64)
     assert json.loads(run([debugfs, "-R", "cat /modgate.json", factory]).stdout) == \
-        {"board": "qemu_virt", "clip": {"mode": "command"}}
+        {"board": "qemu_virt", "clip": {"mode": "command"}, "spool": {"max_bytes": 768 * 1024 ** 2}}

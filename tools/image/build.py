@@ -68,7 +68,9 @@ BOARDS = {
     "qemu_virt": {
         # Loaded by /init in this order; their dependencies come along.
         "modules": ["virtio_mmio", "virtio_console", "virtio_rng", "virtio_blk", "virtio_net", "ext4", "vivid"],
-        "config": {"board": "qemu_virt", "clip": {"mode": "command"}},
+        # Clips on command (the console's record start|stop), not back to
+        # back from power-on; the spool bounded well inside the partition.
+        "config": {"board": "qemu_virt", "clip": {"mode": "command"}, "spool": {"max_bytes": 768 * 1024 ** 2}},
         "data_size_mib": 1024,
     },
 }
