@@ -6,7 +6,7 @@ a real V4L2 device (skipped on a host without one), done against vivid with
 the same driver code, hal/acq/v4l2.py.
 
 Each check prints "selftest v4l2 NAME: ok ..." or "selftest v4l2 NAME:
-FAILED ..."; the last line is "selftest v4l2: N passed, M failed".
+FAILED ..."; the last line is "selftest v4l2 done: N of M checks ok".
 """
 
 import sys
@@ -79,7 +79,7 @@ def main(argv):
         else:
             passed += 1
             print("selftest %s %s: ok %s" % (suite, check.__name__, note))
-    print("selftest %s: %d passed, %d failed" % (suite, passed, failed))
+    print("selftest %s done: %d of %d checks ok" % (suite, passed, passed + failed))
     return 1 if failed else 0
 
 
