@@ -49,6 +49,9 @@ modprobe vivid n_devs=1 node_types=0x1 || say "modprobe vivid failed"
 for i in $(seq 1 50); do [ -b /dev/vda ] && break; sleep 0.1; done
 if mount -t ext4 -o noatime /dev/vda /data; then
   say "data partition /dev/vda mounted on /data"
+  # What ext4 said: "recovery complete" after a power cut (its journal
+  # replayed), nothing of the kind after a clean unmount.
+  dmesg | grep "EXT4-fs (vda)" | while read -r line; do say "kernel: ${line#*] }"; done
 else
   say "ALARM no data partition: configuration and spool in RAM only"
 fi
@@ -67,12 +70,22 @@ ctl=""
 for p in /sys/class/virtio-ports/*; do
   [ "$(cat $p/name 2>/dev/null)" = org.modgate.ctl ] && ctl=/dev/${p##*/}
 done
+# Before a power-off or reboot: the data partition unmounted (or, if
+# something still holds it, read-only), so its journal is clean and the next
+# mount needs no recovery.
+release_data() {
+  cd /
+  sync
+  if umount /data; then say "data partition unmounted"
+  elif mount -o remount,ro /data; then say "data partition still busy: remounted read-only"
+  else say "ALARM data partition neither unmounted nor read-only"; fi
+}
 poweroff_now() {
   say "power-off: stopping modgate"
   # modgate's peak resident memory, against the board's budget (tests read it).
   [ -n "$pid" ] && say "modgate $(grep VmHWM /proc/$pid/status | tr -s ' \t' ' ')"
   [ -n "$pid" ] && kill -TERM $pid 2>/dev/null && for i in $(seq 1 100); do kill -0 $pid 2>/dev/null || break; sleep 0.1; done
-  sync; umount /data; say "power-off: data partition unmounted"
+  release_data
   poweroff -f
 }
 if [ -n "$ctl" ]; then
@@ -82,20 +95,21 @@ fi
 trap poweroff_now USR1
 
 export PYTHONPATH=/opt/modgate LANG=C.UTF-8 PYTHONUTF8=1 HOME=/data
-cd /data
 test=$(opt modgate.selftest)
 [ -n "$test" ] && python3 -m tools.image.selftest "$test" >>$LOG 2>&1
 
 say "starting modgate after $(cut -d' ' -f1 /proc/uptime) s"
 while true; do
-  python3 -m firmware.cli run --config /data/modgate.json --console /dev/ttyAMA0 >>$LOG 2>&1 &
+  # modgate works in /data; init itself stays out of it, so that it can
+  # unmount it.
+  (cd /data && exec python3 -m firmware.cli run --config /data/modgate.json --console /dev/ttyAMA0) >>$LOG 2>&1 &
   pid=$!
   wait $pid
   status=$?
   pid=""
   # wait returns early (above 128) when a trapped signal arrives.
   if [ $status -eq 3 ]; then
-    say "modgate asked for a reboot"; sync; umount /data; reboot -f
+    say "modgate asked for a reboot"; release_data; reboot -f
   fi
   say "modgate exited with status $status; starting it again in 1 s"
   sleep 1
