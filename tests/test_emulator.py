@@ -239,6 +239,39 @@ def test_peak_memory_within_the_board_budget(box):
     assert peak_mib < budget
 
 
+def test_modgate_emulate_command_line(image, tmp_path):
+    """modgate emulate: prints the console's pty (and links it) and the boot
+    time, serves until SIGTERM, then powers the box off cleanly."""
+    import signal
+    import subprocess
+    import sys
+
+    link = str(tmp_path / "console")
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "emulate", "--image", image,
+                             "--disk", fresh_disk(tmp_path), "--console-pty", link],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    lines = []
+    try:
+        deadline = time.monotonic() + 120
+        while not any("booted to the console prompt" in l for l in lines):
+            assert time.monotonic() < deadline and proc.poll() is None, lines
+            lines.append(proc.stdout.readline())
+        assert os.path.islink(link) and os.readlink(link).startswith("/dev/pts/"), lines
+        assert re.search(r"console on /dev/pts/\d+ \(link %s\)" % re.escape(link), lines[0]), lines
+        result = modgate("console", link, "--password", PASSWORD, "--timeout", "60", "--run", "status", timeout=90)
+        assert result.returncode == 0 and "board      qemu_virt" in result.stdout, result
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()  # the QEMU child dies with it (PR_SET_PDEATHSIG)
+            proc.wait()
+    lines.append(out)
+    report(lines[1].strip())
+    assert proc.returncode == 0 and "modgate emulate: powered off" in out, lines
+    assert not os.path.lexists(link)
+
+
 class Relay:
     """A TCP relay on the host between the box and storescp, counting what
     the box sends and optionally slowing it down: a send under way is then

@@ -110,7 +110,10 @@ class Emulator:
 
     # -- the QEMU process ---------------------------------------------------
     def command(self):
-        ctl = os.path.join(self.workdir, "ctl.sock")
+        def path(p):
+            return p.replace(",", ",,")  # QEMU's option syntax: a comma in a value is doubled
+
+        ctl = path(os.path.join(self.workdir, "ctl.sock"))
         append = "console=hvc0 quiet " + self.append
         return [
             qemu_binary() or QEMU, "-M", "virt", "-cpu", "max,pauth-impdef=on", "-smp", str(self.cpus),
@@ -118,11 +121,11 @@ class Emulator:
             "-kernel", os.path.join(self.image, "Image"), "-initrd", os.path.join(self.image, "initrd.gz"),
             "-append", append.strip(),
             "-serial", "pty", "-monitor", "none",
-            "-drive", "file=%s,if=none,format=raw,id=data,cache=writeback" % self.disk,
+            "-drive", "file=%s,if=none,format=raw,id=data,cache=writeback" % path(self.disk),
             "-device", "virtio-blk-device,drive=data",
             "-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0",
             "-device", "virtio-serial-device",
-            "-chardev", "file,id=log,path=%s,append=on" % self.log_path, "-device", "virtconsole,chardev=log",
+            "-chardev", "file,id=log,path=%s,append=on" % path(self.log_path), "-device", "virtconsole,chardev=log",
             "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % ctl,
             "-device", "virtserialport,chardev=ctl,name=org.modgate.ctl",
             "-device", "virtio-rng-device",
@@ -154,7 +157,7 @@ class Emulator:
             if self.pty:
                 break
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                self._reap()
+                self.kill()
                 raise EmulatorError("QEMU gave no console pty: %s" % self.qemu_output())
             time.sleep(0.05)
         if self.console_link:
