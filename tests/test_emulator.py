@@ -156,7 +156,7 @@ def check_object(path, frames, width, height):
 def box(image, tmp_path_factory):
     """One box for the first tests: booted with the in-box V4L2 self-test."""
     folder = tmp_path_factory.mktemp("box")
-    emulator = Emulator(image, disk=fresh_disk(folder), append="modgate.selftest=v4l2")
+    emulator = Emulator(image, disk=fresh_disk(folder), workdir=str(folder / "qemu"), append="modgate.selftest=v4l2")
     try:
         boot(emulator)
         yield emulator
@@ -346,7 +346,7 @@ def test_power_cuts_during_a_recording_and_during_a_send_lose_nothing(image, tmp
     down = free_port()  # nothing listens there: the PACS is down
     # The configuration comes on the data partition, as a box's installer
     # would put it there (acquisition settings apply from the next session).
-    box = Emulator(image, disk=fresh_disk(tmp_path, {
+    box = Emulator(image, workdir=str(tmp_path / "qemu"), disk=fresh_disk(tmp_path, {
         "board": "qemu_virt", "clip": {"mode": "command"},
         "acquisition": {"width": width, "height": height, "rate": [10, 1]},
         "pacs": {"host": "10.0.2.2", "port": down},

@@ -99,8 +99,12 @@ class Emulator:
         self.boot_timeout = boot_timeout
         self.console_link = console_link
         self.quiet = quiet
-        # Unix socket paths are limited to 107 bytes: a short private folder.
         self.workdir = workdir or tempfile.mkdtemp(prefix="modgate-qemu-")
+        os.makedirs(self.workdir, exist_ok=True)
+        self.ctl_path = os.path.join(self.workdir, "ctl.sock")
+        if len(self.ctl_path) > 100:
+            # sockaddr_un holds 108 bytes: a short private folder instead.
+            self.ctl_path = os.path.join(tempfile.mkdtemp(prefix="modgate-ctl-"), "ctl.sock")
         self.log_path = os.path.join(self.workdir, "box.log")  # hvc0, appended across boots
         self.qemu_log = os.path.join(self.workdir, "qemu.log")
         self.proc = None
@@ -113,7 +117,7 @@ class Emulator:
         def path(p):
             return p.replace(",", ",,")  # QEMU's option syntax: a comma in a value is doubled
 
-        ctl = path(os.path.join(self.workdir, "ctl.sock"))
+        ctl = path(self.ctl_path)
         append = "console=hvc0 quiet " + self.append
         return [
             qemu_binary() or QEMU, "-M", "virt", "-cpu", "max,pauth-impdef=on", "-smp", str(self.cpus),
@@ -251,7 +255,7 @@ class Emulator:
             try:
                 with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
                     s.settimeout(5)
-                    s.connect(os.path.join(self.workdir, "ctl.sock"))
+                    s.connect(self.ctl_path)
                     s.sendall(b"poweroff\n")
                     try:
                         self.proc.wait(timeout)
