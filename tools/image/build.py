@@ -530,8 +530,8 @@ def inputs_digest(board, debs):
     h.update(json.dumps([board, BOARDS[board], sorted(os.path.basename(d) for d in debs.values()),
                          importlib.util.MAGIC_NUMBER.hex()], sort_keys=True).encode())
     builder = os.path.dirname(os.path.abspath(__file__))
-    for rel in sorted(os.path.relpath(os.path.join(builder, n), ROOT) for n in os.listdir(builder) if n.endswith(".py")) \
-            + _modgate_sources():
+    own = sorted(os.path.relpath(os.path.join(builder, n), ROOT) for n in os.listdir(builder) if n.endswith(".py"))
+    for rel in own + _modgate_sources():
         h.update(rel.encode() + b"\0")
         with open(os.path.join(ROOT, rel), "rb") as f:
             h.update(hashlib.sha256(f.read()).digest())
