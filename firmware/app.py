@@ -48,6 +48,19 @@ PACS_KEYS = ("pacs.host", "pacs.port", "pacs.ae_title", "pacs.max_pdu", "pacs.tl
              "station.ae_title")
 
 
+def patient_attributes(cfg):
+    """The patient and study attributes the configuration gives, for the
+    stored objects and the real-time metadata alike."""
+    return {
+        tags.PatientName: cfg["patient.name"],
+        tags.PatientID: cfg["patient.id"],
+        tags.PatientBirthDate: cfg["patient.birth_date"],
+        tags.PatientSex: cfg["patient.sex"],
+        tags.AccessionNumber: cfg["study.accession_number"],
+        tags.ReferringPhysicianName: cfg["study.referring_physician"],
+    }
+
+
 class Clip:
     """What the recorder put into the spool: enough to check it on arrival."""
 
@@ -164,14 +177,9 @@ class Gateway:
         session = {
             tags.StudyInstanceUID: generate_uid(uid_root),
             tags.SeriesInstanceUID: generate_uid(uid_root),
-            tags.PatientName: cfg["patient.name"],
-            tags.PatientID: cfg["patient.id"],
-            tags.PatientBirthDate: cfg["patient.birth_date"],
-            tags.PatientSex: cfg["patient.sex"],
-            tags.AccessionNumber: cfg["study.accession_number"],
-            tags.ReferringPhysicianName: cfg["study.referring_physician"],
             tags.SeriesNumber: 1,
         }
+        session.update(patient_attributes(cfg))
         if cfg["study.description"]:
             session[tags.StudyDescription] = cfg["study.description"]
         if cfg["station.name"]:
@@ -250,16 +258,8 @@ class Gateway:
         sinks = [self.board.open_datagram_sender(video, cfg["rtv.ttl"])]
         try:
             sinks.append(self.board.open_datagram_sender(meta, cfg["rtv.ttl"]))
-            attributes = {
-                tags.PatientName: cfg["patient.name"],
-                tags.PatientID: cfg["patient.id"],
-                tags.PatientBirthDate: cfg["patient.birth_date"],
-                tags.PatientSex: cfg["patient.sex"],
-                tags.AccessionNumber: cfg["study.accession_number"],
-                tags.ReferringPhysicianName: cfg["study.referring_physician"],
-            }
             streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], self.clock,
-                                iod=iod, attributes=attributes, source_ae_title=cfg["station.ae_title"],
+                                iod=iod, attributes=patient_attributes(cfg), source_ae_title=cfg["station.ae_title"],
                                 uid_root=cfg["station.uid_root"])
             names = write_sdps(self.storage, streamer, video, meta, cfg["rtv.ttl"])
         except BaseException:

@@ -143,6 +143,7 @@ class MetadataFlow:
         if source_ae_title:
             meta.append((tags.SourceApplicationEntityTitle, source_ae_title))
         self._meta = meta_information(meta)
+        self.study_instance_uid = self.series_instance_uid = None
         self.set_attributes(attributes)
 
     def set_attributes(self, attributes):
@@ -175,12 +176,13 @@ class MetadataFlow:
         }
         values.update(attributes)
         values[tags.SOPInstanceUID] = self.sop_instance_uid
-        for key in (tags.StudyInstanceUID, tags.SeriesInstanceUID):
-            if not values.get(key):
-                values[key] = getattr(self, "_uid_%x" % key, None) or generate_uid(self.uid_root)
-            setattr(self, "_uid_%x" % key, values[key])
-        self.study_instance_uid = values[tags.StudyInstanceUID]
-        self.series_instance_uid = values[tags.SeriesInstanceUID]
+        # Study and series stay those of the flow's start unless given.
+        self.study_instance_uid = (values.get(tags.StudyInstanceUID) or self.study_instance_uid
+                                   or generate_uid(self.uid_root))
+        self.series_instance_uid = (values.get(tags.SeriesInstanceUID) or self.series_instance_uid
+                                    or generate_uid(self.uid_root))
+        values[tags.StudyInstanceUID] = self.study_instance_uid
+        values[tags.SeriesInstanceUID] = self.series_instance_uid
         # PS3.3 C.7.6.26: the video flow this metadata describes.
         values[tags.RealTimeBulkDataFlowSequence] = [[
             (tags.SourceIdentifier, bytes(self.source_id)),

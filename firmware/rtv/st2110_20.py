@@ -155,17 +155,22 @@ class Packetizer:
             return self.frame_size // self.segment
         return sum(1 for _ in self._filled_bounds())
 
-    def packets(self, frame, timestamp):
-        """Yields the datagrams (bytes) of one frame sampled at RTP time
-        timestamp, the last one with the marker bit (RFC 4175 4.1). frame
-        is as the board delivers it (input_size bytes)."""
+    def _pixels(self, frame):
+        """The frame as the board delivers it (input_size bytes), checked,
+        as ST 2110-20 pgroups."""
         if len(frame) != self.input_size:
             raise ValueError("frame is %d bytes, %dx%d %s %d-bit needs %d"
                              % (len(frame), self.width, self.height, self.sampling, self.depth,
                                 self.input_size))
         if self.depth == 10:
             frame = pack_10bit(frame)
-        data = memoryview(frame)
+        return memoryview(frame)
+
+    def packets(self, frame, timestamp):
+        """Yields the datagrams (bytes) of one frame sampled at RTP time
+        timestamp, the last one with the marker bit (RFC 4175 4.1). frame
+        is as the board delivers it (input_size bytes)."""
+        data = self._pixels(frame)
         pack = struct.pack
         pt, ssrc = self.payload_type, self.ssrc
         timestamp &= 0xFFFFFFFF
@@ -208,13 +213,7 @@ class Packetizer:
             if group:
                 yield group, None, len(group)
             return
-        if len(frame) != self.input_size:
-            raise ValueError("frame is %d bytes, %dx%d %s %d-bit needs %d"
-                             % (len(frame), self.width, self.height, self.sampling, self.depth,
-                                self.input_size))
-        if self.depth == 10:
-            frame = pack_10bit(frame)
-        data = memoryview(frame)
+        data = self._pixels(frame)
         pack_into = struct.pack_into
         seg, row, xinc, pg = self.segment, self.row_size, self.pgroup_pixels, self.pgroup_size
         size = _HEAD + _SRD + seg
