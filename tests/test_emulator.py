@@ -221,6 +221,65 @@ def test_console_survives_garbage_on_the_serial_line(box):
     assert "modgate exited" not in box.box_log()  # the same process answers: it did not crash and restart
 
 
+def test_stream_start_to_a_receiver_on_the_host(box):
+    """The console's stream start: the box streams vivid's frames (PS3.22:
+    ST 2110-20 video and the DICOM metadata flow) by unicast through
+    user-mode networking to 10.0.2.2, which QEMU hands to the host's
+    loopback, where modgate's receiver takes both flows from the SDPs a
+    receiver would be given. TCG runs the box far slower than a real one,
+    so frames may be skipped at the source (counted by the box); what
+    arrives has to be whole, with a metadata payload for each frame."""
+    import io
+
+    from firmware.rtv import nmos
+    from firmware.rtv.sdp import metadata_sdp, video_sdp
+    from tests.test_rtv import _free_rtp_port
+    from tools.rtv_receiver import Receiver
+
+    port = _free_rtp_port()
+    video = video_sdp("127.0.0.1", port, 640, 480, (25, 1), "RGB", 8)  # board/qemu_virt.py's 640x480 rgb8
+    meta = metadata_sdp("127.0.0.1", port + 2)
+    frames, payloads = [], []
+    receiver = Receiver(video, meta, on_frame=lambda ts, data: frames.append((ts, data)),
+                        on_payload=lambda ts, data, ext: payloads.append((ts, data, ext)))
+    try:
+        out = console(box, "set rtv.host 10.0.2.2", "set rtv.port %d" % port,
+                      "set rtv.metadata_port %d" % (port + 2), "save")
+        assert "saved and applied" in out, out
+        mark = len(box.box_log())
+        out = console(box, "stream start")
+        assert "streaming to 10.0.2.2:%d" % port in out, out
+        got = receiver.run(seconds=60, frames=10, idle=10)
+        status = console(box, "status")
+        assert "stream     on" in status, status + "\nbox log:\n" + box.box_log()[mark:][-3000:]
+        assert "streaming stopped" in console(box, "stream stop")
+        box.wait_for_log("stream stopped:", timeout=30, after=mark)
+    finally:
+        receiver.close()
+    log = box.box_log()[mark:]
+    stopped = re.search(r"stream stopped: (\d+) frames, (\d+) late, (\d+) skipped, (\d+) datagrams dropped", log)
+    report("stream through user-mode networking: %d frames received whole, %d metadata payloads; the box: %s"
+           % (got["video"]["frames"], got["metadata"]["frames"], stopped.group(0)))
+    assert got["video"]["frames"] >= 10, (got, log[-3000:])
+    # Nothing lost on the way and nothing partial: every frame that
+    # arrived is whole and carries its metadata, with the same timestamp.
+    assert got["video"]["lost"] == 0 and got["video"]["incomplete"] == 0, got
+    assert got["metadata"]["lost"] == 0 and got["metadata"]["unmatched_timestamps"] == 0, got
+    assert got["metadata"]["missing_extension"] == 0, got
+    # The pixels are vivid's colour bars, not empty buffers.
+    ts, data = frames[-1]
+    row = data[640 * 3 * 240: 640 * 3 * 241]
+    assert len(set(row[i:i + 3] for i in range(0, len(row), 3))) >= 4
+    # The first payload carries the static part: the Video Endoscopic
+    # real-time SOP Class and the box's patient attributes.
+    ds = pydicom.dcmread(io.BytesIO(payloads[0][1]), force=True)
+    assert ds.file_meta[0x00020032].value == "1.2.840.10008.10.1"
+    assert "PatientName" in ds and ds.SOPClassUID == "1.2.840.10008.10.1"
+    assert payloads[0][2][nmos.FLOW_ID] == ds.file_meta[0x00020036].value
+    # The box counted what it sent: at least what arrived.
+    assert int(stopped.group(1)) >= got["video"]["frames"]
+
+
 def test_peak_memory_within_the_board_budget(box):
     """At a clean power-off the box's init logs modgate's VmHWM (peak RSS),
     which has to fit board/qemu_virt.py's memory budget after a 640x480
