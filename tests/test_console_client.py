@@ -133,9 +133,9 @@ class FakeBox:
             reply = []
         elif line == "slow":
             return
-        elif line == "logout":
+        elif line in ("logout", "reboot"):
             self.state = "asleep"
-            self.write("logged out\r\n")
+            self.write("logged out\r\n" if line == "logout" else "rebooting\r\n")
             return
         elif line.startswith("say "):
             reply = [line[4:]]
@@ -311,6 +311,20 @@ def test_main_runs_commands(box, capsys):
     assert "get a" not in out and "modgate>" not in out and "pw" not in out
     assert fake.commands == ["get a", "show", "set a 2", "logout"]
     assert fake.state == "asleep"  # logged out: the next user must log in
+
+
+def test_main_reboot_ends_the_session(box, capsys):
+    """reboot answers one line and no prompt: that is success, and the
+    client neither waits for a prompt nor sends logout to a rebooting box;
+    a command after it is not run."""
+    fake = box()
+    status, out, err = run_main(capsys, fake.path, "--password", "pw", "--run", "get a", "--run", "reboot")
+    assert (status, out) == (0, "a = 1\nrebooting\n"), err
+    assert fake.commands == ["get a", "reboot"]
+    fake = box()
+    status, out, err = run_main(capsys, fake.path, "--password", "pw", "--run", "logout", "--run", "get a")
+    assert status == 2 and out == "logged out\n" and "the session has ended" in err
+    assert fake.commands == ["logout"]
 
 
 def test_main_first_login(box, capsys):

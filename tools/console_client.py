@@ -19,7 +19,8 @@ What the box does (firmware/console), and what ConsoleSession relies on:
     "repeat password: " while no password is set; a wrong password gives
     "error: wrong password", five give "error: locked for 30 s";
   - it echoes a command line as it is typed, then CR LF, then the reply
-    lines, then the prompt; a failed command has a line "error: ...".
+    lines, then the prompt; a failed command has a line "error: ...";
+  - "logout" and "reboot" answer one line and no prompt follows.
 """
 
 import argparse
@@ -38,6 +39,9 @@ LOCKED = "error: locked"
 EXIT_KEY = b"\x1d"  # Ctrl-], as in miniterm and telnet
 POLL_S = 0.05  # serial read timeout: how often the loops look at their deadline
 SETTLE_S = 0.3  # quiet time after waking the box before trusting its last prompt
+# Commands that end the session: the box answers with this line and shows
+# no prompt (firmware/console/shell.py: logout sleeps, reboot restarts).
+SESSION_ENDS = {"logout": "logged out", "reboot": "rebooting"}
 MAX_PASSWORD_PROMPTS = 4  # new + repeat, with room for one reprint; then give up
 PASSWORD_ENV = "MODGATE_CONSOLE_PASSWORD"
 
@@ -72,6 +76,7 @@ class ConsoleSession:
         self.port = port
         self.timeout = timeout
         self._text = ""  # received, not yet consumed; complete lines end "\r\n"
+        self.ended = False  # after logout or reboot
         port.timeout = POLL_S
 
     def _send(self, line):
@@ -119,6 +124,20 @@ class ConsoleSession:
                 raise ConsoleTimeout("no prompt within %g s" % self.timeout, self._lines())
             self._read(min(remaining, POLL_S))
 
+    def _wait_line(self, wanted, timeout):
+        """Reads until a complete line equals wanted; returns the lines up
+        to it and consumes them."""
+        deadline = time.monotonic() + timeout
+        while wanted not in self._lines():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ConsoleTimeout("no %r within %g s" % (wanted, timeout), self._lines())
+            self._read(min(remaining, POLL_S))
+        lines = self._lines()
+        lines = lines[:lines.index(wanted) + 1]
+        self._text = ""
+        return lines
+
     def login(self, password=None):
         """Wakes the console with CR and answers its password prompts until
         the command prompt. LoginError if the password is wrong, the box is
@@ -151,10 +170,18 @@ class ConsoleSession:
     def run(self, command):
         """Sends one command line and returns its reply lines, without the
         echo and the prompt. ConsoleError if the reply has an "error: " line,
-        ConsoleTimeout if no prompt follows within the timeout."""
+        ConsoleTimeout if no prompt follows within the timeout. logout and
+        reboot end the session: their one line is the reply."""
         if "\r" in command or "\n" in command:
             raise ValueError("one command line at a time: %r" % command)
+        if self.ended:
+            raise ConsoleTimeout("the session has ended: log in again")
         self._send(command)
+        last = SESSION_ENDS.get(command.strip())
+        if last is not None:
+            lines = self._wait_line(last, self.timeout)[1:]
+            self.ended = True
+            return lines
         lines, _ = self._wait_prompt((PROMPT,))
         # The first line is the line editor's echo of what we typed.
         lines = lines[1:]
@@ -169,12 +196,16 @@ class ConsoleSession:
 
     def logout(self):
         """Ends the session, so the console asks for the password again
-        (a serial line has no hang-up to tell the box we left)."""
+        (a serial line has no hang-up to tell the box we left). Quietly
+        done if the box does not answer within 5 s."""
+        if self.ended:
+            return
         self._send("logout")
-        deadline = time.monotonic() + min(self.timeout, 5.0)
-        while "logged out" not in self._text and time.monotonic() < deadline:
-            self._read(POLL_S)
-        self._text = ""
+        try:
+            self._wait_line(SESSION_ENDS["logout"], min(self.timeout, 5.0))
+        except ConsoleTimeout:
+            self._text = ""
+        self.ended = True
 
 
 def open_port(device, baud):
