@@ -267,7 +267,7 @@ def test_stream_start_to_a_receiver_on_the_host(box):
     assert got["metadata"]["lost"] == 0 and got["metadata"]["unmatched_timestamps"] == 0, got
     assert got["metadata"]["missing_extension"] == 0, got
     # The pixels are vivid's colour bars, not empty buffers.
-    ts, data = frames[-1]
+    _, data = frames[-1]
     row = data[640 * 3 * 240: 640 * 3 * 241]
     assert len(set(row[i:i + 3] for i in range(0, len(row), 3))) >= 4
     # The first payload carries the static part: the Video Endoscopic

@@ -243,3 +243,32 @@ def test_ffmpeg_receives_frames(tmp_path, pixel):
     k0 = first[0]
     for i, f in enumerate(got):
         assert f == sent[k0 + i], "output frame %d is not sent frame %d" % (i, k0 + i)
+
+
+def test_receiver_counts_what_is_lost():
+    """tools/rtv_receiver.py, which the streaming tests trust to say
+    "nothing lost": a datagram dropped from a frame makes that frame
+    incomplete and counts as lost, across the 32-bit extended sequence
+    number's wrap; a repeated datagram is not a loss, but the receiver
+    is strict and does not vouch for its frame either; the same for the
+    metadata flow's 16-bit numbers."""
+    from firmware.rtv.metadata import MetadataFlow
+    from tools.rtv_receiver import MetadataFlowReceiver, VideoFlow
+
+    width, height, rate = 64, 32, (30, 1)
+    pattern = Pattern("rgb8", width, height)
+    pk = Packetizer(width, height, "RGB", sequence=0xFFFFFFFF - 3)
+    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(3)]
+    assert len(frames[0]) > 2
+    for d in frames[0] + frames[1][:1] + frames[1][2:] + frames[2][:1] + frames[2][:1] + frames[2][1:]:
+        flow.feed(d, 0)
+    assert (flow.frames, flow.incomplete, flow.lost) == (1, 2, 1)
+
+    meta = MetadataFlow("video-endoscopic", width, height, "rgb8", rate, b"s" * 16, b"v" * 16, b"m" * 16,
+                        {}, sequence=0xFFFF - 1)
+    receiver = MetadataFlowReceiver()
+    payloads = [list(meta.packets(k, frame_timestamp(k, rate), k * 33333333)) for k in range(3)]
+    for d in payloads[0] + payloads[2]:  # frame 1's payload is lost whole
+        receiver.feed(d)
+    assert (receiver.frames, receiver.lost) == (2, len(payloads[1]))

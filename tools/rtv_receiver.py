@@ -66,6 +66,16 @@ def parse_rate(text):
     return int(num), int(den or 1)
 
 
+def _gap(previous, seq, bits):
+    """None when seq follows previous (or comes first); else how many
+    datagrams went missing between them, modulo 2**bits: 0 for one that
+    arrives late or twice (RFC 3550 A.1's window of half the range)."""
+    if previous is None or seq == (previous + 1) & ((1 << bits) - 1):
+        return None
+    gap = (seq - previous - 1) & ((1 << bits) - 1)
+    return gap if gap < 1 << (bits - 1) else 0
+
+
 class VideoFlow:
     """Reassembles ST 2110-20 frames. on_frame(timestamp, data) gets each
     complete frame (10-bit: unpacked to 16-bit LE words, as boards give)."""
@@ -102,15 +112,13 @@ class VideoFlow:
             datagram = bytes(datagram[:12]) + bytes(p["payload"])
         b1, low, ts, ext = struct.unpack_from(">xBHIxxxxH", datagram, 0)
         payload = memoryview(datagram)[12:]
-        p = {"marker": b1 & 0x80, "timestamp": ts}
-        seq = ext << 16 | low
+        seq = ext << 16 | low  # RFC 4175 4.1: the extended sequence number
         self.packets += 1
-        if self._seq is not None and seq != (self._seq + 1) & 0xFFFFFFFF:
-            gap = (seq - self._seq - 1) & 0xFFFFFFFF
-            self.lost += gap if gap < 0x80000000 else 0
+        gap = _gap(self._seq, seq, 32)
+        if gap is not None:
+            self.lost += gap
             self._broken = True
         self._seq = seq
-        ts = p["timestamp"]
         if self._ts is None:
             self._ts = ts
         elif ts != self._ts:  # a new frame began without the marker we missed
@@ -133,7 +141,7 @@ class VideoFlow:
                 self.frame[at:at + length] = payload[pos:pos + length]
                 self._filled += length
             pos += length
-        if p["marker"]:
+        if b1 & 0x80:  # the marker: the frame's last packet
             self._end_frame(True)
 
     def _end_frame(self, marker):
@@ -188,8 +196,9 @@ class MetadataFlowReceiver:
         p = parse_packet(datagram)
         self.packets += 1
         seq = p["sequence"]
-        if self._seq is not None and seq != (self._seq + 1) & 0xFFFF:
-            self.lost += (seq - self._seq - 1) & 0xFFFF
+        gap = _gap(self._seq, seq, 16)
+        if gap is not None:
+            self.lost += gap
             if self._parts is not None:
                 self.incomplete += 1
             self._parts = None
