@@ -198,6 +198,12 @@ SCHEMA = {
 }
 
 
+# The keys that name the patient and the exam: a change of any of them starts
+# a new study (the recorder), and the console's `exam end` clears them all.
+EXAM_KEYS = ("patient.name", "patient.id", "patient.birth_date", "patient.sex",
+             "study.accession_number", "study.description", "study.referring_physician")
+
+
 def defaults():
     return dict((key, spec[0]) for key, spec in SCHEMA.items())
 

@@ -38,9 +38,12 @@ class ReplayBoard:
         self._k = 0
         self._t0 = self._clock.monotonic_ns() if self._clock else 0
 
-    def read(self):
+    def read(self, timeout_s=None):
         if self._file is None:
             raise OSError("acquisition not started")
+        k = self._k
+        if paced_stamp(k, self._t0, self.rate, self._clock, self._paced, timeout_s) is None:
+            return None
         n = self._file.readinto(self._buf)
         if n == 0 and self.loop:
             self._file.seek(0)
@@ -53,8 +56,7 @@ class ReplayBoard:
             raise ValueError(
                 "%s: trailing partial frame of %d bytes (a frame is %d bytes)" % (self.path, n, len(self._buf))
             )
-        k = self._k
-        stamp = paced_stamp(k, self._t0, self.rate, self._clock, self._paced)
+        stamp = self._clock.monotonic_ns() if self._clock else k * 1000000000 * self.rate[1] // self.rate[0]
         self._k = k + 1
         # bytes, not the buffer: the caller may keep frames while the next
         # one is read into it.

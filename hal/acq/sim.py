@@ -159,11 +159,13 @@ class SimBoard:
         self._running = True
         self._t0 = self._clock.monotonic_ns() if self._clock else 0
 
-    def read(self):
+    def read(self, timeout_s=None):
         if not self._running:
             raise OSError("acquisition not started")
         k = self._k
-        stamp = paced_stamp(k, self._t0, self.rate, self._clock, self._paced)
+        stamp = paced_stamp(k, self._t0, self.rate, self._clock, self._paced, timeout_s)
+        if stamp is None:
+            return None
         self._k = k + 1
         return Frame(self._pattern.frame(k), k, stamp)
 

@@ -229,6 +229,7 @@ class V4L2Board:
         self.rate = rate
         self.buffers = buffers
         self.timeout_s = timeout_s
+        self._slice_waited = 0.0  # read(timeout_s) slices waited since the last frame
         self.on_event = on_event
         self.dropped = 0
         self.bad = 0
@@ -262,15 +263,24 @@ class V4L2Board:
             self.stop()
             raise
 
-    def read(self):
+    def read(self, timeout_s=None):
         if not self._streaming:
             raise OSError("acquisition not started")
-        deadline = time.monotonic() + self.timeout_s
+        now = time.monotonic()
+        deadline = now + self.timeout_s
+        give_up = None if timeout_s is None or timeout_s >= self.timeout_s else now + timeout_s
         while True:
             # func-select.rst: the descriptor is readable once a filled
             # buffer is in the outgoing queue.
-            wait = deadline - time.monotonic()
-            if wait <= 0 or not select.select((self._fd,), (), (), wait)[0]:
+            wait = (give_up or deadline) - time.monotonic()
+            ready = wait > 0 and select.select((self._fd,), (), (), wait)[0]
+            if not ready and give_up is not None:
+                # The caller's slice is over: no frame yet, no fault yet.
+                self._slice_waited += timeout_s
+                if self._slice_waited < self.timeout_s:
+                    return None
+            if not ready:
+                self._slice_waited = 0.0
                 self._event(("signal_lost", self.device))
                 raise OSError("no frame from %s within %s s" % (self.device, self.timeout_s))
             request = pack(BUFFER, {"type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP})
@@ -278,6 +288,7 @@ class V4L2Board:
                 self._ioctl(VIDIOC_DQBUF, request)
             except BlockingIOError:  # vidioc-qbuf.rst: EAGAIN, nothing filled yet
                 continue
+            self._slice_waited = 0.0
             stamp = self._clock.monotonic_ns() if self._clock else time.monotonic_ns()
             got = unpack(BUFFER, request)
             index, sequence = got["index"], got["sequence"]
