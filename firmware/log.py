@@ -12,15 +12,16 @@ LOG_LINES = 200
 
 
 def printable(text):
-    """text with every control character (C0, DEL, C1) shown as \\xNN, and
-    backslashes doubled so that the escape cannot be forged either."""
+    """text with every control character (C0, DEL, C1) shown as \\xNN.
+    Idempotent: a line escaped once (the log ring) passes again unchanged
+    (the console escapes everything it prints)."""
     out = None
     for i, ch in enumerate(text):
         code = ord(ch)
-        if code < 0x20 or 0x7F <= code <= 0x9F or ch == "\\":
+        if code < 0x20 or 0x7F <= code <= 0x9F:
             if out is None:
                 out = [text[:i]]
-            out.append("\\\\" if ch == "\\" else "\\x%02x" % code)
+            out.append("\\x%02x" % code)
         elif out is not None:
             out.append(ch)
     return text if out is None else "".join(out)
