@@ -6,9 +6,10 @@ with it after a power cut:
 
     tmp/                  objects being recorded (never sent from here)
     queue/NNNNNNNNNNNN.dcm          ready to send, oldest first
-    queue/NNNNNNNNNNNN.fK.dcm       the same after K failure statuses
-    quarantine/...        given up on after max_failures failure statuses;
-                          kept, visible, never deleted by modgate
+    queue/NNNNNNNNNNNN.fK.dcm       the same after K failures (failure
+                                    statuses, associations it broke)
+    quarantine/...        given up on after max_failures failures; kept,
+                          visible, deleted only on a person's command
     sent/...              kept after success when retain_sent > 0
 
 An object enters the queue only whole: written under tmp/, fsynced, then
@@ -18,21 +19,50 @@ any instant therefore leaves each object either in tmp/ (discarded at start,
 it was never complete), in queue/ (sent again: at least once, with the same
 SOP Instance UID), or gone because it was stored.
 
+The spool touches only its own files. Its folder carries a marker file
+(MARKER), written when the spool is made in an empty or new folder; a
+folder that holds anything else and no marker is refused (SpoolError), so
+that a spool.root of / or /tmp or a user's folder never loses a file. A
+spool made before the marker existed (nothing but the four folders, holding
+only spool-named files) is adopted. Inside, only names that parse_name()
+accepts are ever renamed or deleted, folders are skipped, and a rename
+never replaces an existing name: the object gets a fresh sequence number
+instead. Whatever else is found is left alone and reported (unknown()).
+
 Bounded: queue, quarantine and tmp together never exceed max_bytes; when an
 object does not fit, recording is refused (SpoolFull) and the alarm is
 raised. Objects that are not yet sent are never deleted to make room; kept
 sent ones are.
 """
 
+import errno
+
 TMP = "tmp"
 QUEUE = "queue"
 QUARANTINE = "quarantine"
 SENT = "sent"
+FOLDERS = (TMP, QUEUE, QUARANTINE, SENT)
 SUFFIX = ".dcm"
+MARKER = "modgate-spool"
+MARKER_TEXT = b"modgate spool: every name in this folder is modgate's; see README, 'The spool'\n"
+# A file system made on a dedicated partition has this folder at its root;
+# it is never touched, and a spool may be made beside it.
+LOST_FOUND = "lost+found"
+HEAD_BYTES = 16 * 1024  # describe() reads this much; the encoder's header is < 2 KiB
+# What describe() says of an object that failed before this start: the
+# reason was only ever kept in memory.
+ERROR_UNKNOWN = "unknown (the failure was before modgate last started)"
+_MAX_REASON = 200  # characters of a failure reason kept per object
+_MAX_REASONS = 1000  # objects whose last failure reason is kept
+_LISTED = 10  # unknown names named in one log line
 
 
 class SpoolFull(Exception):
     """No room for an object: recording must refuse it."""
+
+
+class SpoolError(ValueError):
+    """The folder cannot be the spool (it holds someone else's files)."""
 
 
 def parse_name(name):
@@ -57,8 +87,27 @@ def make_name(sequence, failures=0):
     return "%012d%s" % (sequence, SUFFIX)
 
 
+def _gone(err):
+    """err says the file is not there (MicroPython has no
+    FileNotFoundError, only OSError with its errno)."""
+    return getattr(err, "errno", None) == errno.ENOENT
+
+
+def _by_sequence(names):
+    """The spool's names among names, oldest (lowest sequence) first."""
+    keyed = []
+    for name in names:
+        parsed = parse_name(name)
+        if parsed is not None:
+            keyed.append((parsed[0], name))
+    keyed.sort()
+    return [name for _, name in keyed]
+
+
 class Spool:
     def __init__(self, storage, max_bytes, max_failures=5, retain_sent=0, min_free_bytes=0, log=None):
+        """Raises SpoolError if the storage root is not (and cannot become)
+        the spool's, OSError if it cannot be read."""
         if max_bytes <= 0:
             raise ValueError("spool max_bytes must be positive")
         self.storage = storage
@@ -71,30 +120,91 @@ class Spool:
         self._used = 0  # bytes in queue, quarantine and tmp
         self._reserved = 0  # promised to recordings in progress
         self._next = 1
-        for folder in (TMP, QUEUE, QUARANTINE, SENT):
+        self._reasons = {}  # "folder/name": the last failure reason, this run
+        self._claim()
+        for folder in FOLDERS:
             storage.makedirs(folder)
         self.recover()
 
     # -- start-up -------------------------------------------------------
+    def _claim(self):
+        """Make sure the root is the spool's: marked, or empty (then marked),
+        or a spool from before the marker (adopted: marked)."""
+        names = self.storage.listdir("")
+        if MARKER in names:
+            return
+        foreign = [n for n in names if n not in FOLDERS and n != LOST_FOUND]
+        files = set(self.storage.files(""))
+        for folder in FOLDERS:
+            if folder in names:
+                if folder in files:
+                    foreign.append(folder)
+                    continue
+                inside = self.storage.listdir(folder)
+                ours = self.storage.files(folder)
+                foreign += [folder + "/" + n for n in inside if n not in ours or parse_name(n) is None]
+        if foreign:
+            shown = ", ".join(foreign[:_LISTED]) + (" and %d more" % (len(foreign) - _LISTED) if len(foreign) > _LISTED else "")
+            raise SpoolError("spool.root %s is not a modgate spool: it holds %s and no %s marker; "
+                             "modgate only uses an empty folder or its own spool" % (self._root(), shown, MARKER))
+        if any(n in FOLDERS for n in names):
+            self.log("spool: %s adopted (a spool made before the %s marker)" % (self._root(), MARKER))
+        self.storage.write_new(MARKER, MARKER_TEXT)
+
+    def _root(self):
+        return getattr(self.storage, "root", None) or self.storage.path("")
+
     def recover(self):
-        """Discard what was being recorded when the box went down and count
-        what is queued. Called by the constructor."""
-        for name in self.storage.listdir(TMP):
+        """Discard what was being recorded when the box went down, count
+        what is queued, report what is not the spool's. Called by the
+        constructor."""
+        for name in self.storage.files(TMP):
+            if parse_name(name) is None:
+                continue  # not ours: reported below, never deleted
             path = TMP + "/" + name
             self.log("spool: discarding %s (%d bytes): recording was interrupted" % (path, self.storage.size(path)))
             self.storage.remove(path)
-        used = 0
         highest = 0
         for folder in (QUEUE, QUARANTINE, SENT):
-            for name in self.storage.listdir(folder):
-                parsed = parse_name(name)
-                if parsed is None:
-                    continue
-                highest = max(highest, parsed[0])
-                if folder != SENT:
-                    used += self.storage.size(folder + "/" + name)
-        self._used = used
+            for name in _by_sequence(self.storage.files(folder)):
+                highest = max(highest, parse_name(name)[0])
         self._next = highest + 1
+        self._recount()
+        unknown = self.unknown()
+        if unknown:
+            shown = ", ".join(unknown[:_LISTED]) + (" and %d more" % (len(unknown) - _LISTED) if len(unknown) > _LISTED else "")
+            self.log("spool: %d names in %s are not the spool's, left alone: %s" % (len(unknown), self._root(), shown))
+
+    def _recount(self):
+        """_used from what queue/ and quarantine/ hold (at start, and when a
+        file went away behind the spool's back)."""
+        used = 0
+        for folder in (QUEUE, QUARANTINE):
+            for name in _by_sequence(self.storage.files(folder)):
+                try:
+                    used += self.storage.size(folder + "/" + name)
+                except OSError as err:
+                    if not _gone(err):
+                        raise  # gone meanwhile is fine; EIO is a fault
+        self._used = used
+
+    def unknown(self):
+        """Paths (relative to the root) of what the spool finds but did not
+        make, folders with a trailing '/'; it leaves them alone."""
+        found = []
+        files = self.storage.files("")
+        for name in self.storage.listdir(""):
+            if name in (MARKER, LOST_FOUND) or (name in FOLDERS and name not in files):
+                continue
+            found.append(name if name in files else name + "/")
+        for folder in FOLDERS:
+            files = self.storage.files(folder)
+            for name in self.storage.listdir(folder):
+                if name not in files:
+                    found.append(folder + "/" + name + "/")
+                elif parse_name(name) is None:
+                    found.append(folder + "/" + name)
+        return found
 
     # -- recording ------------------------------------------------------
     def used_bytes(self):
@@ -104,13 +214,18 @@ class Spool:
         """A new object to record, expected_bytes long if known. Raises
         SpoolFull (and sets the alarm) if it cannot fit."""
         self._make_room(expected_bytes)
-        sequence = self._next
-        self._next += 1
-        name = make_name(sequence)
+        name = make_name(self._sequence())
+        while self.storage.exists(TMP + "/" + name):
+            name = make_name(self._sequence())  # a folder of that name, not ours
         f = self.storage.open_new(TMP + "/" + name)
         self._reserved += expected_bytes
         self.alarm = None
         return Recording(self, name, f, expected_bytes)
+
+    def _sequence(self):
+        sequence = self._next
+        self._next += 1
+        return sequence
 
     def room_for(self, more_bytes):
         """Whether more_bytes more (beyond what is reserved) would fit."""
@@ -121,71 +236,209 @@ class Spool:
     def _make_room(self, need):
         if self.room_for(need):
             return
-        # Kept sent objects may go; unsent ones never do.
-        for name in self.storage.listdir(SENT):
+        # Kept sent objects may go, oldest first; unsent ones never do.
+        for name in _by_sequence(self.storage.files(SENT)):
             self.storage.remove(SENT + "/" + name)
             if self.room_for(need):
                 return
-        queued = len(self.storage.listdir(QUEUE))
+        queued = len(self.pending())
         self.alarm = "spool full: %d of %d bytes used, %d objects waiting to be sent; recording refused" % (
             self.used_bytes(), self.max_bytes, queued)
         self.log("ALARM " + self.alarm)
         raise SpoolFull(self.alarm)
 
+    # -- moving objects -------------------------------------------------
+    def _move(self, src_folder, name, dst_folder, failures):
+        """Rename an object, keeping its sequence number unless the new name
+        is taken: then a fresh one, so no file is ever replaced (rename(2)
+        would). The spool is the only writer in its folder (the marker says
+        so), so nothing takes the name between the check and the rename.
+        Returns the new name; the object's failure reason follows it."""
+        new = make_name(parse_name(name)[0], failures)
+        while self.storage.exists(dst_folder + "/" + new):
+            taken = new
+            new = make_name(self._sequence(), failures)
+            self.log("spool: %s/%s exists; %s/%s becomes %s/%s" % (dst_folder, taken, src_folder, name, dst_folder, new))
+        self.storage.rename(src_folder + "/" + name, dst_folder + "/" + new)
+        reason = self._reasons.pop(src_folder + "/" + name, None)
+        if reason is not None:
+            self._reasons[dst_folder + "/" + new] = reason
+        return new
+
+    def _vanished(self, err, folder, name, doing):
+        """True (and logged, the byte count redone) if err is the object
+        having gone behind the spool's back; False for any other fault,
+        which the caller raises (a missing destination folder, EIO...)."""
+        if not _gone(err) or self.storage.exists(folder + "/" + name):
+            return False
+        self._reasons.pop(folder + "/" + name, None)
+        self.log("spool: %s/%s vanished before it was %s" % (folder, name, doing))
+        self._recount()
+        return True
+
     # -- sending --------------------------------------------------------
     def pending(self):
-        """Queue file names, oldest first."""
-        names = [n for n in self.storage.listdir(QUEUE) if parse_name(n) is not None]
-        names.sort(key=lambda n: parse_name(n)[0])
-        return names
+        """Queue file names, oldest first. A missing queue/ is empty; one
+        that cannot be read raises OSError (EACCES, EIO): the sender shows
+        that as an alarm and tries again, it never takes it for 'nothing to
+        send'."""
+        return _by_sequence(self.storage.files(QUEUE))
 
     def path(self, name, folder=QUEUE):
         return self.storage.path(folder + "/" + name)
 
     def stored(self, name):
         """The PACS took the object (success or warning status)."""
-        size = self.storage.size(QUEUE + "/" + name)
-        if self.retain_sent > 0:
-            self.storage.rename(QUEUE + "/" + name, SENT + "/" + make_name(parse_name(name)[0]))
-            kept = self.storage.listdir(SENT)
-            for old in kept[: max(0, len(kept) - self.retain_sent)]:
-                self.storage.remove(SENT + "/" + old)
-        else:
-            self.storage.remove(QUEUE + "/" + name)
+        self._reasons.pop(QUEUE + "/" + name, None)
+        try:
+            size = self.storage.size(QUEUE + "/" + name)
+            if self.retain_sent > 0:
+                self._move(QUEUE, name, SENT, 0)
+            else:
+                self.storage.remove(QUEUE + "/" + name)
+        except OSError as err:
+            if not self._vanished(err, QUEUE, name, "marked stored"):
+                raise
+            return
         self._used -= size
+        if self.retain_sent > 0:
+            kept = _by_sequence(self.storage.files(SENT))
+            for old in kept[: max(0, len(kept) - self.retain_sent)]:
+                self._reasons.pop(SENT + "/" + old, None)
+                self.storage.remove(SENT + "/" + old)
 
     def failed(self, name, why):
-        """The PACS answered with a failure status. Returns the new name, or
-        None once the object has moved to quarantine."""
-        sequence, failures = parse_name(name)
-        failures += 1
-        if failures >= self.max_failures:
-            self.storage.rename(QUEUE + "/" + name, QUARANTINE + "/" + make_name(sequence, failures))
-            self.log("ALARM spool: %s quarantined after %d failures: %s" % (name, failures, why))
+        """The object was not stored: the PACS answered with a failure
+        status, or the object keeps breaking associations (the sender calls
+        this for both). Returns the new name, or None once the object has
+        moved to quarantine (or has vanished meanwhile)."""
+        parsed = parse_name(name)
+        if parsed is None:
+            self.log("spool: failed(%r): not a spool object, left alone" % (name,))
             return None
-        new = make_name(sequence, failures)
-        self.storage.rename(QUEUE + "/" + name, QUEUE + "/" + new)
-        return new
+        self._reasons[QUEUE + "/" + name] = str(why)[:_MAX_REASON]
+        self._bound_reasons()
+        failures = parsed[1] + 1
+        try:
+            if failures >= self.max_failures:
+                new = self._move(QUEUE, name, QUARANTINE, failures)
+                self.log("ALARM spool: %s quarantined as %s after %d failures: %s" % (name, new, failures, why))
+                return None
+            return self._move(QUEUE, name, QUEUE, failures)
+        except OSError as err:
+            if not self._vanished(err, QUEUE, name, "counted as failed (%s)" % (why,)):
+                raise
+            return None
+
+    def _bound_reasons(self):
+        # Memory is bounded whatever the queue holds: past the limit a reason
+        # is forgotten (describe() then says it is unknown).
+        while len(self._reasons) > _MAX_REASONS:
+            del self._reasons[next(iter(self._reasons))]
 
     def quarantined(self):
-        return self.storage.listdir(QUARANTINE)
+        """Quarantined object names, oldest first (spool names only)."""
+        return _by_sequence(self.storage.files(QUARANTINE))
 
     def retry(self, name):
         """Put a quarantined object back in the queue, its failure count
         cleared (a technician fixed the cause). Returns what happened."""
-        parsed = parse_name(name)
-        if parsed is None or name not in self.quarantined():
+        if parse_name(name) is None or name not in self.quarantined():
             return "error: no quarantined object %s" % name
-        self.storage.rename(QUARANTINE + "/" + name, QUEUE + "/" + make_name(parsed[0]))
-        return "%s back in the queue as %s" % (name, make_name(parsed[0]))
+        try:
+            new = self._move(QUARANTINE, name, QUEUE, 0)
+        except OSError as err:
+            if not self._vanished(err, QUARANTINE, name, "retried"):
+                raise
+            return "error: no quarantined object %s" % name
+        return "%s back in the queue as %s" % (name, new)
 
     def purge_quarantine(self):
-        """Delete every quarantined object: only ever on a person's command."""
-        names = self.quarantined()
-        for name in names:
-            self._used -= self.storage.size(QUARANTINE + "/" + name)
-            self.storage.remove(QUARANTINE + "/" + name)
-        return len(names)
+        """Delete every quarantined object: only ever on a person's command.
+        Names that are not the spool's stay."""
+        purged = 0
+        for name in self.quarantined():
+            path = QUARANTINE + "/" + name
+            self._reasons.pop(path, None)
+            try:
+                size = self.storage.size(path)
+                self.storage.remove(path)
+            except OSError as err:
+                if not self._vanished(err, QUARANTINE, name, "purged"):
+                    raise
+                continue
+            self._used -= size
+            purged += 1
+        return purged
+
+    # -- the console's view ---------------------------------------------
+    def describe(self, name, folder=QUEUE):
+        """What `queue list` shows of one object, as a dict:
+
+            name, folder        as given
+            size                bytes
+            tries               failed attempts so far (from the name:
+                                failure statuses and associations it broke)
+            last_error          the reason given to the last failed(); None
+                                if it never failed; ERROR_UNKNOWN if it
+                                failed before this start (kept in memory only)
+            patient_name, patient_id, sop_instance_uid
+            recorded            'YYYY-MM-DD HH:MM:SS' (Acquisition DateTime,
+                                else Content Date and Time)
+                                each None when the file's header lacks it
+
+        None if the file is not (or no longer) there; ValueError for a name
+        that is not the spool's."""
+        from firmware.dicom import tags
+        from firmware.dicom.part10 import read_attributes
+
+        parsed = parse_name(name)
+        if parsed is None or folder not in FOLDERS:
+            raise ValueError("%s/%s is not a spool object" % (folder, name))
+        path = folder + "/" + name
+        try:
+            size = self.storage.size(path)
+            with self.storage.open_read(path) as f:
+                head = f.read(HEAD_BYTES)
+        except OSError as err:
+            if _gone(err):
+                return None  # sent or purged meanwhile
+            raise
+        found = read_attributes(head)
+        last_error = self._reasons.get(path)
+        if last_error is None and parsed[1]:
+            last_error = ERROR_UNKNOWN
+        return {
+            "name": name,
+            "folder": folder,
+            "size": size,
+            "tries": parsed[1],
+            "last_error": last_error,
+            "patient_name": found.get(tags.PatientName),
+            "patient_id": found.get(tags.PatientID),
+            "sop_instance_uid": found.get(tags.SOPInstanceUID),
+            "recorded": _recorded(found.get(tags.AcquisitionDateTime),
+                                  found.get(tags.ContentDate), found.get(tags.ContentTime)),
+        }
+
+
+def _recorded(datetime, date, time):
+    """'YYYY-MM-DD HH:MM:SS' from a DT (PS3.5 6.2: YYYYMMDDHHMMSS.FFFFFF&ZZXX,
+    any tail optional) or a DA plus a TM, or None."""
+    text = datetime or ((date or "") + (time or "") if date else "")
+    digits = ""
+    for ch in text[:14]:
+        if not ch.isdigit():
+            break  # the fraction or the UTC offset
+        digits += ch
+    if len(digits) < 8:
+        return None
+    out = "%s-%s-%s" % (digits[0:4], digits[4:6], digits[6:8])
+    if len(digits) >= 12:
+        out += " %s:%s" % (digits[8:10], digits[10:12])
+        if len(digits) == 14:
+            out += ":" + digits[12:14]
+    return out
 
 
 class Recording:

@@ -5,10 +5,15 @@
     storage.sync(f)             flush and fsync one open file
     storage.rename(src, dst)    atomic; both directories fsynced afterwards
     storage.remove(path)        and the directory fsynced
-    storage.listdir(path)       names, sorted
+    storage.listdir(path)       names, sorted; [] for a missing folder, an
+                                OSError for one that cannot be read
+    storage.files(path)         the same, regular files only (no folders,
+                                no symbolic links)
+    storage.write_new(path, data)  a whole small file, fsynced with its folder
     storage.size(path)
     storage.free_bytes()        what the file system still has for us
     storage.makedirs(path)
+    storage.exists(path)        any name, even a dangling link
 
 Paths are relative to the storage root. The POSIX driver's durability rests
 on fsync(2) of the file before the rename and of the directory after it
@@ -51,16 +56,34 @@ class PosixStorage:
         self._sync_dir(os.path.dirname(self.path(name)))
 
     def listdir(self, name):
+        # Only a missing folder is empty; EACCES, EIO and the like propagate,
+        # so an unreadable queue is a fault to show, never a quiet "nothing".
         try:
             return sorted(os.listdir(self.path(name)))
         except FileNotFoundError:
             return []
 
+    def files(self, name):
+        # scandir's d_type tells files from folders without a stat per name
+        # (the sender lists the queue often); links are not followed.
+        try:
+            with os.scandir(self.path(name)) as entries:
+                return sorted(e.name for e in entries if e.is_file(follow_symlinks=False))
+        except FileNotFoundError:
+            return []
+
+    def write_new(self, name, data):
+        with open(self.path(name), "xb") as f:
+            f.write(data)
+            self.sync(f)
+        self._sync_dir(os.path.dirname(self.path(name)) or self.root)
+
     def size(self, name):
         return os.stat(self.path(name)).st_size
 
     def exists(self, name):
-        return os.path.exists(self.path(name))
+        # lexists: a dangling link is a name too, and must not be replaced.
+        return os.path.lexists(self.path(name))
 
     def free_bytes(self):
         st = os.statvfs(self.root)

@@ -98,3 +98,122 @@ def read_file_meta(head):
     if not (meta.sop_class_uid and meta.sop_instance_uid and meta.transfer_syntax_uid):
         raise ValueError("File Meta Information lacks the SOP class, instance or transfer syntax")
     return meta
+
+
+# The few attributes a spool listing shows, read back from a file's head.
+SUMMARY_TAGS = (
+    tags.SOPInstanceUID,
+    tags.ContentDate,
+    tags.AcquisitionDateTime,
+    tags.ContentTime,
+    tags.PatientName,
+    tags.PatientID,
+)
+MAX_HEAD = 64 * 1024  # read_attributes looks no further than this
+_UNDEFINED = 0xFFFFFFFF  # PS3.5 7.1.1
+# PS3.5 7.1.2: VRs with a 2-byte reserved field and a 4-byte length.
+_LONG_VRS = (b"OB", b"OD", b"OF", b"OL", b"OV", b"OW", b"SQ", b"SV", b"UC", b"UN", b"UR", b"UT", b"UV")
+# PS3.5 6.1.2.3: the VRs whose text Specific Character Set applies to.
+_CHARSET_VRS = ("LO", "LT", "PN", "SH", "ST", "UC", "UT")
+_IMPLICIT = "1.2.840.10008.1.2"
+# PS3.5 A.3 (Big Endian, retired) and A.5 (Deflated): not walkable as
+# plain little-endian elements.
+_UNWALKABLE = ("1.2.840.10008.1.2.2", "1.2.840.10008.1.2.1.99")
+
+
+def read_attributes(head, wanted=SUMMARY_TAGS):
+    """{tag: text} for the wanted top-level text elements found in head, the
+    first bytes of a Part 10 file (at most MAX_HEAD are looked at). Walks
+    the data set in Explicit or Implicit VR Little Endian and stops at
+    Pixel Data, past the last wanted tag, or where the bytes end or stop
+    making sense: never raises on garbage, returns what it found."""
+    import struct
+
+    found = {}
+    head = memoryview(head)[:MAX_HEAD]
+    try:
+        meta = read_file_meta(head)
+    except ValueError:
+        return found
+    if meta.transfer_syntax_uid in _UNWALKABLE:
+        return found
+    explicit = meta.transfer_syntax_uid != _IMPLICIT
+    last = max(wanted) if wanted else 0
+    utf8 = latin1 = False
+    depth = 0  # inside how many undefined-length sequences and items
+    pos = meta.dataset_offset
+    end = len(head)
+    while pos + 8 <= end:
+        group, elem, length = struct.unpack("<HHI", head[pos : pos + 8])
+        tag = group << 16 | elem
+        if group == 0xFFFE:
+            # PS3.5 7.5: Item and delimiters carry no VR in either encoding.
+            pos += 8
+            if elem == 0xE000:
+                if length == _UNDEFINED:
+                    depth += 1
+                elif depth:
+                    pos += length
+                else:
+                    break  # an item outside any sequence: not a data set
+            elif elem in (0xE00D, 0xE0DD) and depth:
+                depth -= 1
+            else:
+                break
+            continue
+        if depth == 0 and (tag >= tags.PixelData or tag > last):
+            break  # elements come in ascending tag order (PS3.5 7.1)
+        if explicit:
+            vr = bytes(head[pos + 4 : pos + 6])
+            if not (b"A" <= vr[:1] <= b"Z" and b"A" <= vr[1:] <= b"Z"):
+                break
+            if vr in _LONG_VRS:
+                if pos + 12 > end:
+                    break
+                (length,) = struct.unpack("<I", head[pos + 8 : pos + 12])
+                pos += 12
+            else:
+                (length,) = struct.unpack("<H", head[pos + 6 : pos + 8])
+                pos += 8
+            vr = vr.decode()
+        else:
+            vr = tags.VR.get(tag)
+            pos += 8
+        if length == _UNDEFINED:
+            # PS3.5 7.5.1: only a sequence may be of undefined length here
+            # (an undefined-length UN holds Implicit VR we do not walk).
+            if vr not in ("SQ", None):
+                break
+            depth += 1
+            continue
+        if pos + length > end:
+            break
+        if depth == 0:
+            raw = bytes(head[pos : pos + length])
+            if tag == tags.SpecificCharacterSet:
+                # PS3.3 C.12.1.1.2: the terms may be multi-valued.
+                terms = _ascii(raw).strip().split("\\")
+                utf8 = "ISO_IR 192" in terms
+                latin1 = "ISO_IR 100" in terms
+            elif tag in wanted:
+                if vr in _CHARSET_VRS and utf8:
+                    found[tag] = _utf8(raw)
+                elif vr in _CHARSET_VRS and latin1:
+                    found[tag] = "".join(chr(b) for b in raw).rstrip("\x00 ")
+                else:
+                    found[tag] = _ascii(raw)
+        pos += length
+    return found
+
+
+def _ascii(raw):
+    """The default repertoire (PS3.5 6.1.2.2), anything else shown as
+    U+FFFD; padding (PS3.5 6.2: a space, or a NUL for UI) dropped."""
+    return "".join(chr(b) if b < 0x80 else "\ufffd" for b in raw).rstrip("\x00 ")
+
+
+def _utf8(raw):
+    try:
+        return raw.decode("utf-8").rstrip("\x00 ")
+    except UnicodeError:
+        return _ascii(raw)
