@@ -190,20 +190,20 @@ class Spool:
 
     def unknown(self):
         """Paths (relative to the root) of what the spool finds but did not
-        make, folders with a trailing '/'; it leaves them alone."""
+        make (files, folders, links, even with spool-like names), sorted;
+        it leaves them alone."""
         found = []
         files = self.storage.files("")
         for name in self.storage.listdir(""):
             if name in (MARKER, LOST_FOUND) or (name in FOLDERS and name not in files):
                 continue
-            found.append(name if name in files else name + "/")
+            found.append(name)
         for folder in FOLDERS:
             files = self.storage.files(folder)
             for name in self.storage.listdir(folder):
-                if name not in files:
-                    found.append(folder + "/" + name + "/")
-                elif parse_name(name) is None:
+                if name not in files or parse_name(name) is None:
                     found.append(folder + "/" + name)
+        found.sort()
         return found
 
     # -- recording ------------------------------------------------------
