@@ -31,6 +31,10 @@ class Board:
         self.name = name
         self.data = data
         self.memory_budget_mib = data["memory_budget_mib"]
+        # One frame may take at most a quarter of the budget: the recorder
+        # holds one, the live stream's mailbox one and the packetizer's
+        # buffers about one more.
+        self.max_frame_bytes = self.memory_budget_mib * 1024 * 1024 // 4
 
     def open_acquisition(self, width=None, height=None, pixel=None, rate=None, clock=None, paced=True):
         """The acquisition board, with the board's defaults overridden by

@@ -15,18 +15,28 @@ are its instances, numbered from 1.
 import random
 import time
 
+from firmware.alarms import Alarms, hint_for
 from firmware.capture import write_frames
 from firmware.compat.threads import Event, Thread
+from firmware.config import EXAM_KEYS, ConfigError
 from firmware.dicom import tags
 from firmware.dicom.encoder import ObjectEncoder
+from firmware.dicom.iod import IODS
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, generate_uid
+from firmware.log import Log
 from firmware.net import dimse
 from firmware.scu import AssociationError, StorageSCU, Timeouts, object_info, tls_context
 from firmware.spool import Spool, SpoolFull
 from hal.acq import frame_length
 
 
-LOG_LINES = 200
+# Seconds the recorder waits for a frame before it looks at its stop and
+# start signals again, whatever the frame rate (hal.acq read(timeout_s)).
+READ_SLICE_S = 0.2
+# Room reserved in the spool for an object's header besides its frames.
+HEADER_ALLOWANCE = 64 * 1024
+ACQUISITION_KEYS = ("acquisition.width", "acquisition.height", "acquisition.pixel", "acquisition.rate",
+                    "acquisition.paced")
 # PS3.5 A.2: the transfer syntax the recorder encodes clips in. The SCU
 # proposes it and Implicit VR LE for each SOP class (acse.propose) and
 # converts on the way out if only Implicit is accepted.
@@ -74,46 +84,99 @@ class Clip:
         self.instance_number = instance_number
 
 
+class Study:
+    """The study and series the next clip goes into. A change of patient or
+    exam (config.EXAM_KEYS) or the console's `exam end` starts a new study; a
+    change of what the series is made with (station, IOD, frame format) a
+    new series of the same study. Instances are numbered from 1 in each
+    series."""
+
+    __slots__ = ("exam", "series_key", "study_uid", "series_uid", "series_number", "instances")
+
+    def __init__(self, exam, series_key, uid_root):
+        self.exam = exam
+        self.study_uid = generate_uid(uid_root)
+        self.series_number = 0
+        self.new_series(series_key, uid_root)
+
+    def new_series(self, series_key, uid_root):
+        self.series_key = series_key
+        self.series_uid = generate_uid(uid_root)
+        self.series_number += 1
+        self.instances = 0
+
+
 class Gateway:
-    def __init__(self, cfg, board, log=None):
+    """configured: False while the box has no saved configuration (it then
+    records nothing, whatever the clip policy, until the console saves one).
+    keep_going: with a console to fix things from, a fault that stops the
+    box working (no spool, no acquisition device) is an alarm and a retry;
+    without one, run() ends and `fatal` says why."""
+
+    def __init__(self, cfg, board, log=None, configured=True, keep_going=False):
         self.cfg = cfg
         self.board = board
-        self._sink = log or (lambda message: None)
-        self._recent = []  # the last LOG_LINES log lines, for the console
+        self.log = Log(log)
+        self.configured = configured
+        self.keep_going = keep_going
+        self.fatal = None  # why the gateway could not work at all
         self.last_send = None  # (wall time, name, result text)
         self.reboot_requested = False
+        self.poweroff_requested = False
         self.clock = board.open_clock()
-        self.storage = board.open_storage(cfg["spool.root"])
-        self.spool = Spool(
-            self.storage,
-            cfg["spool.max_bytes"],
-            max_failures=cfg["spool.max_failures"],
-            retain_sent=cfg["spool.retain_sent"],
-            min_free_bytes=cfg["spool.min_free_bytes"],
-            log=self.log,
-        )
+        self.alarms = Alarms(self.clock, self.log)
         self.clips = []  # Clip, for every clip committed in this run
         self.stored = 0
         self.dropped_frames = 0
+        self.study = None
+        self._new_study = False
         self._last_sequence = None
         self._stop = Event()
         self._recording = Event()
         self._queued = Event()
         self._recorder_done = Event()
         self._tls = None
+        self.spool = None
+        self.storage = None
+        self._open_spool(cfg)
         if cfg["pacs.tls"]:
-            self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+            try:
+                self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+            except (OSError, ValueError) as err:
+                self.alarms.set("config", "TLS settings do not load: %s" % err, "check pacs.ca, pacs.cert, pacs.key")
         if cfg["clip.mode"] != "command":
             self._recording.set()
         self._streaming = Event()  # wanted; the recorder opens and closes it
         self.live = None  # the LiveStream while streaming
+        self._stream_exam = None
         if cfg["rtv.enabled"]:
             self._streaming.set()
 
-    def log(self, message):
-        self._recent.append(message)
-        del self._recent[:-LOG_LINES]
-        self._sink(message)
+    def _open_spool(self, cfg):
+        try:
+            self.storage = self.board.open_storage(cfg["spool.root"])
+            self.spool = Spool(
+                self.storage,
+                cfg["spool.max_bytes"],
+                max_failures=cfg["spool.max_failures"],
+                retain_sent=cfg["spool.retain_sent"],
+                min_free_bytes=cfg["spool.min_free_bytes"],
+                log=self.log,
+            )
+        except (OSError, ValueError) as err:
+            self.spool = None
+            self._cannot_work("spool", "the spool cannot be used: %s" % err, "check spool.root")
+            return
+        self.alarms.clear("spool")
+        if self.spool.quarantined():
+            self.alarms.set("quarantine", "%d objects in quarantine" % len(self.spool.quarantined()),
+                            "queue list; queue retry ID once the cause is fixed")
+
+    def _cannot_work(self, key, text, hint):
+        self.alarms.set(key, text, hint)
+        if not self.keep_going and self.fatal is None:
+            self.fatal = "%s (%s)" % (text, hint)
+            self.stop()
 
     # -- control ----------------------------------------------------------
     def start_recording(self):
@@ -122,11 +185,20 @@ class Gateway:
     def stop_recording(self):
         self._recording.clear()
 
+    @property
+    def recording(self):
+        return self._recording.is_set() and self.configured and self.spool is not None
+
     def start_streaming(self):
         self._streaming.set()
 
     def stop_streaming(self):
         self._streaming.clear()
+
+    def new_study(self):
+        """The exam ended: the next clip starts a new study."""
+        self._new_study = True
+        self.log("recorder: exam ended; the next clip starts a new study")
 
     def stop(self):
         """Stop both threads: the recorder closes and commits the clip it is
@@ -146,7 +218,7 @@ class Gateway:
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not self._stop.is_set():
-                if until_sent and self._recorder_done.is_set() and not self.spool.pending():
+                if until_sent and self._recorder_done.is_set() and self.spool is not None and not self._pending():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     self.log("gateway: gave up waiting after %.0f s" % timeout)
@@ -157,94 +229,197 @@ class Gateway:
             for t in threads:
                 t.join()
 
-    def _guard(self, name, target):
+    def _pending(self):
         try:
-            target()
-        except Exception as err:  # a thread must not die silently
-            self.log("ALARM %s stopped: %s: %s" % (name, type(err).__name__, err))
-            self._stop.set()
-            raise
+            return self.spool.pending()
+        except OSError:
+            return ["?"]  # unreadable: not known to be empty
+
+    def _guard(self, name, target):
+        """A thread's body, restarted after an unexpected fault (with a
+        growing pause) so that a bug met by one clip or one object never
+        stops the box; the fault is an alarm until the thread works again."""
+        pause = 1.0
+        while not self._stop.is_set():
+            try:
+                target()
+                return
+            except Exception as err:
+                self.alarms.set(name, "%s stopped: %s: %s; restarting in %.0f s" % (
+                    name, type(err).__name__, err, pause), "log shows what it was doing")
+                self._stop.wait(pause)
+                pause = min(pause * 2, 60.0)
 
     # -- recorder -----------------------------------------------------------
     def record(self):
-        cfg = self.cfg
+        acq = None
+        opened_with = None
+        done = 0  # clips recorded by this thread
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                cfg = self.cfg  # what is in force now: a saved change applies from the next clip
+                settings = _acquisition_settings(cfg)
+                if acq is not None and settings != opened_with:
+                    self.log("recorder: acquisition settings changed; reopening the device")
+                    acq.stop()
+                    self._close_stream()
+                    acq = None
+                if acq is None:
+                    try:
+                        acq = self._open_acquisition(cfg)
+                    except (OSError, ValueError) as err:
+                        failures += 1
+                        self._cannot_work("acquisition", "cannot open the acquisition device: %s" % err,
+                                          "check the board's capture device and acquisition.*")
+                        self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
+                        continue
+                    opened_with = settings
+                    failures = 0
+                    self.alarms.clear("acquisition")
+                count = cfg["clip.count"]
+                if count and done >= count:
+                    self._recorder_done.set()
+                    self._idle_read(acq)
+                    continue
+                if not self.recording:
+                    # Idle between clips: keep the device drained, so that a
+                    # clip starts with the frame of the start command.
+                    self._idle_read(acq)
+                    continue
+                try:
+                    if self._record_clip(acq, cfg):
+                        done += 1
+                except AcquisitionLost as err:
+                    self.alarms.set("acquisition", "the acquisition device failed: %s" % err.reason,
+                                    "check the cable and the modality's video output")
+                    acq.stop()
+                    acq = None
+                    self._stop.wait(0.5)
+        finally:
+            if acq is not None:
+                acq.stop()
+            self._close_stream()
+            self._recorder_done.set()
+
+    def _open_acquisition(self, cfg):
         acq = self.board.open_acquisition(
             width=cfg["acquisition.width"], height=cfg["acquisition.height"], pixel=cfg["acquisition.pixel"],
             rate=tuple(cfg["acquisition.rate"]) if cfg["acquisition.rate"] else None,
             clock=self.clock, paced=cfg["acquisition.paced"])
         acq = _Tap(acq, self._stream_frame)
-        uid_root = cfg["station.uid_root"]
-        session = {
-            tags.StudyInstanceUID: generate_uid(uid_root),
-            tags.SeriesInstanceUID: generate_uid(uid_root),
-            tags.SeriesNumber: 1,
-        }
-        session.update(patient_attributes(cfg))
-        if cfg["study.description"]:
-            session[tags.StudyDescription] = cfg["study.description"]
-        if cfg["station.name"]:
-            session[tags.StationName] = cfg["station.name"]
-        count = cfg["clip.count"]
-        length = frame_length(acq.pixel, acq.width, acq.height)
         self.log("recorder: %s %dx%d %s at %d/%d fps, %s clips of %s" % (
             self.board.name, acq.width, acq.height, acq.pixel, acq.rate[0], acq.rate[1],
-            count or "unlimited", self._policy()))
+            cfg["clip.count"] or "unlimited", self._policy(cfg)))
         acq.start()
+        return acq
+
+    def _idle_read(self, acq):
         try:
-            instance = 0
-            while not self._stop.is_set() and (count == 0 or instance < count):
-                while not self._recording.is_set() and not self._stop.is_set():
-                    # Idle between clips: keep the device drained, so that a
-                    # clip starts with the frame of the start command.
-                    self._last_sequence = acq.read().sequence
-                if self._stop.is_set():
-                    break
-                expected = self._expected_frames(acq) * length + 64 * 1024
-                try:
-                    recording = self.spool.begin(expected)
-                except SpoolFull:
-                    # Refused: keep the device drained, try again shortly.
-                    acq.read()
-                    self._stop.wait(0.2)
-                    continue
-                instance += 1
-                attributes = dict(session)
-                attributes[tags.InstanceNumber] = instance
-                encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, self.clock.wall_utc(),
-                                        attributes, frame_rate=acq.rate, transfer_syntax=STORAGE_TRANSFER_SYNTAX,
-                                        uid_root=uid_root, source_ae_title=cfg["station.ae_title"])
-                first = []
-                try:
-                    write_frames(recording, encoder, self._clip_frames(acq, first, length))
-                except BaseException:
-                    recording.abandon()
-                    raise
-                if encoder.frame_count == 0:
-                    recording.abandon()
-                    break
-                name = recording.commit()
-                self.clips.append(Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, instance))
-                self.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s" % (
-                    instance, encoder.frame_count, name, encoder.sop_instance_uid))
-                self._queued.set()
-        finally:
-            acq.stop()
-            self._close_stream()
-            self._recorder_done.set()
+            frame = acq.read(READ_SLICE_S)
+        except OSError as err:
+            raise AcquisitionLost(str(err))
+        if frame is not None:
+            self._last_sequence = frame.sequence
+
+    def _place(self, cfg, acq):
+        """Study, series and instance number for a clip starting now."""
+        uid_root = cfg["station.uid_root"]
+        exam = tuple(cfg[key] for key in EXAM_KEYS)
+        series_key = (cfg["station.name"], cfg["station.ae_title"], cfg["clip.iod"], acq.width, acq.height, acq.pixel)
+        study = self.study
+        if study is None or study.exam != exam or self._new_study:
+            if study is not None:
+                self.log("recorder: %s; new study" % ("exam ended" if self._new_study else "patient or exam changed"))
+            study = self.study = Study(exam, series_key, uid_root)
+            self._new_study = False
+        elif study.series_key != series_key:
+            self.log("recorder: station or frame format changed; new series")
+            study.new_series(series_key, uid_root)
+        study.instances += 1
+        attributes = patient_attributes(cfg)
+        attributes[tags.StudyInstanceUID] = study.study_uid
+        attributes[tags.SeriesInstanceUID] = study.series_uid
+        attributes[tags.SeriesNumber] = study.series_number
+        attributes[tags.InstanceNumber] = study.instances
+        if cfg["study.description"]:
+            attributes[tags.StudyDescription] = cfg["study.description"]
+        if cfg["station.name"]:
+            attributes[tags.StationName] = cfg["station.name"]
+        return attributes
+
+    def _record_clip(self, acq, cfg):
+        """One clip with the values in force at its start. True if a clip
+        went into the queue."""
+        spool = self.spool
+        length = frame_length(acq.pixel, acq.width, acq.height)
+        expected = self._expected_frames(cfg, acq) * length + HEADER_ALLOWANCE
+        try:
+            recording = spool.begin(expected)
+        except SpoolFull as err:
+            self.alarms.set("spool", str(err), "the PACS must take objects before more can be recorded")
+            self._idle_read(acq)
+            self._stop.wait(0.2)
+            return False
+        except OSError as err:
+            self.alarms.set("spool", "cannot start a clip in the spool: %s" % err, "check the spool's storage")
+            self._idle_read(acq)
+            self._stop.wait(1.0)
+            return False
+        if self.alarms.text("spool") is not None and spool.alarm is None:
+            self.alarms.clear("spool")
+        attributes = self._place(cfg, acq)
+        failure = []
+        try:
+            encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, self.clock.wall_utc(),
+                                    attributes, frame_rate=acq.rate, transfer_syntax=STORAGE_TRANSFER_SYNTAX,
+                                    uid_root=cfg["station.uid_root"], source_ae_title=cfg["station.ae_title"])
+            first = []
+            write_frames(recording, encoder, self._clip_frames(cfg, acq, encoder, first, length, failure))
+            if encoder.frame_count == 0:
+                recording.abandon()
+                return False
+            name = recording.commit()
+        except OSError as err:
+            # The spool's file system failed under the clip (full, I/O
+            # error): this clip is lost, the queue and the box are not.
+            _abandon(recording)
+            self.alarms.set("recorder", "clip abandoned: writing it failed: %s" % err,
+                            "check the spool's free space (status) and storage")
+            if cfg["clip.mode"] == "command":
+                self._recording.clear()
+            self._stop.wait(1.0)
+            return False
+        except BaseException:
+            _abandon(recording)
+            raise
+        self.alarms.clear("recorder")
+        clip = Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, attributes[tags.InstanceNumber])
+        self.clips.append(clip)
+        self.log("recorder: clip %d (%d frames) of %s queued as %s, SOP Instance UID %s" % (
+            clip.instance_number, clip.frames, cfg["patient.id"] or "(no patient ID)", name, clip.sop_instance_uid))
+        self._queued.set()
+        if failure:
+            raise AcquisitionLost(failure[0])
+        return True
 
     # -- PS3.22 streaming, fed by the recorder ------------------------------
     def _stream_frame(self, acq, frame):
         """Every frame the recorder reads, recording or idle, also goes to
-        the live stream while streaming is wanted."""
+        the live stream while streaming is wanted; a change of patient
+        reopens it, so the metadata names the patient in force."""
         want = self._streaming.is_set() and not self._stop.is_set()
+        exam = tuple(self.cfg[key] for key in EXAM_KEYS)
+        if self.live is not None and (not want or exam != self._stream_exam):
+            self._close_stream()
         if want and self.live is None:
             try:
                 self._open_stream(acq)
+                self._stream_exam = exam
+                self.alarms.clear("stream")
             except (OSError, ValueError) as err:
                 self._streaming.clear()
-                self.log("ALARM stream not started: %s" % err)
-        elif not want and self.live is not None:
-            self._close_stream()
+                self.alarms.set("stream", "stream not started: %s" % err, "check rtv.*")
         if self.live is not None:
             self.live.offer(frame.data, frame.timestamp_ns)
 
@@ -284,42 +459,52 @@ class Gateway:
         self.log("stream stopped: %d frames, %d late, %d skipped, %d datagrams dropped" % (
             s["frames"], s["late"], live.skipped, s["dropped_packets"]))
 
-    def _policy(self):
-        mode = self.cfg["clip.mode"]
+    def _policy(self, cfg):
+        mode = cfg["clip.mode"]
         if mode == "frames":
-            return "%d frames" % self.cfg["clip.frames"]
+            return "%d frames" % cfg["clip.frames"]
         if mode == "seconds":
-            return "%s s" % self.cfg["clip.seconds"]
+            return "%s s" % cfg["clip.seconds"]
         return "start/stop on command"
 
-    def _expected_frames(self, acq):
-        mode = self.cfg["clip.mode"]
+    def _expected_frames(self, cfg, acq):
+        mode = cfg["clip.mode"]
         if mode == "frames":
-            return self.cfg["clip.frames"]
+            return cfg["clip.frames"]
         if mode == "seconds":
-            return int(self.cfg["clip.seconds"] * acq.rate[0] / acq.rate[1]) + 1
+            return int(cfg["clip.seconds"] * acq.rate[0] / acq.rate[1]) + 1
         return 1  # open-ended: checked frame by frame
 
-    def _clip_frames(self, acq, first, length):
+    def _clip_frames(self, cfg, acq, encoder, first, length, failure):
         """Frame data for one clip, until the policy, a stop command, a full
-        spool or stop() ends it. first receives the first frame's sequence."""
-        mode = self.cfg["clip.mode"]
-        limit = self.cfg["clip.frames"] if mode == "frames" else None
+        spool, the object's size limit or stop() ends it. first receives the
+        first frame's sequence; failure the reason if the device failed
+        (the clip then ends with the frames it has)."""
+        mode = cfg["clip.mode"]
+        limit = encoder.max_frames
+        if mode == "frames":
+            limit = min(limit, cfg["clip.frames"])
         ends = None
         if mode == "seconds":
-            ends = self.clock.monotonic_ns() + int(self.cfg["clip.seconds"] * 1e9)
+            ends = self.clock.monotonic_ns() + int(cfg["clip.seconds"] * 1e9)
         n = 0
-        while limit is None or n < limit:
+        while n < limit:
             if self._stop.is_set() or (mode == "command" and not self._recording.is_set()):
                 return
             if ends is not None and self.clock.monotonic_ns() >= ends and n:
                 return
             if mode == "command" and not self.spool.room_for(length):
-                self.spool.alarm = "spool full: clip closed early, recording refused"
-                self.log("ALARM " + self.spool.alarm)
+                self.alarms.set("spool", "spool full: clip closed early, recording refused (%d of %d bytes used)" % (
+                    self.spool.used_bytes(), self.spool.max_bytes), "the PACS must take objects first")
                 self._recording.clear()
                 return
-            frame = acq.read()
+            try:
+                frame = acq.read(READ_SLICE_S)
+            except OSError as err:
+                failure.append(str(err))
+                return
+            if frame is None:
+                continue
             if not first:
                 first.append(frame.sequence)
             if self._last_sequence is not None and frame.sequence > self._last_sequence + 1:
@@ -328,10 +513,12 @@ class Gateway:
             self._last_sequence = frame.sequence
             n += 1
             yield frame.data
+        if n == encoder.max_frames and mode != "frames":
+            self.log("recorder: clip reached the largest object the encoder writes (%d frames); "
+                     "the next clip goes on" % n)
 
     # -- sender ---------------------------------------------------------------
     def send(self):
-        cfg = self.cfg
         scu = None
         scu_settings = None
         attempt = 0
@@ -339,8 +526,23 @@ class Gateway:
         idle_since = time.monotonic()
         try:
             while not self._stop.is_set():
-                pending = self.spool.pending()
+                cfg = self.cfg
+                spool = self.spool
                 now = time.monotonic()
+                if now < retry_at:
+                    self._stop.wait(min(retry_at - now, 0.2))
+                    continue
+                if spool is None:
+                    self._stop.wait(0.2)
+                    continue
+                try:
+                    pending = spool.pending()
+                except OSError as err:
+                    attempt += 1
+                    retry_at = time.monotonic() + self._backoff(cfg, attempt)
+                    self.alarms.set("queue", "cannot read the queue: %s" % err, "check the spool's storage")
+                    continue
+                self.alarms.clear("queue")
                 if not pending:
                     if scu is not None and now - idle_since >= cfg["pacs.idle_release"]:
                         scu.release()
@@ -348,15 +550,15 @@ class Gateway:
                     self._queued.wait(0.2)
                     self._queued.clear()
                     continue
-                if now < retry_at:
-                    self._stop.wait(min(retry_at - now, 0.2))
-                    continue
                 name = pending[0]
+                path = spool.path(name)
                 try:
-                    meta, _ = object_info(self.spool.path(name))
+                    meta, _ = object_info(path)
                 except (OSError, ValueError) as err:
                     self._give_up(name, "unreadable: %s" % err)
                     continue
+                # The association is the PACS's: a fault setting it up is
+                # retried with backoff and counts against no object.
                 try:
                     if scu is not None and self._pacs_settings() != scu_settings:
                         self.log("sender: PACS settings changed; new association")
@@ -366,34 +568,60 @@ class Gateway:
                         if scu is not None:
                             scu.release()
                         scu_settings = self._pacs_settings()
+                        scu = None
                         scu = self._associate(pending)
-                    result = scu.store(self.spool.path(name), meta)
                 except AssociationError as err:
                     scu = None
                     attempt += 1
-                    delay = min(cfg["spool.backoff_max"], cfg["spool.backoff_initial"] * 2 ** min(attempt - 1, 30))
-                    delay *= 0.5 + random.random() / 2  # jitter: boxes that lost one PACS do not retry in step
+                    delay = self._backoff(cfg, attempt)
                     retry_at = time.monotonic() + delay
+                    self.alarms.set("pacs", str(err), hint_for(str(err)))
                     self.log("sender: %s; %d objects waiting, retry %d in %.1f s" % (err, len(pending), attempt, delay))
+                    continue
+                # Sending is the object's: an association that breaks while
+                # this object is under way counts against it, like a failure
+                # status, so an object that breaks every association ends in
+                # quarantine instead of stalling the queue.
+                try:
+                    result = scu.store(path, meta)
+                except AssociationError as err:
+                    scu = None
+                    attempt += 1
+                    delay = self._backoff(cfg, attempt)
+                    retry_at = time.monotonic() + delay
+                    self.alarms.set("pacs", "association lost while sending %s: %s" % (name, err), hint_for(str(err)))
+                    self._failed(name, "association lost while it was sent: %s" % err)
+                    continue
+                except Exception as err:
+                    if scu is not None:
+                        scu.abort()
+                    scu = None
+                    self._failed(name, "sending it failed: %s: %s" % (type(err).__name__, err))
                     continue
                 attempt = 0
                 idle_since = time.monotonic()
+                self.alarms.clear("pacs")
                 self.last_send = (self.clock.wall_utc(), name, str(result))
-                if DISPOSITION[result.category][0] == "stored":
-                    self.spool.stored(name)
+                if getattr(result, "object_fault", False):
+                    self._give_up(name, result.meaning)
+                elif DISPOSITION[result.category][0] == "stored":
+                    spool.stored(name)
                     self.stored += 1
                     self.log("sender: %s stored (%s)" % (name, result))
                 else:
                     self.log("sender: %s not stored: %s" % (name, result))
-                    self.spool.failed(name, str(result))
+                    self._failed(name, str(result))
         finally:
             if scu is not None:
                 scu.release()
 
+    def _backoff(self, cfg, attempt):
+        delay = min(cfg["spool.backoff_max"], cfg["spool.backoff_initial"] * 2 ** min(attempt - 1, 30))
+        return delay * (0.5 + random.random() / 2)  # jitter: boxes that lost one PACS do not retry in step
+
     def _associate(self, pending):
         """A new association proposing what the next objects in the queue
         need (a bounded look-ahead: the first LOOK_AHEAD)."""
-        cfg = self.cfg
         wanted = set()
         for name in pending[:LOOK_AHEAD]:
             try:
@@ -401,22 +629,27 @@ class Gateway:
             except (OSError, ValueError):
                 continue
             wanted.add((meta.sop_class_uid, meta.transfer_syntax_uid))
-        scu = StorageSCU(
-            cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
-            calling_ae_title=cfg["station.ae_title"], max_pdu=cfg["pacs.max_pdu"],
-            timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
-                              cfg["pacs.network_timeout"]),
-            tls_context=self._tls, log=self.log)
+        scu = storage_scu(self.cfg, self._tls, self.log)
         scu.associate(sorted(wanted))
         return scu
 
     def _pacs_settings(self):
         return [self.cfg[k] for k in PACS_KEYS]
 
+    def _failed(self, name, why):
+        """One more failure for a queued object; quarantined at the limit."""
+        if self.spool.failed(name, why) is None:
+            self._quarantined(name, why)
+
     def _give_up(self, name, why):
         """An object that can never be sent goes to quarantine at once."""
         while name is not None:
-            name = self.spool.failed(name, why)
+            last, name = name, self.spool.failed(name, why)
+        self._quarantined(last, why)
+
+    def _quarantined(self, name, why):
+        self.alarms.set("quarantine", "%d objects in quarantine, the last %s: %s" % (
+            len(self.spool.quarantined()), name, why), "queue list; queue retry ID once the cause is fixed")
 
 
 class _Tap:
@@ -433,9 +666,10 @@ class _Tap:
     def stop(self):
         self._acq.stop()
 
-    def read(self):
-        frame = self._acq.read()
-        self._hook(self, frame)
+    def read(self, timeout_s=None):
+        frame = self._acq.read(timeout_s)
+        if frame is not None:
+            self._hook(self, frame)
         return frame
 
 
@@ -451,13 +685,33 @@ class ConsoleSystem:
         g = self.gateway
         lines = ["board      %s" % g.board.name]
         if self.nic is not None:
-            speed = self.nic.speed_mbps()
-            lines.append("link       %s %s%s, MTU %d" % (self.nic.name, "up" if self.nic.link_up() else "DOWN",
-                                                         " %d Mb/s" % speed if speed else "", self.nic.mtu()))
-        lines.append("recording  %s, %d clips this run, %d frames dropped" % (
-            "on" if g._recording.is_set() else "off", len(g.clips), g.dropped_frames))
-        lines.append("queue      %d waiting, %d quarantined, %d bytes used of %d" % (
-            len(g.spool.pending()), len(g.spool.quarantined()), g.spool.used_bytes(), g.spool.max_bytes))
+            try:
+                speed = self.nic.speed_mbps()
+                lines.append("link       %s %s%s, MTU %d" % (self.nic.name, "up" if self.nic.link_up() else "DOWN",
+                                                             " %d Mb/s" % speed if speed else "", self.nic.mtu()))
+            except OSError as err:
+                lines.append("link       %s unknown: %s" % (self.nic.name, err))
+        if not g.configured:
+            state = "off: no configuration saved yet (set, then save)"
+        elif g.recording:
+            state = "on"
+        else:
+            state = "idle"
+        cfg = g.cfg
+        lines.append("recording  %s, %d clips this run, %d frames dropped" % (state, len(g.clips), g.dropped_frames))
+        study = g.study
+        lines.append("patient    %s, ID %s%s" % (cfg["patient.name"] or "(none)", cfg["patient.id"] or "(none)",
+                                                   ", study %s" % study.study_uid if study is not None else ""))
+        spool = g.spool
+        if spool is None:
+            lines.append("queue      no spool")
+        else:
+            try:
+                waiting = len(spool.pending())
+            except OSError as err:
+                waiting = "unreadable (%s)" % err
+            lines.append("queue      %s waiting, %d quarantined, %d of %d bytes used, %d free on the disk" % (
+                waiting, len(spool.quarantined()), spool.used_bytes(), spool.max_bytes, spool.storage.free_bytes()))
         if g.last_send:
             t, name, result = g.last_send
             lines.append("last send  %04d-%02d-%02d %02d:%02d:%02dZ %s %s" % (t[:6] + (name, result)))
@@ -469,22 +723,28 @@ class ConsoleSystem:
             lines.append("stream     on, %d frames, %d late, %d skipped" % (st["frames"], st["late"], live.skipped))
         else:
             lines.append("stream     off")
-        lines.append("alarms     %s" % (g.spool.alarm or "none"))
+        alarms = g.alarms.active()
+        if spool is not None and spool.alarm and g.alarms.text("spool") is None:
+            alarms.append(("spool", g.clock.wall_utc(), spool.alarm, ""))
+        if not alarms:
+            lines.append("alarms     none")
+        for key, since, text, hint in alarms:
+            lines.append("ALARM      %04d-%02d-%02d %02d:%02d:%02dZ %s: %s" % (since[:6] + (key, text)))
+            if hint:
+                lines.append("             hint: %s" % hint)
         return lines
 
     def echo(self):
         cfg = self.gateway.cfg
-        scu = StorageSCU(cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
-                         calling_ae_title=cfg["station.ae_title"], max_pdu=cfg["pacs.max_pdu"],
-                         timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"],
-                                           cfg["pacs.dimse_timeout"], cfg["pacs.network_timeout"]),
-                         tls_context=self.gateway._tls)
+        scu = storage_scu(cfg, self.gateway._tls)
         try:
             scu.associate([])
             status, _, meaning = scu.echo()
             scu.release()
         except AssociationError as err:
-            return "error: C-ECHO %s@%s:%d: %s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], err)
+            hint = hint_for(str(err))
+            return "error: C-ECHO %s@%s:%d: %s%s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], err,
+                                                     " (%s)" % hint if hint else "")
         return "C-ECHO %s@%s:%d: %04X %s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], status, meaning)
 
     def record(self, start):
@@ -492,8 +752,16 @@ class ConsoleSystem:
         if g.cfg["clip.mode"] != "command":
             return "error: clip.mode is %s; record start|stop needs clip.mode command" % g.cfg["clip.mode"]
         if start:
+            if not g.configured:
+                return "error: no configuration saved yet: set the PACS and the patient, then save"
+            if g.spool is None:
+                return "error: no spool to record into: %s" % (g.alarms.text("spool") or "see status")
+            if g._recording.is_set():
+                return "already recording"
             g.start_recording()
             return "recording"
+        if not g._recording.is_set():
+            return "not recording: the recorder is idle"
         g.stop_recording()
         return "recording stopped; the clip goes to the spool"
 
@@ -503,37 +771,149 @@ class ConsoleSystem:
         if not start:
             g.stop_streaming()
             return "streaming stopped" if g.live is not None else "not streaming"
-        if g._recorder_done.is_set():
-            return "error: the recorder has stopped (clip.count reached): no frames to stream"
+        if g.storage is None:
+            return "error: no spool folder to write the SDP files into: %s" % (g.alarms.text("spool") or "see status")
         g.start_streaming()
         return "streaming to %s:%d, metadata to %s:%d; SDPs in %s" % (
             cfg["rtv.host"], cfg["rtv.port"], cfg["rtv.host"], cfg["rtv.metadata_port"], g.storage.path(""))
 
     def queue(self, args):
-        spool = self.gateway.spool
+        g = self.gateway
+        spool = g.spool
+        if spool is None:
+            return ["error: no spool: %s" % (g.alarms.text("spool") or "see status")]
         if args == ["list"]:
-            lines = ["waiting: %s" % name for name in spool.pending()]
-            lines += ["quarantined: %s" % name for name in spool.quarantined()]
+            lines = []
+            for folder, names in (("waiting", spool.pending()), ("quarantined", spool.quarantined())):
+                for name in names:
+                    lines.append("%s: %s" % (folder, self._describe(spool, name, folder)))
+            for path in _call(spool, "unknown", []):
+                lines.append("not the spool's (left alone): %s" % path)
             return lines or ["the spool is empty"]
         if len(args) == 2 and args[0] == "retry":
-            return [spool.retry(args[1])]
+            answer = spool.retry(args[1])
+            if not spool.quarantined():
+                g.alarms.clear("quarantine")
+            g._queued.set()
+            return [answer]
         if args == ["purge-quarantine"]:
-            return ["purged %d quarantined objects" % spool.purge_quarantine()]
+            answer = "purged %d quarantined objects" % spool.purge_quarantine()
+            g.alarms.clear("quarantine")
+            return [answer]
         return ["error: usage: queue [list|retry ID|purge-quarantine]"]
 
+    def _describe(self, spool, name, folder):
+        d = _call(spool, "describe", None, name, "queue" if folder == "waiting" else "quarantine")
+        if not d:
+            return name
+        parts = [name]
+        for key, label in (("patient_name", "patient"), ("patient_id", "ID"), ("recorded", "recorded"),
+                           ("size", "bytes"), ("tries", "tries"), ("last_error", "last error")):
+            value = d.get(key)
+            if value not in (None, ""):
+                parts.append("%s %s" % (label, value))
+        return ", ".join(parts)
+
     def log(self, n):
-        return self.gateway._recent[-n:] or ["(no log lines yet)"]
+        return self.gateway.log.recent[-n:] or ["(no log lines yet)"]
+
+    def check(self, values):
+        """Raise ConfigError unless values can apply on this box: what the
+        schema cannot know (the board's frame format and memory, TLS files
+        that exist and parse, a spool folder that is the spool's)."""
+        check_applicable(values, self.gateway.board, self.gateway.storage)
 
     def apply(self, values):
         """A saved configuration takes effect: PACS settings on the next
-        C-STORE (the association is renewed), the rest with the next clip
-        or session."""
-        self.gateway.cfg = values
+        C-STORE (the association is renewed), the patient, clip and
+        acquisition settings from the next clip; the board, the spool
+        folder and the console's settings at the next start."""
+        g = self.gateway
         tls = None
         if values["pacs.tls"]:
             tls = tls_context(values["pacs.ca"], values["pacs.cert"], values["pacs.key"])
-        self.gateway._tls = tls
+        g._tls = tls
+        g.cfg = values
+        g.configured = True
+        g.alarms.clear("config")
+        if g.spool is None:
+            g._open_spool(values)
+        if values["clip.mode"] != "command":
+            g.start_recording()
+
+    def new_study(self):
+        self.gateway.new_study()
+        return "the next clip starts a new study"
 
     def reboot(self):
         self.gateway.reboot_requested = True
         self.gateway.stop()
+
+    def poweroff(self):
+        self.gateway.poweroff_requested = True
+        self.gateway.stop()
+        return "powering off"
+
+
+def _call(obj, method, default, *args):
+    """obj.method(*args) where the spool has that method."""
+    fn = getattr(obj, method, None)
+    return default if fn is None else fn(*args)
+
+
+def storage_scu(cfg, tls, log=None):
+    """A Storage SCU for the configured PACS (the sender's and echo's)."""
+    return StorageSCU(
+        cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
+        calling_ae_title=cfg["station.ae_title"], max_pdu=cfg["pacs.max_pdu"],
+        timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
+                          cfg["pacs.network_timeout"]),
+        tls_context=tls, log=log)
+
+
+def check_applicable(cfg, board, storage=None):
+    """Raise ConfigError unless cfg can run on board: the checks the schema
+    cannot make alone. storage: the spool folder in use (not checked again)."""
+    acq = board.data["acquisition"]
+    pixel = cfg["acquisition.pixel"] or acq["pixel"]
+    width = cfg["acquisition.width"] or acq["width"]
+    height = cfg["acquisition.height"] or acq["height"]
+    formats = IODS[cfg["clip.iod"]].pixel_formats
+    if pixel not in formats:
+        raise ConfigError("acquisition.pixel", "clip.iod %s takes %s pixels; the board delivers %s: set acquisition.pixel" % (
+            cfg["clip.iod"], " or ".join(formats), pixel))
+    length = frame_length(pixel, width, height)
+    if length > board.max_frame_bytes:
+        raise ConfigError("acquisition.width", "a %dx%d %s frame is %d bytes; board %s takes at most %d (a quarter of "
+                          "its %d MiB memory budget)" % (width, height, pixel, length, board.name,
+                                                        board.max_frame_bytes, board.memory_budget_mib))
+    if cfg["pacs.tls"]:
+        try:
+            tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+        except (OSError, ValueError) as err:
+            raise ConfigError("pacs.ca", "the TLS files do not load: %s" % err)
+    root = cfg["spool.root"]
+    if storage is None or (root is not None and storage.path("") != board.open_storage(root).path("")):
+        try:
+            check_root = getattr(Spool, "check_root", None)  # TODO(spool): wire once it exists
+            if check_root is not None:
+                check_root(board.open_storage(root))
+        except (OSError, ValueError) as err:
+            raise ConfigError("spool.root", str(err))
+
+
+def _acquisition_settings(cfg):
+    return tuple(cfg[key] for key in ACQUISITION_KEYS)
+
+
+def _abandon(recording):
+    try:
+        recording.abandon()
+    except OSError:
+        pass  # the file stays in tmp/ and goes at the next start
+
+
+class AcquisitionLost(Exception):
+    def __init__(self, reason):
+        Exception.__init__(self, reason)
+        self.reason = reason

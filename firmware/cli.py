@@ -195,26 +195,44 @@ def cmd_demo(args):
 
 DEFAULT_CONFIG = "modgate.json"
 REBOOT_STATUS = 3  # modgate run's exit status when the console asked for a reboot
+POWEROFF_STATUS = 4  # ... and for a power-off
 
 
 def cmd_run(args):
     """The gateway until stopped (SIGTERM or SIGINT): the recorder commits
     the clip it is writing, the sender finishes the C-STORE under way. The
-    configuration comes from --config, else ./modgate.json if present, else
-    the defaults; the console saves to the same file."""
+    configuration comes from --config, else ./modgate.json if present; with
+    none the box records nothing until one is saved from the console. The
+    console saves to the same file. A configuration that cannot apply stops
+    start-up with the key and the reason, unless there is a console to fix
+    it from: then the box starts on the defaults, recording off, and the
+    reason is an alarm."""
     import signal
 
     import board
     from firmware import config
-    from firmware.app import Gateway
+    from firmware.app import Gateway, check_applicable
 
     path = args.config or DEFAULT_CONFIG
+    exists = os.path.exists(path)
+    problem = None
     try:
-        cfg = config.load(path if args.config or os.path.exists(path) else None)
+        cfg = config.load(path if args.config or exists else None)
         box = board.load(cfg["board"])
+        check_applicable(cfg, box)
     except ValueError as err:
-        raise UsageError(str(err))
-    gateway = Gateway(cfg, box, log=log_line)
+        if not args.console:
+            raise UsageError(str(err))
+        problem = str(err)
+        cfg = config.defaults()
+        box = board.load(cfg["board"])
+    configured = exists and problem is None
+    gateway = Gateway(cfg, box, log=log_line, configured=configured, keep_going=bool(args.console))
+    if problem:
+        gateway.alarms.set("config", "%s not applied: %s" % (path, problem),
+                           "running on the defaults with recording off: fix the key on the console and save")
+    elif not configured:
+        log_line("no configuration (%s): recording off until one is saved from the console" % path)
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
     signal.signal(signal.SIGINT, lambda *_: gateway.stop())
     # Clip mode "command": SIGUSR1 starts recording, SIGUSR2 stops it.
@@ -224,12 +242,22 @@ def cmd_run(args):
     if args.console:
         console = start_console(args.console, gateway, box, path)
     log_line("running on board %s; spool %s; PACS %s@%s:%d" % (
-        box.name, gateway.storage.root, cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"]))
-    gateway.run()
+        box.name, gateway.storage.root if gateway.storage else "(none)", cfg["pacs.ae_title"], cfg["pacs.host"],
+        cfg["pacs.port"]))
+    # A run with a clip count ends once those clips are recorded and sent.
+    gateway.run(until_sent=cfg["clip.count"] > 0 and configured)
     if console is not None:
         console.join(5)
-    log_line("stopped: %d clips recorded, %d stored, %d waiting, %d quarantined" % (
-        len(gateway.clips), gateway.stored, len(gateway.spool.pending()), len(gateway.spool.quarantined())))
+    spool = gateway.spool
+    log_line("stopped: %d clips recorded, %d stored, %s waiting, %s quarantined" % (
+        len(gateway.clips), gateway.stored, len(gateway._pending()) if spool else "-",
+        len(spool.quarantined()) if spool else "-"))
+    if gateway.fatal:
+        log_line("cannot work: %s" % gateway.fatal)
+        return 1
+    if gateway.poweroff_requested:
+        log_line("power-off requested from the console")
+        return POWEROFF_STATUS
     if gateway.reboot_requested:
         log_line("reboot requested from the console")
         return REBOOT_STATUS
@@ -270,6 +298,9 @@ def start_console(where, gateway, box, config_path):
     name = os.path.basename(config_path)
 
     def persist(values):
+        # Everything that can be checked is, before anything is written: a
+        # saved configuration that cannot apply would stop the next start.
+        system.check(values)
         config.save(store, name, values)
         system.apply(values)
 
@@ -356,9 +387,9 @@ def cmd_stream(args):
 
 
 def cmd_console(args):
-    from tools.console_client import main as console_main
+    from tools.console_client import run
 
-    return console_main(args.console_args)
+    return run(args)
 
 
 def ae_title(text):
@@ -545,11 +576,17 @@ def build_parser():
                    help="serve the console: on the board's UART (no value), on a new pty ('pty'), or on a tty path")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("console", help="the box's serial console from this host (pyserial), interactive or scripted",
-                       add_help=False)
-    p.add_argument("console_args", nargs=argparse.REMAINDER,
-                   help="DEVICE [--baud 115200] [--password PW] [--run CMD ...] [--timeout S]")
-    p.set_defaults(func=cmd_console)
+    # The console client is host-side (tools/); the box's image has no tools/.
+    try:
+        from tools import console_client
+    except ImportError:
+        pass
+    else:
+        p = sub.add_parser("console", help="the box's serial console from this host (pyserial), interactive or scripted",
+                           description="The box's serial console from this host: interactive (Ctrl-] quits) "
+                                       "or scripted with --run.")
+        console_client.add_arguments(p)
+        p.set_defaults(func=cmd_console)
 
     p = sub.add_parser("stream", help="stream the board's frames per PS3.22 (ST 2110-20 video + DICOM metadata)")
     p.add_argument("--board", default="sim", help="board (default sim: the host board's simulated acquisition)")

@@ -8,6 +8,10 @@ Keys are dotted paths ("pacs.port"); the file nests them as objects.
 
 import json
 
+from firmware.dicom.iod import IODS as _IOD_TABLE
+from firmware.dicom.uid import generate_uid
+from firmware.dicom.vr import UTF8, encode_value
+
 
 class ConfigError(ValueError):
     def __init__(self, key, reason):
@@ -55,13 +59,45 @@ def _text(max_chars, empty=True):
     return check
 
 
+def _quoted(v):
+    return len(v) >= 2 and v[0] == v[-1] and v[0] in "'\""
+
+
+def _dicom(vr, empty=True):
+    """A value that goes into the objects as an element of this VR: checked
+    by the encoder's own rules (firmware/dicom/vr.py, PS3.5 6.2), with
+    Specific Character Set ISO_IR 192 where the VR allows one, so what
+    passes here encodes, and what would not is refused where it is typed."""
+    def check(v):
+        if not isinstance(v, str):
+            return "must be text"
+        if not empty and not v.strip():
+            return "must not be empty"
+        if _quoted(v):
+            return "is in quotes, which would be stored as part of it: give the value without them"
+        for ch in v:
+            if ord(ch) < 0x20 or 0x7F <= ord(ch) <= 0x9F:
+                return "must not contain control characters (0x%02X)" % ord(ch)
+        try:
+            encode_value(vr, v, UTF8)
+        except ValueError as err:
+            return str(err)
+    return check
+
+
 def _ae_title(v):
-    problem = _text(16, empty=False)(v)
-    if problem:
-        return problem
-    for ch in v:
-        if ord(ch) > 126:
-            return "must be ASCII"
+    return _dicom("AE", empty=False)(v)
+
+
+def _uid_root(v):
+    """An organisation's UID root that leaves room for generated UIDs, as
+    firmware/dicom/uid.generate_uid makes them (PS3.5 9.1)."""
+    if not isinstance(v, str):
+        return "must be text"
+    try:
+        generate_uid(v)
+    except ValueError as err:
+        return str(err)
 
 
 def _ipv4(text):
@@ -130,9 +166,15 @@ def _optional_path(v):
         return "must be a file path or null"
 
 
+MAX_RATE = 1000  # frames per second
+MIN_RATE = (1, 86400)  # one frame a day
+
+
 def _rate(v):
     if not (isinstance(v, list) and len(v) == 2 and all(isinstance(x, int) and not isinstance(x, bool) and x > 0 for x in v)):
         return "must be [numerator, denominator] of positive whole numbers, e.g. [30, 1]"
+    if v[0] > MAX_RATE * v[1] or v[0] * MIN_RATE[1] < v[1]:
+        return "must be from %d/%d to %d frames per second, got %d/%d" % (MIN_RATE + (MAX_RATE,) + tuple(v))
 
 
 def _bool(v):
@@ -140,7 +182,7 @@ def _bool(v):
         return "must be true or false"
 
 
-IODS = ("mf-true-color-sc", "mf-grayscale-byte-sc", "mf-grayscale-word-sc", "video-endoscopic", "video-photographic", "vl-endoscopic")
+IODS = tuple(sorted(_IOD_TABLE))
 
 # key: (default, check, meaning)
 SCHEMA = {
@@ -155,16 +197,16 @@ SCHEMA = {
     "clip.seconds": (10, _num(0.1, 3600), "seconds per clip (mode seconds)"),
     "clip.count": (0, _int(0, 10 ** 9), "clips to record, then stop recording; 0: until stopped"),
     "clip.iod": ("video-endoscopic", _one_of(*IODS), "the IOD each clip is encoded as"),
-    "patient.name": ("", _text(64), "Patient's Name (PN: Family^Given)"),
-    "patient.id": ("", _text(64), "Patient ID"),
-    "patient.birth_date": ("", _text(8), "Patient's Birth Date, YYYYMMDD"),
+    "patient.name": ("", _dicom("PN"), "Patient's Name (PN: Family^Given)"),
+    "patient.id": ("", _dicom("LO"), "Patient ID"),
+    "patient.birth_date": ("", _dicom("DA"), "Patient's Birth Date, YYYYMMDD"),
     "patient.sex": ("", _one_of("", "M", "F", "O"), "Patient's Sex"),
-    "study.accession_number": ("", _text(16), "Accession Number"),
-    "study.description": ("", _text(64), "Study Description"),
-    "study.referring_physician": ("", _text(64), "Referring Physician's Name"),
+    "study.accession_number": ("", _dicom("SH"), "Accession Number"),
+    "study.description": ("", _dicom("LO"), "Study Description"),
+    "study.referring_physician": ("", _dicom("PN"), "Referring Physician's Name"),
     "station.ae_title": ("MODGATE", _ae_title, "our AE title (calling AE)"),
-    "station.name": ("", _text(16), "Station Name"),
-    "station.uid_root": (None, _text(40), "UID root; null: 2.25 UUID-derived UIDs"),
+    "station.name": ("", _dicom("SH"), "Station Name"),
+    "station.uid_root": (None, _uid_root, "UID root; null: 2.25 UUID-derived UIDs"),
     "pacs.host": ("127.0.0.1", _host, "the Storage SCP's host name or address"),
     "pacs.port": (104, _int(1, 65535), "the Storage SCP's TCP port"),
     "pacs.ae_title": ("ANY-SCP", _ae_title, "the Storage SCP's AE title (called AE)"),
@@ -220,16 +262,22 @@ def check(key, value):
         raise ConfigError(key, problem)
 
 
-def flatten(tree, prefix=""):
+MAX_DEPTH = 4  # sections nest keys one level deep; anything deeper is not a configuration
+MAX_FILE_BYTES = 1 << 20
+
+
+def flatten(tree, prefix="", depth=0):
     flat = {}
     if not isinstance(tree, dict):
         raise ConfigError(prefix.rstrip(".") or "(top)", "must be an object")
+    if depth > MAX_DEPTH:
+        raise ConfigError(prefix.rstrip("."), "nested deeper than any key")
     for name, value in tree.items():
         key = prefix + name
         if isinstance(value, dict):
             if key in SCHEMA:
                 raise ConfigError(key, "must be a value, not an object")
-            flat.update(flatten(value, key + "."))
+            flat.update(flatten(value, key + ".", depth + 1))
         else:
             flat[key] = value
     return flat
@@ -237,19 +285,29 @@ def flatten(tree, prefix=""):
 
 def load(path=None, text=None):
     """The full configuration (defaults overlaid with the file), as a flat
-    dict of dotted keys. Raises ConfigError."""
+    dict of dotted keys. Raises ConfigError; a problem with the file as a
+    whole (unreadable, not UTF-8, not JSON, absurdly nested) names it."""
     values = defaults()
+    where = path or "the configuration"
     if path is not None:
         try:
-            with open(path) as f:
-                text = f.read()
+            with open(path, "rb") as f:
+                raw = f.read(MAX_FILE_BYTES + 1)
         except OSError as err:
             raise ConfigError("(file)", "cannot read %s: %s" % (path, err))
+        if len(raw) > MAX_FILE_BYTES:
+            raise ConfigError("(file)", "%s is larger than %d bytes: not a configuration" % (path, MAX_FILE_BYTES))
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeError:
+            raise ConfigError("(file)", "%s is not UTF-8 text" % path)
     if text:
         try:
             tree = json.loads(text)
         except ValueError as err:
-            raise ConfigError("(file)", "not valid JSON: %s" % err)
+            raise ConfigError("(file)", "%s is not valid JSON: %s" % (where, err))
+        except RuntimeError:  # RecursionError on CPython
+            raise ConfigError("(file)", "%s is nested too deeply to be a configuration" % where)
         for key, value in flatten(tree).items():
             check(key, value)
             values[key] = value
@@ -271,6 +329,12 @@ def validate(values):
         raise ConfigError("clip.mode", "vl-endoscopic is single-frame: clip.mode must be frames")
     if values["clip.iod"] == "vl-endoscopic" and values["clip.frames"] != 1:
         raise ConfigError("clip.frames", "vl-endoscopic is single-frame: clip.frames must be 1")
+    pixel = values["acquisition.pixel"]
+    formats = _IOD_TABLE[values["clip.iod"]].pixel_formats
+    if pixel is not None and pixel not in formats:
+        # PS3.3 A.8 / A.32: the IOD fixes the Photometric Interpretation.
+        raise ConfigError("acquisition.pixel", "clip.iod %s takes %s pixels, not %s" % (
+            values["clip.iod"], " or ".join(formats), pixel))
 
 
 def parse_value(key, text):
@@ -280,6 +344,10 @@ def parse_value(key, text):
     if key not in SCHEMA:
         raise ConfigError(key, "unknown key")
     text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        # Typed as a shell would take it: 'Smith^John Q' is the name
+        # between the quotes (a JSON string in double quotes is too).
+        text = json.dumps(text[1:-1])
     candidates = []
     try:
         candidates.append(json.loads(text))
