@@ -465,3 +465,69 @@ def test_interactive_passes_bytes_and_quits_on_ctrl_bracket(box):
     assert termios.tcgetattr(term_slave) == before
     for fd in (term_master, term_slave, out_r, out_w):
         os.close(fd)
+
+
+def _modgate_console(*argv, **kwargs):
+    return subprocess.run([sys.executable, "-m", "firmware.cli", "console", *argv], capture_output=True,
+                          text=True, timeout=60, cwd=ROOT, **kwargs)
+
+
+@pytest.mark.parametrize("flag", ["--help", "-h"])
+def test_modgate_console_help(flag):
+    """--help prints the console's own usage (its options, DEVICE) and exits 0."""
+    result = _modgate_console(flag)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("usage: modgate console")
+    for option in ("DEVICE", "--baud", "--password", "--run", "--timeout"):
+        assert option in result.stdout
+
+
+def test_modgate_console_options_where_the_usage_puts_them(box):
+    """Options before DEVICE, as the usage line shows them, or after it, as
+    the README writes them: both work."""
+    fake = box()
+    before = _modgate_console("--password", "pw", "--timeout", "5", "--run", "get a", fake.path)
+    assert (before.returncode, before.stdout) == (0, "a = 1\n"), before.stderr
+    fake = box()
+    mixed = _modgate_console("--timeout", "5", fake.path, "--password", "pw", "--run", "get a")
+    assert (mixed.returncode, mixed.stdout) == (0, "a = 1\n"), mixed.stderr
+
+
+@pytest.mark.parametrize("argv,argument", [
+    ([], "DEVICE"),
+    (["/dev/null", "--timeout", "0"], "--timeout"),
+    (["/dev/null", "--timeout", "nan"], "--timeout"),
+    (["/dev/null", "--baud", "fast"], "--baud"),
+    (["/dev/null", "--bogus"], "--bogus"),
+])
+def test_modgate_console_bad_argument_one_line_exit_2(argv, argument):
+    result = _modgate_console(*argv)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and argument in lines[0], lines
+
+
+def test_pyserial_is_a_runtime_dependency():
+    """The README's install (pip install -e .) brings what `modgate console`
+    imports: pyserial is in the project's dependencies, not a test extra."""
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        pytest.skip("tomllib is Python 3.11+")
+    with open(os.path.join(ROOT, "pyproject.toml"), "rb") as f:
+        project = tomllib.load(f)["project"]
+    names = [d.split(">")[0].split("=")[0].split("[")[0].strip().lower() for d in project["dependencies"]]
+    assert "pyserial" in names
+    extras = [d.lower() for d in project.get("optional-dependencies", {}).get("test", [])]
+    assert not any(d.startswith("pyserial") for d in extras)
+
+
+def test_without_pyserial_one_line_exit_2():
+    """Were pyserial missing all the same, the command says what to install."""
+    code = ("import sys; sys.modules['serial'] = None\n"
+            "from firmware.cli import main\n"
+            "sys.exit(main(['console', '/dev/null', '--run', 'show']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "pyserial" in lines[0], lines

@@ -30,7 +30,10 @@ import sys
 import threading
 import time
 
-import serial
+try:
+    import serial
+except ImportError:  # pyserial is a dependency (pyproject.toml); say so, not a traceback
+    serial = None
 
 PROMPT = "modgate> "
 PASSWORD_PROMPTS = ("password: ", "new password: ", "repeat password: ")
@@ -332,26 +335,59 @@ def _write_all(fd, data):
         view = view[os.write(fd, view):]
 
 
-def build_parser():
-    parser = argparse.ArgumentParser(
-        prog="modgate console",
-        description="The box's serial console from this host: interactive (Ctrl-] quits) or scripted with --run.")
+def add_arguments(parser):
+    """The console's arguments, on its own parser or on modgate's
+    "console" subcommand (firmware/cli.py): options before or after DEVICE,
+    -h/--help as anywhere else."""
     parser.add_argument("device", metavar="DEVICE", help="serial device or pyserial URL (socket://HOST:PORT, ...)")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    parser.add_argument("--baud", type=_baud, default=115200, help="baud rate (default 115200)")
     parser.add_argument("--password", metavar="PW",
                         help="console password (default: $%s); sets it if the box has none yet" % PASSWORD_ENV)
     parser.add_argument("--run", action="append", metavar="CMD",
                         help="run this command and print its reply; repeatable, run in order")
-    parser.add_argument("--timeout", type=float, default=10.0, metavar="S",
+    parser.add_argument("--timeout", type=_seconds, default=10.0, metavar="S",
                         help="seconds to wait for each prompt (default 10)")
+
+
+def _baud(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError("a baud rate is a positive whole number, got %r" % text)
+    return value
+
+
+def _seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    # A NaN compares false with everything: "not 0 < value" refuses it too.
+    if not 0 < value <= 24 * 3600:
+        raise argparse.ArgumentTypeError("seconds from 0 (excluded) to 86400, got %r" % text)
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="modgate console",
+        description="The box's serial console from this host: interactive (Ctrl-] quits) or scripted with --run.")
+    add_arguments(parser)
     return parser
 
 
 def main(argv=None):
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.timeout <= 0:
-        parser.error("--timeout must be positive, got %r" % args.timeout)
+    return run(build_parser().parse_args(argv))
+
+
+def run(args):
+    """The console client for parsed arguments (add_arguments'). Exit status."""
+    if serial is None:
+        sys.stderr.write("modgate console: pyserial is not installed (pip install pyserial, "
+                         "or pip install -e . which brings it)\n")
+        return 2
     password = args.password if args.password is not None else os.environ.get(PASSWORD_ENV)
     try:
         port = open_port(args.device, args.baud)
