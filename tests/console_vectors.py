@@ -11,14 +11,23 @@ from firmware.console.shell import Console, Settings
 
 
 class Memory:
+    """The password record and the lockout, kept in memory."""
+
     def __init__(self, record):
         self.record = record
+        self.kept = (0, 0)
 
     def get(self):
         return self.record
 
     def set(self, record):
         self.record = record
+
+    def lockout(self):
+        return self.kept
+
+    def set_lockout(self, failures, locked_ms):
+        self.kept = (failures, locked_ms)
 
 
 class System:
@@ -29,7 +38,8 @@ class System:
         self.applied = None
 
     def status(self):
-        return ["board host"]
+        # A PACS's Implementation Version Name, as a peer may send it.
+        return ["board host", "peer   \x1b[2J\x1b[HALARM: FAKE\r\nALARM forged \x9b31m"]
 
     def echo(self):
         return "C-ECHO 0000"
@@ -53,12 +63,23 @@ class System:
     def reboot(self):
         self.calls.append(("reboot",))
 
+    def poweroff(self):
+        self.calls.append(("poweroff",))
+        return "powering off"
+
+    def new_study(self):
+        self.calls.append(("new_study",))
+        return "the next clip starts a new study"
+
 
 STEPS = [
-    b"\r", b"wrong-pw\r", b"s3cret-pw\r", b"help\r", b"show pacs\r", b"set pacs.port 11112\r",
+    b"\r", b"wrong-pw\r", b"\r", b"s3cret-pw\r", b"help\r", b"show pacs\r", b"set pacs.port 11112\r",
     b"set pacs.port 70000\r", b"set pacs.host 2001:db8::1\r", b"set patient.name Doe^Jane\r",
     b"get pacs.\t", b"\x03", b"sta\t\r", b"set acquisition.rate [25, 1]\r", b"save\r", b"show\r",
-    b"abc\x08\x08\x15\x1b[A\x1b[B\x1b[2J\r", b"record start\r", b"log 3\r", b"bogus\r", b"logout\r",
+    b"abc\x08\x08\x15\x1b[A\x1b[B\x1b[2J\r", b"record start\r", b"log 3\r", b"bogus\r",
+    b"status\r", b"set study.description Gastroskopie M\xc3\xbcller \xe6\xbc\xa2\xe5\xad\x97\x7f\x7f\r",
+    b"set study.description M\xfcller\xe0\x80\r", b"e\xcc\x81\xf0\x9f\x98\x80\x7f\x7f\x08\x15", b"exam end\r",
+    b"passwd\r", b"\x03", b"logout\r",
 ]
 
 

@@ -3,15 +3,35 @@
 UART from hal.uart (or MicroPython's machine.UART: read, write)."""
 
 PASSWORD_FILE = "console.passwd"
+LOCKOUT_FILE = "console.lockout"  # login failures and the lock, beside the record
+
+
+def replace_file(storage, name, data):
+    """name's content becomes data, all or nothing, even across a power
+    cut: a new file, fsynced, renamed over the old one (rename is atomic;
+    the storage fsyncs the directory after it). An error leaves the old
+    file as it was."""
+    temp = name + ".new"
+    if storage.exists(temp):
+        storage.remove(temp)
+    f = storage.open_new(temp)
+    try:
+        f.write(data)
+        storage.sync(f)
+    finally:
+        f.close()
+    storage.rename(temp, name)
 
 
 class PasswordFile:
     """The console password's PBKDF2 record, one line in a file on the
-    storage driver, replaced atomically (new file, fsync, rename)."""
+    storage driver, and beside it the login failures and the lock (so that
+    a restart does not reset them), both replaced atomically."""
 
-    def __init__(self, storage, name=PASSWORD_FILE):
+    def __init__(self, storage, name=PASSWORD_FILE, lockout_name=LOCKOUT_FILE):
         self.storage = storage
         self.name = name
+        self.lockout_name = lockout_name
 
     def get(self):
         if not self.storage.exists(self.name):
@@ -20,28 +40,39 @@ class PasswordFile:
             return f.read().decode().strip() or None
 
     def set(self, record):
-        temp = self.name + ".new"
-        if self.storage.exists(temp):
-            self.storage.remove(temp)
-        f = self.storage.open_new(temp)
-        try:
-            f.write(record.encode() + b"\n")
-            self.storage.sync(f)
-        finally:
-            f.close()
-        self.storage.rename(temp, self.name)
+        replace_file(self.storage, self.name, record.encode() + b"\n")
+
+    def lockout(self):
+        """(failures, lock length in ms); (0, 0) when none is kept. A
+        damaged record raises ValueError (the shell then locks once)."""
+        if not self.storage.exists(self.lockout_name):
+            return 0, 0
+        with self.storage.open_read(self.lockout_name) as f:
+            words = f.read().decode().split()
+        if len(words) != 2 or not words[0].isdigit() or not words[1].isdigit():
+            raise ValueError("%s is damaged" % self.lockout_name)
+        return int(words[0]), int(words[1])
+
+    def set_lockout(self, failures, locked_ms):
+        replace_file(self.storage, self.lockout_name, ("%d %d\n" % (failures, locked_ms)).encode())
 
 
 def serve(uart, console, clock, idle_logout_s, stopped):
     """Run the console on a UART until stopped() or the console closes.
     uart.read(n) returns what arrived within its timeout: b"" or, on
-    MicroPython's machine.UART, None if nothing did."""
+    MicroPython's machine.UART, None if nothing did; it raises EOFError
+    when the line hangs up. The session ends there (console.hangup()); a
+    UART whose `reconnects` is true (a tty, a pty) then waits for the next
+    connection, which must log in again; any other (stdin closed) is done."""
     idle_ms = int(idle_logout_s * 1000)
     while not stopped() and not console.closed:
         try:
             data = uart.read(64) or b""
         except EOFError:
-            break  # the other end hung up
+            console.hangup()
+            if not getattr(uart, "reconnects", False):
+                break
+            continue
         now = clock.monotonic_ns() // 1000000
         out = console.feed(data, now) if data else b""
         out += console.tick(now, idle_ms)

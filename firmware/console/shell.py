@@ -4,21 +4,40 @@ technician types (and the time), write back what it returns.
 Nothing about the configuration is shown or changed before a password is
 given. With no password set yet, the first session chooses one. Five wrong
 passwords lock the console for LOCKOUT_MS; a session with no input for
-console.idle_logout seconds is logged out. Passwords are stored as PBKDF2
-records (firmware/compat/crypto.py) and never echoed, shown or logged.
+console.idle_logout seconds is logged out, and so is one whose line hangs
+up (hangup(), from the I/O side): the next person on the line logs in.
+Passwords are stored as PBKDF2 records (firmware/compat/crypto.py) and
+never echoed, shown or logged. An empty line at a password prompt is no
+attempt (a prompt left on a terminal from before a restart is answered
+with Enter): it asks again.
+
+The failure count and the lock outlive a restart: `passwords` keeps them
+beside the password record. The box may have no real-time clock, so what
+is kept is the lock's length, not its end: a restart serves the lock again
+in full, from the first moment the console runs; a restart never shortens
+a lock.
 
 The shell acts on the box through `system`, an object with:
     status() -> [lines]            echo() -> str
     record(start: bool) -> str     stream(start: bool) -> str
     queue(args: [str]) -> [lines]  log(n) -> [lines]
     apply(values)                  reboot()
-and on the configuration through `settings` (Settings below). Each command
-answers with lines; an answer that is a refusal starts with "error: ".
+    poweroff() -> str              new_study() -> str
+on the configuration through `settings` (Settings below), and on the
+password through `passwords`:
+    get() -> record or None        set(record)
+    lockout() -> (failures, ms)    set_lockout(failures, ms)
+(the last two may be missing: the lockout then lives in memory only).
+Each command answers with lines; an answer that is a refusal starts with
+"error: ". Every line a command answers goes through log.printable: text
+from the network (a PACS's name in a status or an error) cannot move the
+cursor, clear the screen or forge a line.
 """
 
 from firmware import config
 from firmware.compat.crypto import check_password, make_password_record
 from firmware.console.editor import LineEditor
+from firmware.log import printable
 
 PROMPT = b"modgate> "
 LOCKOUT_MS = 30000
@@ -38,9 +57,11 @@ HELP = {
     "stream": ("stream start|stop", "start or stop PS3.22 real-time video"),
     "queue": ("queue [list|retry ID|purge-quarantine]", "the spool: what waits, what is quarantined"),
     "log": ("log [N]", "the last N log lines (default 20)"),
-    "passwd": ("passwd", "change the console password"),
+    "passwd": ("passwd", "change the console password (asks for the current one)"),
     "logout": ("logout", "end the session"),
     "reboot": ("reboot", "restart the gateway"),
+    "poweroff": ("poweroff", "shut the box down cleanly (spool and configuration kept)"),
+    "exam": ("exam end", "end the exam: clear the patient and study keys, saved too; the next clip starts a new study"),
 }
 
 
@@ -76,6 +97,23 @@ class Settings:
     def revert(self):
         self.working = dict(self.saved)
 
+    def reset(self, keys):
+        """Puts keys back to their defaults in the saved configuration
+        (persisted and applied) and in the working copy; other unsaved
+        edits stay unsaved. Returns the keys that had another value in
+        either. On an error (ConfigError, OSError) nothing changes."""
+        saved = dict(self.saved)
+        for key in keys:
+            saved[key] = config.SCHEMA[key][0]
+        changed = sorted(k for k in keys if self.saved.get(k) != saved[k] or self.working.get(k) != saved[k])
+        if saved != self.saved:
+            config.validate(saved)
+            self._persist(dict(saved))
+            self.saved = saved
+        for key in keys:
+            self.working[key] = saved[key]
+        return changed
+
 
 def _show_value(value):
     if value is None:
@@ -91,23 +129,24 @@ class Console:
     def __init__(self, settings, system, passwords, banner="modgate console"):
         self.settings = settings
         self.system = system
-        self.passwords = passwords  # .get() -> record or None, .set(record)
+        self.passwords = passwords  # see the module's docstring
         self.banner = banner
         self.editor = LineEditor(self._complete)
         self.state = "asleep"
         self.failures = 0
-        self.locked_until = 0
+        self.locked_until = 0  # None: locked, from the next feed() or tick() on
+        self._locked_ms = 0  # the lock's length when it began
         self.last_input = 0
         self._new_password = None
-        self.closed = False  # set by reboot
+        self.closed = False  # set by reboot and poweroff
+        self._restore_lockout()
 
     # -- I/O side -----------------------------------------------------------
     def feed(self, data, now_ms):
         out = []
         if self.state == "locked":
-            if now_ms < self.locked_until:
+            if not self._lock_over(now_ms):
                 return b""
-            self.state = "asleep"
         if self.state == "asleep":
             self.last_input = now_ms
             out.append(self._wake())
@@ -118,6 +157,8 @@ class Console:
         for event in events:
             if event[0] == "line":
                 out.append(self._line(event[1], now_ms))
+            elif event[0] == "garbled":
+                out.append(self._garbled())
             elif event[0] == "interrupt":
                 out.append(self._interrupt())
             elif event[0] == "choices":
@@ -127,42 +168,72 @@ class Console:
         return b"".join(out)
 
     def tick(self, now_ms, idle_logout_ms):
-        """Time passing: an idle session is logged out."""
+        """Time passing: an idle session is logged out, a lock runs out."""
+        if self.state == "locked":
+            self._lock_over(now_ms)
         if self.state == "command" and now_ms - self.last_input >= idle_logout_ms:
-            self.state = "asleep"
-            self.editor.line = ""
+            self._sleep()
             return b"\r\nidle for too long: logged out\r\n"
         return b""
 
+    def hangup(self):
+        """The line hung up, or a new connection came on it: whoever is
+        there next logs in again. Nothing is written (nobody is there to
+        read it). A lock stays."""
+        if self.state != "locked":
+            self._sleep()
+
     # -- states ---------------------------------------------------------------
+    def _sleep(self):
+        self.state = "asleep"
+        self.editor.clear()
+        self.editor.echo = True
+        self._new_password = None
+
     def _wake(self):
-        greeting = self.banner.encode() + b"\r\n"
-        self.editor.line = ""
-        if self.passwords.get() is None:
+        greeting = printable(self.banner).encode() + b"\r\n"
+        self.editor.clear()
+        self.editor.echo = False
+        try:
+            record = self.passwords.get()
+        except Exception as err:  # unreadable storage: nobody gets in
+            self.state = "asleep"
+            self.editor.echo = True
+            return greeting + ("error: the password record cannot be read: %s\r\n" % printable(str(err))).encode()
+        if record is None:
             self.state = "new"
-            self.editor.echo = False
             return greeting + b"no password set yet: choose one\r\nnew password: "
         self.state = "password"
-        self.editor.echo = False
         return greeting + b"password: "
 
     def _interrupt(self):
-        if self.state == "command":
-            return PROMPT
+        if self.state in ("command", "old-passwd", "new-passwd", "repeat-passwd"):
+            return self._back_to_commands()  # Ctrl-C cancels passwd
         return self._wake()
+
+    def _garbled(self):
+        reply = b"error: the line had bytes that are not UTF-8 (is the terminal set to UTF-8?); nothing done\r\n"
+        if self.state == "command":
+            return reply + PROMPT
+        return reply + _PROMPTS[self.state]
 
     def _line(self, text, now_ms):
         state = self.state
+        if state != "command" and not text:
+            # No attempt: Enter on a prompt left from before (a restart, a
+            # reconnection) must not count as a wrong password.
+            return _PROMPTS[state]
         if state == "password":
-            if check_password(self.passwords.get(), text):
+            if self._check(text):
+                if self.failures:
+                    self._store_lockout(0, 0)
                 self.failures = 0
                 return self._enter_commands()
             self.failures += 1
             if self.failures >= MAX_FAILURES:
-                self.failures = 0
-                self.state = "locked"
-                self.locked_until = now_ms + LOCKOUT_MS
+                self._lock(now_ms, LOCKOUT_MS)
                 return ("error: wrong password\r\nerror: locked for %d s\r\n" % (LOCKOUT_MS // 1000)).encode()
+            self._store_lockout(self.failures, 0)
             return b"error: wrong password\r\npassword: "
         if state in ("new", "new-passwd"):
             if len(text) < 6:
@@ -175,23 +246,82 @@ class Console:
                 self._new_password = None
                 self.state = "new" if state == "repeat" else "new-passwd"
                 return b"error: the passwords differ\r\nnew password: "
-            self.passwords.set(make_password_record(text))
             self._new_password = None
-            reply = b"password set\r\n"
+            try:
+                self.passwords.set(make_password_record(text))
+            except Exception as err:  # read-only or full storage: the old record stays
+                reply = ("error: the password could not be stored: %s\r\n" % printable(str(err))).encode()
+                if state == "repeat":
+                    self._sleep()  # no password, no session
+                    return reply + b"error: no password set; press Enter to try again\r\n"
+                return reply + b"the password is unchanged\r\n" + self._back_to_commands()
+            reply = b"password set\r\n" if state == "repeat" else b"password changed\r\n"
             return reply + self._enter_commands()
         if state == "old-passwd":
-            if not check_password(self.passwords.get(), text):
-                self.editor.echo = True
-                self.state = "command"
-                return b"error: wrong password\r\n" + PROMPT
+            if not self._check(text):
+                return b"error: wrong password\r\n" + self._back_to_commands()
             self.state = "new-passwd"
             return b"new password: "
-        return self._command(text) + (PROMPT if self.state == "command" else b"")
+        return self._command(text) + _PROMPTS.get(self.state, PROMPT if self.state == "command" else b"")
+
+    def _check(self, text):
+        try:
+            record = self.passwords.get()
+        except Exception:  # unreadable storage: no password matches
+            return False
+        return record is not None and check_password(record, text)
 
     def _enter_commands(self):
         self.state = "command"
         self.editor.echo = True
         return b"type help for the commands\r\n" + PROMPT
+
+    def _back_to_commands(self):
+        self.state = "command"
+        self.editor.echo = True
+        self._new_password = None
+        return PROMPT
+
+    # -- the lockout, kept beside the password -------------------------------
+    def _lock(self, now_ms, length_ms):
+        self.failures = 0
+        self.state = "locked"
+        self._locked_ms = length_ms
+        self.locked_until = None if now_ms is None else now_ms + length_ms
+        self._store_lockout(0, length_ms)
+
+    def _lock_over(self, now_ms):
+        if self.locked_until is None:  # restored at start: the lock begins now
+            self.locked_until = now_ms + self._locked_ms
+        if now_ms < self.locked_until:
+            return False
+        self._store_lockout(0, 0)
+        self._sleep()
+        return True
+
+    def _restore_lockout(self):
+        read = getattr(self.passwords, "lockout", None)
+        if read is None:
+            return
+        try:
+            failures, locked_ms = read()
+        except Exception:  # unreadable or damaged: fail closed, for one lock
+            failures, locked_ms = MAX_FAILURES, LOCKOUT_MS
+        self.failures = max(0, min(failures, MAX_FAILURES))
+        if locked_ms > 0:
+            self.failures = 0
+            self.state = "locked"
+            self._locked_ms = min(locked_ms, LOCKOUT_MS)
+            self.locked_until = None
+
+    def _store_lockout(self, failures, locked_ms):
+        write = getattr(self.passwords, "set_lockout", None)
+        if write is None:
+            return
+        try:
+            write(failures, locked_ms)
+        except Exception:
+            pass  # storage refuses: the lock still holds in memory until a restart
 
     # -- commands -------------------------------------------------------------
     def _command(self, text):
@@ -208,7 +338,9 @@ class Console:
             lines = ["error: %s" % err]
         except Exception as err:  # a command must never take the console down
             lines = ["error: %s failed: %s" % (name, err)]
-        return b"".join(line.encode() + b"\r\n" for line in lines)
+        # Escaped whatever the line's source: the system's lines carry text
+        # from the network and from files.
+        return b"".join(printable(line).encode() + b"\r\n" for line in lines)
 
     def _cmd_help(self, args, text):
         if args:
@@ -290,17 +422,31 @@ class Console:
     def _cmd_passwd(self, args, text):
         self.state = "old-passwd"
         self.editor.echo = False
-        return []
+        return []  # _line adds the prompt for the state: "current password: "
 
     def _cmd_logout(self, args, text):
-        self.state = "asleep"
+        self._sleep()
         return ["logged out"]
 
     def _cmd_reboot(self, args, text):
         self.system.reboot()
         self.closed = True
-        self.state = "asleep"
+        self._sleep()
         return ["rebooting"]
+
+    def _cmd_poweroff(self, args, text):
+        line = self.system.poweroff()
+        if not line.startswith("error: "):
+            self.closed = True
+            self._sleep()
+        return [line]
+
+    def _cmd_exam(self, args, text):
+        if args != ["end"]:
+            return ["error: usage: exam end"]
+        cleared = self.settings.reset(config.EXAM_KEYS)
+        return ["exam ended; cleared (saved): %s" % (", ".join(cleared) or "nothing, no patient or study was set"),
+                self.system.new_study()]
 
     # -- completion ---------------------------------------------------------
     def _complete(self, line):
@@ -322,6 +468,17 @@ class Console:
             words[-1] = prefix
             return " ".join(words), choices
         return line, choices
+
+
+# What each login state asks, again after an empty or garbled line.
+_PROMPTS = {
+    "password": b"password: ",
+    "new": b"new password: ",
+    "new-passwd": b"new password: ",
+    "repeat": b"repeat password: ",
+    "repeat-passwd": b"repeat password: ",
+    "old-passwd": b"current password: ",
+}
 
 
 def _sections():
