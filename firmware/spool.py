@@ -164,9 +164,11 @@ class Spool:
             path = TMP + "/" + name
             self.log("spool: discarding %s (%d bytes): recording was interrupted" % (path, self.storage.size(path)))
             self.storage.remove(path)
+        # Numbering goes on after the highest spool-like name, whatever it
+        # is (a folder or a link too), so a new object never meets one.
         highest = 0
         for folder in (QUEUE, QUARANTINE, SENT):
-            for name in _by_sequence(self.storage.files(folder)):
+            for name in _by_sequence(self.storage.listdir(folder)):
                 highest = max(highest, parse_name(name)[0])
         self._next = highest + 1
         self._recount()
@@ -470,7 +472,9 @@ class Recording:
         self._f.seek(0, 2)  # the encoder may have left the file at a patch
         size = self._f.tell()
         self._f.close()
-        spool.storage.rename(TMP + "/" + self.name, QUEUE + "/" + self.name)
+        # Under its own name unless queue/ has that name (something not the
+        # spool's): then a fresh one, never replacing it.
+        self.name = spool._move(TMP, self.name, QUEUE, 0)
         self._release()
         spool._used += size
         return self.name

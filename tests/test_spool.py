@@ -298,15 +298,18 @@ def test_names_the_spool_did_not_make_survive_everything_and_are_reported(tmp_pa
     lines = [line for line in logged if "not the spool's" in line]
     assert len(lines) == 1 and "%d names" % len(theirs) in lines[0]
     assert "queue/README.txt" in lines[0] and "and %d more" % (len(theirs) - 10) in lines[0]  # a bounded line
-    # folders and links are never taken for objects, whatever their names
+    # folders and links are never taken for objects, whatever their names,
+    # and numbering goes on past them
     assert spool.pending() == [first] and spool.quarantined() == []
     assert spool.used_bytes() == 400
+    assert parse_name(record(spool, b"")) == (56, 0)
+    spool.stored(spool.pending()[-1])
     # every way the spool removes or moves things: stored (kept in sent/,
     # the older trimmed), making room (kept sent ones go), failures,
     # quarantine, purge
     spool.stored(first)
     spool.stored(record(spool, b"b" * 400))
-    assert spool.describe(first, SENT) is None and len(os.listdir(str(tmp_path / SENT))) == 3
+    assert spool.describe(first, SENT) is None and len(os.listdir(str(tmp_path / SENT))) == 3  # theirs + 1
     third = record(spool, b"c" * 400)
     with pytest.raises(SpoolFull):
         spool.begin(700)
@@ -344,6 +347,18 @@ def test_quarantine_never_overwrites(tmp_path):
     assert spool.failed(make_name(9, 2), "C000") is None
     assert sorted((tmp_path / QUARANTINE / n).read_bytes() for n in spool.quarantined()) == [
         b"five", b"quarantined earlier", b"two", b"waiting"]
+
+
+def test_commit_never_overwrites(tmp_path):
+    # a dangling link in queue/ wearing the name the next object would get
+    spool = spool_at(tmp_path)
+    rec = spool.begin()
+    os.symlink(str(tmp_path / "nowhere"), str(tmp_path / QUEUE / rec.name))
+    rec.write(b"clip")
+    name = rec.commit()
+    assert name != make_name(1) and spool.pending() == [name]
+    assert os.path.islink(str(tmp_path / QUEUE / make_name(1)))
+    assert (tmp_path / QUEUE / name).read_bytes() == b"clip" and spool.used_bytes() == 4
 
 
 def test_retry_and_failure_count_never_overwrite(tmp_path):
