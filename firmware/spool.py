@@ -104,6 +104,40 @@ def _by_sequence(names):
     return [name for _, name in keyed]
 
 
+def _root(storage):
+    return getattr(storage, "root", None) or storage.path("")
+
+
+def _some(names):
+    shown = ", ".join(names[:_LISTED])
+    if len(names) > _LISTED:
+        shown += " and %d more" % (len(names) - _LISTED)
+    return shown
+
+
+def check_root(storage):
+    """None if the storage root is modgate's spool or may become it (empty,
+    or a spool from before the marker); else why not, naming the folder and
+    what is in it. Changes nothing: a configuration check may call it."""
+    names = storage.listdir("")
+    if MARKER in names:
+        return None
+    foreign = [n for n in names if n not in FOLDERS and n != LOST_FOUND]
+    files = storage.files("")
+    for folder in FOLDERS:
+        if folder not in names:
+            continue
+        if folder in files:
+            foreign.append(folder)
+            continue
+        ours = storage.files(folder)
+        foreign += [folder + "/" + n for n in storage.listdir(folder) if n not in ours or parse_name(n) is None]
+    if not foreign:
+        return None
+    return ("spool.root %s is not a modgate spool: it holds %s and no %s marker; "
+            "modgate only uses an empty folder or its own spool" % (_root(storage), _some(foreign), MARKER))
+
+
 class Spool:
     def __init__(self, storage, max_bytes, max_failures=5, retain_sent=0, min_free_bytes=0, log=None):
         """Raises SpoolError if the storage root is not (and cannot become)
@@ -130,29 +164,15 @@ class Spool:
     def _claim(self):
         """Make sure the root is the spool's: marked, or empty (then marked),
         or a spool from before the marker (adopted: marked)."""
+        problem = check_root(self.storage)
+        if problem:
+            raise SpoolError(problem)
         names = self.storage.listdir("")
         if MARKER in names:
             return
-        foreign = [n for n in names if n not in FOLDERS and n != LOST_FOUND]
-        files = set(self.storage.files(""))
-        for folder in FOLDERS:
-            if folder in names:
-                if folder in files:
-                    foreign.append(folder)
-                    continue
-                inside = self.storage.listdir(folder)
-                ours = self.storage.files(folder)
-                foreign += [folder + "/" + n for n in inside if n not in ours or parse_name(n) is None]
-        if foreign:
-            shown = ", ".join(foreign[:_LISTED]) + (" and %d more" % (len(foreign) - _LISTED) if len(foreign) > _LISTED else "")
-            raise SpoolError("spool.root %s is not a modgate spool: it holds %s and no %s marker; "
-                             "modgate only uses an empty folder or its own spool" % (self._root(), shown, MARKER))
         if any(n in FOLDERS for n in names):
-            self.log("spool: %s adopted (a spool made before the %s marker)" % (self._root(), MARKER))
+            self.log("spool: %s adopted (a spool made before the %s marker)" % (_root(self.storage), MARKER))
         self.storage.write_new(MARKER, MARKER_TEXT)
-
-    def _root(self):
-        return getattr(self.storage, "root", None) or self.storage.path("")
 
     def recover(self):
         """Discard what was being recorded when the box went down, count
@@ -174,8 +194,8 @@ class Spool:
         self._recount()
         unknown = self.unknown()
         if unknown:
-            shown = ", ".join(unknown[:_LISTED]) + (" and %d more" % (len(unknown) - _LISTED) if len(unknown) > _LISTED else "")
-            self.log("spool: %d names in %s are not the spool's, left alone: %s" % (len(unknown), self._root(), shown))
+            self.log("spool: %d names in %s are not the spool's, left alone: %s" % (
+                len(unknown), _root(self.storage), _some(unknown)))
 
     def _recount(self):
         """_used from what queue/ and quarantine/ hold (at start, and when a

@@ -16,6 +16,7 @@ from firmware.spool import (
     TMP,
     Spool,
     SpoolError,
+    check_root,
     SpoolFull,
     make_name,
     parse_name,
@@ -194,6 +195,7 @@ def test_a_folder_holding_someone_elses_files_is_refused_untouched(tmp_path):
     before = tree(tmp_path)
     with pytest.raises(SpoolError) as raised:
         spool_at(tmp_path)
+    assert check_root(PosixStorage(str(tmp_path))) == str(raised.value)  # what a config check can ask first
     message = str(raised.value)
     assert str(tmp_path) in message and "not a modgate spool" in message
     assert "tmp/report.txt" in message and MARKER in message
@@ -217,6 +219,7 @@ def test_an_empty_or_new_folder_becomes_the_spool_and_stays_it(tmp_path):
     for root in (tmp_path / "new" / "spool", tmp_path / "empty"):
         if root.name == "empty":
             root.mkdir()
+            assert check_root(PosixStorage(str(root))) is None and os.listdir(str(root)) == []
         spool = spool_at(root)
         assert (root / MARKER).is_file()
         name = record(spool, b"abc")
