@@ -1,6 +1,7 @@
 """hal.uart on a real pseudo-terminal: TtyUART opens the slave side in raw
 mode and talks to the master side, both ways, byte-exact."""
 
+import fcntl
 import os
 import termios
 import time
@@ -126,3 +127,74 @@ def test_stdio_uart_on_a_pipe():
     uart.close()  # leaves the descriptors to their owner
     for fd in (rfd, out_r, out_w):
         os.close(fd)
+
+
+def test_pty_master_reports_each_hang_up_once_and_serves_the_next_connection():
+    """The master side (the console of `modgate run --console pty`): the
+    terminal program on the slave quits, the master raises EOFError once,
+    then waits; what it wrote that nobody read is not the next one's."""
+    with PtyPair(timeout_s=0.2) as pair:
+        master = pair.master
+        assert master.reconnects
+        first = TtyUART(pair.path, timeout_s=0.2)
+        first.write(b"hello")
+        assert read_exactly(master, 5) == b"hello"
+        master.write(b"a reply for the first one")  # never read
+        first.close()
+        with pytest.raises(EOFError):
+            master.read(10)
+        t0 = time.monotonic()
+        assert master.read(10) == b""  # nobody there: silence, not another EOF
+        assert master.read(10) == b""
+        assert 0.3 < time.monotonic() - t0 < 3
+        master.write(b"and one more")  # dropped: nobody there
+        second = TtyUART(pair.path, timeout_s=0.3)
+        assert second.read(100) == b""
+        second.write(b"again")
+        assert read_exactly(master, 5) == b"again"
+        master.write(b"ok")
+        assert read_exactly(second, 2) == b"ok"
+        second.close()
+        with pytest.raises(EOFError):
+            master.read(10)
+
+
+TIOCVHANGUP = 0x5437  # linux/asm-generic/ioctls.h: vhangup(2) on one tty
+
+
+def test_tty_hang_up_is_eof_once_then_the_device_is_opened_again():
+    """tty_hangup() (carrier lost, adapter unplugged, vhangup) leaves the
+    descriptor dead: TtyUART raises EOFError once, opens the device again
+    and drops what arrived while nobody was there."""
+    with PtyPair(timeout_s=2.0) as pair:
+        port = TtyUART(pair.path, timeout_s=0.2)
+        assert port.reconnects
+        other = os.open(pair.path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            fcntl.ioctl(other, TIOCVHANGUP)
+        except OSError as err:
+            pytest.skip("vhangup needs CAP_SYS_ADMIN: %s" % err)
+        finally:
+            os.close(other)
+        with pytest.raises(EOFError):
+            port.read(10)
+        pair.master.write(b"typed to the one who left")
+        time.sleep(0.1)
+        assert port.read(100) == b""  # opened again, the old bytes dropped
+        assert not termios.tcgetattr(port.fileno())[3] & termios.ICANON  # raw again
+        pair.master.write(b"next")
+        assert read_exactly(port, 4) == b"next"
+        port.write(b"ok")
+        assert read_exactly(pair.master, 2) == b"ok"
+        port.close()
+
+
+def test_tty_whose_device_is_gone_waits_for_it():
+    pair = PtyPair(timeout_s=1.0)
+    port = TtyUART(pair.path, timeout_s=0.1)
+    pair.close()  # the device disappears (as an unplugged USB adapter)
+    with pytest.raises(EOFError):
+        port.read(1)
+    assert port.read(1) == b"" and port.read(1) == b""
+    assert port.any() == 0 and port.write(b"x") == 1
+    port.close()

@@ -13,6 +13,53 @@ Kernel command line options it reads (QEMU's -append):
   modgate.selftest=v4l2            before modgate starts, capture from
                                    /dev/video0 with hal.acq.v4l2 (see
                                    tools/image/selftest.py) and log the result
+  modgate.reset_password=1         a forgotten console password: delete it
+                                   (and the console's lockout) from the data
+                                   partition before modgate starts; the next
+                                   console session chooses a new one. The
+                                   configuration and the spool stay.
+
+modgate's exit status says what the box does next: 3 (the console's
+reboot) reboots, 4 (the console's poweroff) powers off, each after the
+data partition is released; anything else starts modgate again.
+"""
+
+# modgate.reset_password=1: the technician's way back in when the console
+# password is forgotten (README, "The serial console"). Only the password
+# and the lockout go; the configuration and the spool are untouched.
+RESET_PASSWORD = r"""
+if [ "$(opt modgate.reset_password)" = 1 ]; then
+  if rm -f "$DATA/console.passwd" "$DATA/console.lockout"; then
+    say "console password reset (modgate.reset_password=1): the next console session chooses one"
+  else
+    say "ALARM console password not reset: $DATA is not writable"
+  fi
+fi
+"""
+
+# modgate, started again whenever it stops, unless it asked for a reboot
+# (exit status 3, firmware/cli.py REBOOT_STATUS) or a power-off (4,
+# POWEROFF_STATUS), which the box then does as the control port's power-off
+# does: the data partition released first.
+SUPERVISE = r"""
+while true; do
+  # modgate works in the data partition; init itself stays out of it, so
+  # that it can unmount it.
+  (cd "$DATA" && exec python3 -m firmware.cli run --config "$DATA/modgate.json" --console /dev/ttyAMA0) >>$LOG 2>&1 &
+  pid=$!
+  wait $pid
+  status=$?
+  pid=""
+  # wait returns early (above 128) when a trapped signal arrives.
+  if [ $status -eq 3 ]; then
+    say "modgate asked for a reboot"; release_data; reboot -f
+  fi
+  if [ $status -eq 4 ]; then
+    say "modgate asked for a power-off"; release_data; poweroff -f
+  fi
+  say "modgate exited with status $status; starting it again in 1 s"
+  sleep 1
+done
 """
 
 INIT = r"""#!/bin/busybox sh
@@ -26,6 +73,7 @@ mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs -o mode=1777 tmpfs /tmp
 mount -t tmpfs tmpfs /run
 LOG=/dev/null
+DATA=/data
 say() { echo "modgate-init: $*" >>$LOG; }
 
 cmdline=$(cat /proc/cmdline)
@@ -58,6 +106,7 @@ fi
 mkdir -p /data/spool
 ln -sfn /data/spool /var/spool/modgate
 [ -f /data/modgate.json ] || cp /etc/modgate/modgate.json /data/modgate.json
+""" + RESET_PASSWORD + r"""
 
 ip link set lo up
 ipcfg=$(opt modgate.ip); ipcfg=${ipcfg:-10.0.2.15/24,10.0.2.2}
@@ -99,19 +148,4 @@ test=$(opt modgate.selftest)
 [ -n "$test" ] && python3 -m tools.image.selftest "$test" >>$LOG 2>&1
 
 say "starting modgate after $(cut -d' ' -f1 /proc/uptime) s"
-while true; do
-  # modgate works in /data; init itself stays out of it, so that it can
-  # unmount it.
-  (cd /data && exec python3 -m firmware.cli run --config /data/modgate.json --console /dev/ttyAMA0) >>$LOG 2>&1 &
-  pid=$!
-  wait $pid
-  status=$?
-  pid=""
-  # wait returns early (above 128) when a trapped signal arrives.
-  if [ $status -eq 3 ]; then
-    say "modgate asked for a reboot"; release_data; reboot -f
-  fi
-  say "modgate exited with status $status; starting it again in 1 s"
-  sleep 1
-done
-"""
+""" + SUPERVISE
