@@ -434,6 +434,51 @@ def test_wrong_password_from_the_client(tmp_path):
         gw.stop()
 
 
+
+def test_modgate_run_console_hang_up_exam_end_and_poweroff(tmp_path):
+    """`modgate run --console pty` end to end, with a terminal on the pty:
+    a client that leaves without logout leaves no session behind; exam end
+    clears the saved patient; poweroff ends modgate run with status 4
+    (firmware/cli.py POWEROFF_STATUS), which the box's init turns into a
+    clean power-off."""
+    cfg = {"clip": {"mode": "command"}, "acquisition": {"width": 64, "height": 48},
+           "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0}}
+    gw = RunningGateway(tmp_path, cfg)
+    try:
+        first = TtyUART(gw.pty, timeout_s=0.1)
+        first.write(b"\r")
+        assert read_until(first, "new password: ").endswith("new password: ")
+        first.write(PASSWORD.encode() + b"\r")
+        read_until(first, "repeat password: ")
+        first.write(PASSWORD.encode() + b"\r")
+        assert read_until(first, "modgate> ").endswith("modgate> ")
+        first.write("set patient.name Müller^Anna\r".encode())
+        assert "patient.name = Müller^Anna" in read_until(first, "modgate> ")
+        first.write(b"save\r")
+        assert "saved and applied" in read_until(first, "modgate> ")
+        first.close()  # the terminal program quits, no logout
+        time.sleep(0.5)
+        second = TtyUART(gw.pty, timeout_s=0.1)
+        second.write(b"show patient\r")
+        out = read_until(second, "password: ")
+        assert out.endswith("password: ") and "Anna" not in out, out
+        second.write(PASSWORD.encode() + b"\r")
+        read_until(second, "modgate> ")
+        second.write(b"exam end\r")
+        out = read_until(second, "modgate> ")
+        assert "cleared (saved): patient.name" in out and "new study" in out, out
+        assert "Anna" not in open(gw.config, encoding="utf-8").read()
+        second.write(b"poweroff\r")
+        assert "powering off" in read_until(second, "powering off")
+        assert gw.proc.wait(30) == 4
+        second.close()
+    finally:
+        if gw.proc.poll() is None:
+            gw.stop()
+        else:
+            gw.log.close()
+
+
 # -- UTF-8 input ----------------------------------------------------------------
 
 def test_editor_takes_utf8_and_backspace_erases_one_character():
