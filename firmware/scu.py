@@ -10,6 +10,15 @@ select; TLS needs CPython's ssl (PS3.15 B.9 / BCP 195: TLS 1.2 or newer).
 Every object is sent from disk in PDU-sized pieces; nothing grows with the
 file. After a timeout or an error in the middle of a message the association
 is aborted and never reused.
+
+Faults are kept apart by what caused them. A fault of the file itself (it
+cannot be opened or read, its header is not Part 10, it is truncated or
+cannot be converted for an Implicit-only peer, it shrank while being sent)
+never raises: store() returns a StoreResult with object_fault True, after
+aborting the association if the C-STORE was under way (a message cannot be
+taken back half sent, PS3.8 9.3.5, so A-ABORT is the only way to end it).
+Sending that file again will fail the same way. A fault of the association
+(the peer aborts, a timeout, the connection drops) raises AssociationError.
 """
 
 import os
@@ -19,9 +28,9 @@ import struct
 import time
 
 from firmware.dicom.part10 import MAX_FILE_META, read_file_meta
-from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN
+from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, IMPLICIT_VR_LITTLE_ENDIAN, check_uid
 from firmware.net import acse, dimse, pdu
-from firmware.net.convert import ExplicitToImplicit
+from firmware.net.convert import ConversionError, ExplicitToImplicit
 from firmware.net.fsm import Association
 
 DEFAULT_MAX_PDU = 65536  # what modgate receives and the most it sends per PDU
@@ -42,10 +51,18 @@ class DIMSETimeout(AssociationError):
     pass
 
 
-class StoreResult:
-    """How one object fared: status is None when it never got a response."""
+class _FileFault(Exception):
+    """Reading the file being sent failed: the file's fault, not the
+    association's (an OSError from the socket is the association's)."""
 
-    def __init__(self, path, sop_instance_uid, status=None, category=dimse.FAILURE, meaning="", sent_bytes=0, seconds=0.0, converted=False):
+
+class StoreResult:
+    """How one object fared: status is None when it never got a response.
+    object_fault: the file itself is at fault (see the module's doc) and
+    will fail the same way every time; meaning names the file and why."""
+
+    def __init__(self, path, sop_instance_uid, status=None, category=dimse.FAILURE, meaning="", sent_bytes=0,
+                 seconds=0.0, converted=False, object_fault=False):
         self.path = path
         self.sop_instance_uid = sop_instance_uid
         self.status = status
@@ -54,6 +71,7 @@ class StoreResult:
         self.sent_bytes = sent_bytes
         self.seconds = seconds
         self.converted = converted
+        self.object_fault = object_fault
 
     @property
     def stored(self):
@@ -79,14 +97,32 @@ class Timeouts:
 
 
 def object_info(path):
-    """(FileMeta, size) of a Part 10 file, reading only its head."""
+    """(FileMeta, size) of a Part 10 file, reading only its head. OSError
+    if it cannot be read, ValueError if it is no Part 10 file that can be
+    sent."""
     with open(path, "rb") as f:
         return _read_info(f)
 
 
 def _read_info(f):
     meta = read_file_meta(f.read(MAX_FILE_META))
-    return meta, os.fstat(f.fileno()).st_size
+    size = os.fstat(f.fileno()).st_size
+    # The UIDs go into the association request and the C-STORE-RQ
+    # (PS3.7 9.3.1.1): one that is no UID (PS3.5 9.1) is the file's fault,
+    # found here rather than as a rejection of everyone's association.
+    for what, uid in (("SOP Class UID", meta.sop_class_uid), ("SOP Instance UID", meta.sop_instance_uid),
+                      ("Transfer Syntax UID", meta.transfer_syntax_uid)):
+        try:
+            check_uid(uid)
+        except ValueError as err:
+            raise ValueError("File Meta Information: %s: %s" % (what, err))
+    if size <= meta.dataset_offset:
+        raise ValueError("no data set after the File Meta Information")
+    return meta, size
+
+
+def _fault(path, uid, why):
+    return StoreResult(path, uid, meaning="not sent: %s: %s" % (path, why), object_fault=True)
 
 
 class StorageSCU:
@@ -106,6 +142,7 @@ class StorageSCU:
         self.negotiated = None
         self._message_id = 0
         self._assembler = dimse.Assembler()
+        self._flushes = 0  # sends that put bytes on the wire: has a message left?
 
     # -- association ---------------------------------------------------
     def associate(self, objects):
@@ -132,7 +169,12 @@ class StorageSCU:
             pass
         self.assoc.connected()
         self._flush()
-        event = self._wait(("accepted", "rejected"), self.timeouts.acse, "ACSE")
+        try:
+            event = self._wait(("accepted", "rejected"), self.timeouts.acse, "ACSE")
+        except DIMSETimeout as err:
+            # A port that takes the connection and never answers is often
+            # not a DICOM one (an HTTP server waiting for a line's end).
+            raise DIMSETimeout("%s to the A-ASSOCIATE-RQ: is %s:%s a DICOM port?" % (err, self.host, self.port))
         if event[0] == "rejected":
             rejection = acse.Rejection(*event[1])
             self._close()
@@ -192,22 +234,29 @@ class StorageSCU:
         return (status,) + dimse.status_class(status)
 
     def store(self, path, meta=None):
-        """C-STORE one Part 10 file; a StoreResult. Raises AssociationError
-        if the association is lost (the object then is not stored). meta:
-        the file's FileMeta if the caller has just read it."""
+        """C-STORE one Part 10 file; a StoreResult. A fault of the file
+        never raises: the result has object_fault True (and the
+        association is aborted if the message was under way). Raises
+        AssociationError if the association is lost or was not usable (the
+        object then is not stored). meta: the file's FileMeta if the caller
+        has just read it."""
+        if not self.usable:
+            raise AssociationError("no association to send %s on" % path)
         started = time.monotonic()
         try:
             f = open(path, "rb")
         except OSError as err:
-            return StoreResult(path, None, meaning="not sent: %s" % err)
+            return _fault(path, None, "cannot open it: %s" % _reason(err))
         with f:
             try:
                 if meta is None:
                     meta, size = _read_info(f)
                 else:
                     size = os.fstat(f.fileno()).st_size
-            except (OSError, ValueError) as err:
-                return StoreResult(path, None, meaning="not sent: %s" % err)
+            except OSError as err:
+                return _fault(path, None, "cannot read its header: %s" % _reason(err))
+            except ValueError as err:
+                return _fault(path, None, str(err))
             return self._store_open(path, f, meta, size, started)
 
     def _store_open(self, path, f, meta, size, started):
@@ -216,18 +265,43 @@ class StorageSCU:
             return StoreResult(path, meta.sop_instance_uid, meaning="not sent: " + self.negotiated.why_not(meta.sop_class_uid))
         context_id, ts = choice
         converted = ts != meta.transfer_syntax_uid
+        if size <= meta.dataset_offset:
+            return _fault(path, meta.sop_instance_uid, "no data set after the File Meta Information")
         message_id = self._next_id()
         command = dimse.c_store_rq(message_id, meta.sop_class_uid, meta.sop_instance_uid)
+        fault = None
         try:
-            f.seek(meta.dataset_offset)
+            try:
+                f.seek(meta.dataset_offset)
+            except OSError as err:
+                return _fault(path, meta.sop_instance_uid, "cannot read it: %s" % _reason(err))
+            flushes = self._flushes
             self._send_message(context_id, command, flush=False)
             if converted:
                 sent = self._send_converted(context_id, f)
             else:
                 sent = self._send_file(context_id, f, size - meta.dataset_offset)
+        except ConversionError as err:
+            fault = "cannot be sent as Implicit VR Little Endian: %s" % err
+        except _FileFault as err:
+            fault = str(err)
         except OSError as err:
             self.abort()
             raise AssociationError("sending %s failed: %s" % (path, err))
+        if fault is not None:
+            if self._flushes == flushes:
+                # Nothing of this message has left: drop the PDUs queued for
+                # it and the association goes on as if it was never begun.
+                self.assoc.data_to_send()
+            else:
+                # Part of the message is with the peer. PS3.7 9.3.1 has no
+                # way to withdraw a C-STORE-RQ whose data set is under way
+                # (the last fragment bit, PS3.8 E.2, cannot be taken back),
+                # so the association ends with an A-ABORT (PS3.8 7.3.1).
+                self.log("%s: %s; aborting the association (the C-STORE was under way)" % (path, fault))
+                self.abort()
+                fault += " (association aborted)"
+            return _fault(path, meta.sop_instance_uid, fault)
         status = self._response(message_id, dimse.C_STORE_RSP)
         category, meaning = dimse.status_class(status)
         result = StoreResult(path, meta.sop_instance_uid, status, category, meaning, sent, time.monotonic() - started, converted)
@@ -282,9 +356,12 @@ class StorageSCU:
                 parts.append(view[end + 12 : end + 12 + chunk])
                 end += 12 + chunk
                 want += chunk
-            got = os.preadv(fd, parts, offset) if fd is not None else sum(f.readinto(p) for p in parts)
+            try:
+                got = os.preadv(fd, parts, offset) if fd is not None else sum(f.readinto(p) for p in parts)
+            except OSError as err:
+                raise _FileFault("cannot read it: %s" % _reason(err))
             if got != want:
-                raise OSError("file shrank while being sent")
+                raise _FileFault("it shrank while being sent (%d bytes short)" % (remaining - got))
             offset += got
             remaining -= got
             pos = 0
@@ -310,7 +387,10 @@ class StorageSCU:
         pending = bytearray()
         sent = 0
         while True:
-            chunk = f.read(limit)
+            try:
+                chunk = f.read(limit)
+            except OSError as err:
+                raise _FileFault("cannot read it: %s" % _reason(err))
             if chunk:
                 for piece in converter.feed(chunk):
                     pending.extend(piece)
@@ -371,11 +451,28 @@ class StorageSCU:
         try:
             for buf in pending:
                 self.sock.sendall(buf)
+                self._flushes += 1
         except OSError as err:
             # The peer went away under us: the association is over.
+            err = self._alert(err)
             self.assoc.transport_closed()
             self._close()
             raise AssociationError("connection lost while sending: %s" % err)
+
+    def _alert(self, err):
+        """A send over TLS failed: a peer that refused us (TLS 1.3 checks the
+        client's certificate after our side of the handshake is done) has
+        sent an alert saying why (RFC 8446 6.2, e.g. unknown_ca). Read it if
+        it is there; else the send's own error."""
+        if self.tls_context is None:
+            return err
+        try:
+            self.sock.settimeout(min(self.timeouts.network, 1.0))
+            self.sock.recv(1)
+        except OSError as alert:
+            if "alert" in str(alert):
+                return alert
+        return err
 
     def _receive_some(self):
         try:
@@ -453,27 +550,63 @@ class StorageSCU:
                 pass
 
 
+def _reason(err):
+    # The file is named beside it: strerror alone, where the port has it.
+    return getattr(err, "strerror", None) or str(err)
+
+
+def _pairs(infos):
+    """The (SOP class, transfer syntax) pairs to propose for the objects in
+    infos, in order, as many as fit in one association's presentation
+    contexts (acse.propose: up to 3 per pair, PS3.8 9.3.2.2's odd IDs 1 to
+    255). An association opened for the rest takes the others."""
+    pairs = []
+    for _, meta in infos:
+        if meta is None:
+            continue
+        pair = (meta.sop_class_uid, meta.transfer_syntax_uid)
+        if pair in pairs:
+            continue
+        if 3 * (len(pairs) + 1) + 1 > acse.MAX_CONTEXTS:
+            break
+        pairs.append(pair)
+    return pairs
+
+
 def store_files(paths, host, port, log=None, **options):
-    """Send every file over as few associations as possible: a lost
-    association is re-opened for the files still to go. Yields StoreResult
-    per file, in order."""
+    """Send every file over as few associations as possible: a lost or
+    aborted association is re-opened for the files still to go. Yields a
+    StoreResult per file, in order; a file at fault is reported (with
+    object_fault) and the rest go on."""
     infos = []
     for path in paths:
         try:
             meta, _ = object_info(path)
             infos.append((path, meta))
-        except (OSError, ValueError) as err:
-            yield StoreResult(path, None, meaning="not sent: %s" % err)
+        except OSError as err:
+            infos.append((path, "cannot read its header: %s" % _reason(err)))
+        except ValueError as err:
+            infos.append((path, str(err)))
     scu = None
+    proposed = ()
     for index, (path, meta) in enumerate(infos):
-        if scu is None or not scu.usable:
-            pending = infos[index:]
+        if isinstance(meta, str):
+            yield _fault(path, None, meta)
+            continue
+        pair = (meta.sop_class_uid, meta.transfer_syntax_uid)
+        if scu is None or not scu.usable or pair not in proposed:
+            if scu is not None:
+                scu.release()
+            proposed = _pairs([i for i in infos[index:] if not isinstance(i[1], str)])
             scu = StorageSCU(host, port, log=log, **options)
             try:
-                scu.associate(sorted(set((m.sop_class_uid, m.transfer_syntax_uid) for _, m in pending)))
+                scu.associate(proposed)
             except AssociationError as err:
-                for path, meta in pending:
-                    yield StoreResult(path, meta.sop_instance_uid, meaning="not sent: %s" % err)
+                for path, meta in infos[index:]:
+                    if isinstance(meta, str):
+                        yield _fault(path, None, meta)
+                    else:
+                        yield StoreResult(path, meta.sop_instance_uid, meaning="not sent: %s" % err)
                 return
         try:
             yield scu.store(path, meta)

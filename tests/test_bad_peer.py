@@ -89,3 +89,21 @@ def test_bad_peer_ends_cleanly(reply, after_ac, tmp_path_factory):
     # Claimed lengths of up to 4 GB allocate nothing: the framer refuses
     # a length over its limit from the 6-byte header.
     assert peak < 1024 * 1024, peak
+
+
+def test_an_http_answer_is_named():
+    """A peer that answers the A-ASSOCIATE-RQ with an HTTP status line: the
+    error says the port looks like an HTTP server (firmware/net/pdu.py),
+    not only that 0x48 is no PDU type."""
+    peer = BadPeer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", False)
+    scu = StorageSCU("127.0.0.1", peer.port, timeouts=Timeouts(connect=2, acse=2, artim=0.5))
+    try:
+        scu.associate([(SOP_CLASS, TS)])
+    except AssociationError as err:
+        message = str(err)
+    else:
+        raise AssertionError("associated with an HTTP server")
+    finally:
+        scu.abort()
+    peer.thread.join(5)
+    assert "unrecognized PDU type 0x48" in message and "looks like an HTTP server, not a DICOM one" in message

@@ -1,6 +1,7 @@
 """modgate echo / store against DCMTK's storescp in its modes."""
 
 import os
+import struct
 import time
 
 import pydicom
@@ -114,3 +115,194 @@ def test_not_dicom_reported_and_others_sent(storescp, clips, tmp_path):
     assert result.returncode == 1
     assert "not a DICOM Part 10 file" in result.stdout
     assert len(scp.files()) == 1
+
+
+# -- faults of the file itself: reported with object_fault, never raised ------
+
+def _dataset_offset(data):
+    from firmware.dicom.part10 import read_file_meta
+
+    return read_file_meta(data[:65536]).dataset_offset
+
+
+def _truncated(source, folder, keep):
+    """A copy of source cut to keep of its bytes: the Pixel Data element
+    claims more than is there."""
+    data = open(source, "rb").read()
+    path = os.path.join(str(folder), "truncated-" + os.path.basename(source))
+    with open(path, "wb") as f:
+        f.write(data[:int(len(data) * keep)])
+    return path
+
+
+def _undefined_length(source, folder):
+    """A copy of source with an element of undefined length first in its
+    data set: legal in Explicit VR LE (PS3.5 7.1.2), but no Implicit VR
+    peer can take it (PS3.5 A.4), so converting it fails at once."""
+    data = open(source, "rb").read()
+    at = _dataset_offset(data)
+    element = struct.pack("<HH2sHI", 0x0008, 0x0001, b"UN", 0, 0xFFFFFFFF) + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0)
+    path = os.path.join(str(folder), "undefined-" + os.path.basename(source))
+    with open(path, "wb") as f:
+        f.write(data[:at] + element + data[at:])
+    return path
+
+
+def _head_only(source, folder):
+    path = os.path.join(str(folder), "head-" + os.path.basename(source))
+    with open(path, "wb") as f:
+        f.write(open(source, "rb").read()[:150])
+    return path
+
+
+def test_store_reports_bad_files_and_sends_the_rest(storescp, clips, tmp_path):
+    """An Implicit-only PACS (storescp +xi) and, among good files, one cut
+    short inside its pixel data (its conversion fails at the end, with most
+    of it sent: that association is aborted and a new one takes the rest),
+    one that cannot be converted at all (fails before anything of it left:
+    the association goes on) and one whose header is cut: each is reported
+    by name and in its place, the good ones all arrive."""
+    scp = storescp("+xi")
+    truncated = _truncated(clips["big"], tmp_path, 0.5)
+    undefined = _undefined_length(clips["still"], tmp_path)
+    head = _head_only(clips["word"], tmp_path)
+    paths = [clips["video"], truncated, clips["still"], undefined, clips["word"], head]
+    result = modgate("store", "127.0.0.1", str(scp.port), *paths, timeout=120)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 6, lines
+    for line, path in zip(lines, paths):
+        if path in (truncated, undefined, head):
+            assert " failure: not sent: %s: " % path in line, line
+        else:
+            assert " 0000 success" in line and "sent as Implicit VR Little Endian" in line, line
+    assert "cannot be sent as Implicit VR Little Endian: data set ends inside an element" in lines[1]
+    assert lines[1].endswith("(association aborted)")
+    assert "(0008,0001) UN of undefined length" in lines[3] and "aborted" not in lines[3]
+    assert "File Meta Information" in lines[5]
+    for name in ("video", "still", "word"):
+        received(scp, clips[name])
+    assert len(scp.files()) == 3
+
+
+def test_object_faults_keep_the_association_when_nothing_left(storescp, clips, tmp_path):
+    """StorageSCU.store itself: a file fault is a StoreResult with
+    object_fault, never an exception; the association survives when none
+    of the message had left, and is aborted (not raised) when some had."""
+    from firmware.scu import AssociationError, StoreResult
+
+    scp = storescp("+xi")
+    undefined = _undefined_length(clips["still"], tmp_path)
+    truncated = _truncated(clips["big"], tmp_path, 0.5)
+    log = []
+    scu = StorageSCU("127.0.0.1", scp.port, log=log.append)
+    scu.associate([("1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.1.2.1"),
+                   ("1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.840.10008.1.2.1"),
+                   ("1.2.840.10008.5.1.4.1.1.7.4", "1.2.840.10008.1.2.1")])
+    for path, why in ((undefined, "cannot be sent as Implicit VR Little Endian"),
+                      (_head_only(clips["still"], tmp_path), "File Meta Information runs past"),
+                      (str(tmp_path / "no-such.dcm"), "cannot open it: No such file or directory"),
+                      (str(tmp_path), "cannot open it")):
+        result = scu.store(path)
+        assert result.object_fault and result.status is None and result.category == "failure", result
+        assert result.meaning.startswith("not sent: %s: %s" % (path, why)), result.meaning
+        assert scu.usable, path
+    good = scu.store(clips["still"])
+    assert good.stored and not good.object_fault
+    result = scu.store(truncated)
+    assert result.object_fault and "(association aborted)" in result.meaning
+    assert not scu.usable and scu.sock is None
+    assert any("aborting the association" in line for line in log)
+    try:
+        scu.store(clips["video"])
+    except AssociationError:
+        pass
+    else:
+        raise AssertionError("store on an aborted association did not raise AssociationError")
+    assert StoreResult("x", None).object_fault is False
+    assert len(scp.files()) == 1
+
+
+def test_a_file_that_shrinks_while_sent(storescp, clips, tmp_path):
+    """Explicit VR all the way (storescp +xa): the file is cut while its
+    data set streams out. The SCU sees the short read, aborts the
+    association (the C-STORE-RQ was under way) and reports the file."""
+    scp = storescp("+xa")
+    path = str(tmp_path / "shrinks.dcm")
+    with open(path, "wb") as f:
+        f.write(open(clips["big"], "rb").read())
+    cut = []
+
+    def progress(sent, total):
+        if not cut:
+            os.truncate(path, os.path.getsize(path) // 2)
+            cut.append(sent)
+
+    scu = StorageSCU("127.0.0.1", scp.port, progress=progress)
+    scu.associate([("1.2.840.10008.5.1.4.1.1.7.4", "1.2.840.10008.1.2.1")])
+    result = scu.store(path)
+    assert cut
+    assert result.object_fault and "shrank while being sent" in result.meaning, result.meaning
+    assert "(association aborted)" in result.meaning and not scu.usable
+    assert scp.files() == [] or all(pydicom.dcmread(p, force=True).SOPInstanceUID is not None for p in scp.files())
+
+
+def test_echo_and_store_name_an_http_port(tmp_path, clips):
+    """A real HTTP server (python -m http.server) on the port. It answers
+    once it has a whole line: an A-ASSOCIATE-RQ with a LF in it (the length
+    of a 10-character SOP Class UID's item, 0x000A) gets its error page at
+    once, one without waits: either way the message says what to check."""
+    import subprocess
+    import sys
+
+    from tests.conftest import free_port, wait_for_port
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "http.server", "--bind", "127.0.0.1", str(port)],
+                              cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        ds = pydicom.dcmread(clips["still"])
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.3.4.56"
+        ten = str(tmp_path / "ten.dcm")
+        ds.save_as(ten)
+        store = modgate("store", "--acse-timeout", "10", "127.0.0.1", str(port), ten, timeout=60)
+        assert store.returncode == 1
+        assert "looks like an HTTP server, not a DICOM one" in store.stdout, store.stdout + store.stderr
+        echo = modgate("echo", "--acse-timeout", "2", "127.0.0.1", str(port), timeout=60)
+        assert echo.returncode == 1
+        assert "is 127.0.0.1:%d a DICOM port?" % port in echo.stdout, echo.stdout + echo.stderr
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def test_rejected_called_ae_title_names_the_setting(tmp_path):
+    """DCMTK's dcmqrscp rejects an association for a called AE title not in
+    its AE table (PS3.8 9.3.4: service-user, reason 7); the message says to
+    check --aec (the command line) and pacs.ae_title (the gateway)."""
+    import subprocess
+
+    from tests.conftest import free_port, tool, wait_for_port
+
+    port = free_port()
+    db = tmp_path / "db"
+    db.mkdir()
+    cfg = tmp_path / "dcmqrscp.cfg"
+    cfg.write_text("NetworkTCPPort = %d\nMaxPDUSize = 16384\nMaxAssociations = 4\n"
+                   "HostTable BEGIN\nHostTable END\nVendorTable BEGIN\nVendorTable END\n"
+                   "AETable BEGIN\nARCHIVE %s RW (10, 64mb) ANY\nAETable END\n" % (port, db))
+    scp = subprocess.Popen([tool("dcmqrscp"), "-c", str(cfg), "--single-process", str(port)],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        wrong = modgate("echo", "--aec", "WRONG", "127.0.0.1", str(port), timeout=60)
+        assert wrong.returncode == 1
+        assert "called-AE-title-not-recognized" in wrong.stdout
+        assert "--aec on the command line, pacs.ae_title in the gateway" in wrong.stdout, wrong.stdout
+        right = modgate("echo", "--aec", "ARCHIVE", "127.0.0.1", str(port), timeout=60)
+        assert right.returncode == 0, right.stdout + right.stderr
+    finally:
+        scp.terminate()
+        scp.wait(10)

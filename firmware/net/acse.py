@@ -53,11 +53,21 @@ class Rejection:
 
     def __str__(self):
         reason = REJECT_REASONS.get(self.source, {}).get(self.reason, "reason %d" % self.reason)
-        return "association rejected: %s, source %s, reason %s" % (
+        return "association rejected: %s, source %s, reason %s%s" % (
             REJECT_RESULTS.get(self.result, "result %d" % self.result),
             REJECT_SOURCES.get(self.source, str(self.source)),
             reason,
+            REJECT_HINTS.get((self.source, self.reason), ""),
         )
+
+
+# What to check for the rejections a setting causes. The same message goes
+# to the command line and to the gateway's log and alarms, and the net core
+# does not know which: it names both settings.
+REJECT_HINTS = {
+    (1, 3): "; check the calling AE title: --aet on the command line, station.ae_title in the gateway",
+    (1, 7): "; check the called AE title: --aec on the command line, pacs.ae_title in the gateway",
+}
 
 
 def describe_abort(source, reason):
@@ -65,6 +75,10 @@ def describe_abort(source, reason):
     if source == 2:
         text += ": " + ABORT_REASONS.get(reason, "reason %d" % reason)
     return text
+
+
+# PS3.8 9.3.2.2: presentation context IDs are odd integers from 1 to 255.
+MAX_CONTEXTS = 128
 
 
 def propose(objects):
@@ -80,8 +94,8 @@ def propose(objects):
                 continue
             seen.add((sop_class, syntax))
             context_id = 2 * len(contexts) + 1
-            if context_id > 255:
-                raise ValueError("more than 128 presentation contexts; send in several associations")
+            if len(contexts) >= MAX_CONTEXTS:
+                raise ValueError("more than %d presentation contexts; send in several associations" % MAX_CONTEXTS)
             contexts.append((context_id, sop_class, [syntax]))
     return contexts
 

@@ -163,9 +163,10 @@ class PDUFramer:
             if self._need is None:
                 if len(self._buf) < PDU_HEADER_LENGTH:
                     break
-                pdu_type, _, length = struct.unpack(">BBI", bytes(self._buf[:6]))
+                head = bytes(self._buf[:6])
+                pdu_type, _, length = struct.unpack(">BBI", head)
                 try:
-                    self._check(pdu_type, length)
+                    self._check(pdu_type, length, head)
                 except PDUError:
                     self._buf = bytearray()  # the stream is dead; keep nothing
                     raise
@@ -180,9 +181,9 @@ class PDUFramer:
             out.append((pdu_type, body))
         return out
 
-    def _check(self, pdu_type, length):
+    def _check(self, pdu_type, length, head):
         if pdu_type not in PDU_NAMES:
-            raise PDUError("unrecognized PDU type 0x%02X" % pdu_type)
+            raise PDUError("unrecognized PDU type 0x%02X%s" % (pdu_type, _not_dicom(head)))
         if pdu_type == P_DATA_TF:
             if length > self.max_pdu_length:
                 raise PDUError("P-DATA-TF of %d bytes exceeds the negotiated maximum %d" % (length, self.max_pdu_length))
@@ -193,6 +194,18 @@ class PDUFramer:
                 raise PDUError("%s of %d bytes is shorter than its fixed fields" % (PDU_NAMES[pdu_type], length))
         elif length != 4:
             raise PDUError("%s must be 4 bytes long, not %d" % (PDU_NAMES[pdu_type], length))
+
+
+def _not_dicom(head):
+    """What a stream that is no PDU stream looks like, from its first
+    bytes: the usual wrong ports. Empty if it looks like nothing known."""
+    if head[:5] == b"HTTP/" or head[:1] == b"<":
+        # An HTTP server that read the A-ASSOCIATE-RQ as a bad request
+        # answers with a status line (RFC 9112 2.1, 'HTTP/1.1 400 ...') or,
+        # taking it for HTTP/0.9, with the bare HTML of its error page.
+        return ": the peer answered in HTTP (%s); this port looks like an HTTP server, not a DICOM one" % (
+            "a status line" if head[:1] == b"H" else "an HTML page")
+    return ""
 
 
 class _Reader:
