@@ -306,3 +306,23 @@ def test_rejected_called_ae_title_names_the_setting(tmp_path):
     finally:
         scp.terminate()
         scp.wait(10)
+
+
+def test_more_sop_classes_than_one_association_can_propose(storescp, clips, tmp_path):
+    """45 SOP classes need 136 presentation contexts, more than the 128 of
+    one association (PS3.8 9.3.2.2): the batch goes over two, not a
+    traceback. storescp -pm accepts the unknown classes."""
+    scp = storescp("+xa", "-pm")
+    ds = pydicom.dcmread(clips["still"])
+    paths = []
+    for n in range(45):
+        ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID = "1.2.826.0.1.3680043.10.1.%d" % (n + 1)
+        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID = "1.2.826.0.1.3680043.10.2.%d" % (n + 1)
+        path = str(tmp_path / ("c%02d.dcm" % n))
+        ds.save_as(path)
+        paths.append(path)
+    log = []
+    results = list(store_files(paths, "127.0.0.1", scp.port, log=log.append))
+    assert [r.stored for r in results] == [True] * 45, [str(r) for r in results if not r.stored]
+    assert sum("associated with" in line for line in log) == 2
+    assert len(scp.files()) == 45
