@@ -114,10 +114,15 @@ def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, 
         values.update(series)
         values[tags.InstanceNumber] = index + 1
         tmp = os.path.join(out_dir, ".capture-%d.part" % os.getpid())
-        with open(tmp, "wb") as out:
-            encoder = capture_object(
-                out, board, frames if multiframe else 1, iod, now, values, transfer_syntax=transfer_syntax
-            )
+        try:
+            with open(tmp, "wb") as out:
+                encoder = capture_object(
+                    out, board, frames if multiframe else 1, iod, now, values, transfer_syntax=transfer_syntax
+                )
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)  # our own partial file, never a finished one
+            raise
         series = {tags.StudyInstanceUID: encoder.study_instance_uid, tags.SeriesInstanceUID: encoder.series_instance_uid}
         path = os.path.join(out_dir, encoder.sop_instance_uid + ".dcm")
         os.replace(tmp, path)
@@ -133,11 +138,23 @@ def cmd_capture(args):
     if pixel not in IODS[iod].pixel_formats:
         raise UsageError("argument --pixel: %s takes %s, not %s" % (iod, " or ".join(IODS[iod].pixel_formats), pixel))
     width, height = args.size
-    for path, _ in capture_files(
-        args.out, iod, width, height, pixel, args.frames, args.rate,
-        patient_attributes(args), TRANSFER_SYNTAXES[args.transfer_syntax],
-    ):
-        print(path)
+    import board
+
+    check_frame_size(board.load("host"), pixel, width, height)
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as err:
+        raise UsageError("argument --out: cannot make %s: %s" % (args.out, err.strerror or err))
+    try:
+        for path, _ in capture_files(
+            args.out, iod, width, height, pixel, args.frames, args.rate,
+            patient_attributes(args), TRANSFER_SYNTAXES[args.transfer_syntax],
+        ):
+            print(path)
+    except OSError as err:
+        # Not an argument's fault (a full disk, say): one line, status 1.
+        sys.stderr.write("modgate capture: cannot write into %s: %s\n" % (args.out, err))
+        return 1
     return 0
 
 
@@ -326,9 +343,80 @@ def host_port(text):
     return host, port
 
 
+def multicast_ttl(text):
+    """IPv4 TTL / IPv6 hop limit: one octet (RFC 791 3.1, RFC 8200 3)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= 255:
+        raise argparse.ArgumentTypeError("a TTL is 0 to 255, got %r" % text)
+    return value
+
+
+def resolve(host, argument):
+    """The numeric address a host name stands for (IPv4 first, as the SDP's
+    c= line and most receivers expect); UsageError naming the argument."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, None, 0, socket.SOCK_DGRAM)
+    except (OSError, UnicodeError) as err:
+        raise UsageError("argument %s: cannot resolve %r: %s" % (argument, host, getattr(err, "strerror", None) or err))
+    infos.sort(key=lambda info: info[0] != socket.AF_INET)
+    return infos[0][4][0]
+
+
+def check_frame_size(box, pixel, width, height, argument="--size"):
+    """A frame must fit the board's share of memory for one frame
+    (board.max_frame_bytes: a quarter of memory_budget_mib)."""
+    from hal.acq import frame_length
+
+    length = frame_length(pixel, width, height)
+    if length > box.max_frame_bytes:
+        raise UsageError("argument %s: a %dx%d %s frame is %.1f MiB; board %s allows %.1f MiB a frame "
+                         "(a quarter of its %d MiB memory budget)" % (
+                             argument, width, height, pixel, length / 1048576.0, box.name,
+                             box.max_frame_bytes / 1048576.0, box.memory_budget_mib))
+
+
+class Stopped(Exception):
+    """A signal asked the stream to stop while it waited."""
+
+
+class StoppableClock:
+    """A hal clock whose sleeps end early, raising Stopped, once stopped()
+    is true: the streamer sleeps until each frame's slot, which at a slow
+    frame rate is minutes or hours away, and a signal must end it within
+    STOP_SLICE_S."""
+
+    def __init__(self, clock, stopped):
+        self._clock = clock
+        self._stopped = stopped
+
+    def sleep_ns(self, ns):
+        end = self._clock.monotonic_ns() + ns
+        while True:
+            if self._stopped():
+                raise Stopped()
+            left = end - self._clock.monotonic_ns()
+            if left <= 0:
+                return
+            self._clock.sleep_ns(min(left, STOP_SLICE_NS))
+
+    def __getattr__(self, name):
+        return getattr(self._clock, name)
+
+
+STOP_SLICE_NS = 100000000  # 0.1 s: how long a signal may wait to be seen
+STOP_SLICE_S = STOP_SLICE_NS / 1e9
+
+
 def cmd_stream(args):
     """PS3.22: the board's frames as a ST 2110-20 video flow and its DICOM
-    metadata flow, paced (ST 2110-21 wide), until --frames or a signal."""
+    metadata flow, paced (ST 2110-21 wide), until --frames or a signal.
+    Every argument is checked before a datagram leaves: one line and exit
+    status 2 for one that cannot work."""
     import signal
 
     import board
@@ -339,50 +427,93 @@ def cmd_stream(args):
     try:
         box = board.load(name)
     except ValueError as err:
-        raise UsageError(str(err))
-    clock = box.open_clock()
+        raise UsageError("argument --board: %s" % err)
     width, height = args.size
+    check_frame_size(box, args.pixel, width, height)
+    video_dest = (resolve(args.dest[0], "--dest"), args.dest[1])
+    if args.meta_dest:
+        meta_dest = (resolve(args.meta_dest[0], "--meta-dest"), args.meta_dest[1])
+    elif video_dest[1] + 2 > 65535:
+        # PS3.22 gives the metadata its own flow; modgate's default is the
+        # video's port + 2 (RTP/RTCP pairs, RFC 3550 11).
+        raise UsageError("argument --dest: the metadata flow would go to port %d + 2 = %d, past 65535; "
+                         "give --meta-dest or a lower port" % (video_dest[1], video_dest[1] + 2))
+    else:
+        meta_dest = (video_dest[0], video_dest[1] + 2)
+    if meta_dest == video_dest:
+        raise UsageError("argument --meta-dest: %s:%d is the video flow's destination too" % meta_dest)
+    try:
+        os.makedirs(args.sdp_dir, exist_ok=True)
+    except OSError as err:
+        raise UsageError("argument --sdp-dir: cannot make %s: %s" % (args.sdp_dir, err.strerror or err))
+    clock = box.open_clock()
     acq = box.open_acquisition(width=width, height=height, pixel=args.pixel, rate=args.rate,
                                clock=clock, paced=False)
-    meta_dest = args.meta_dest or (args.dest[0], args.dest[1] + 2)
-    video_sink = box.open_datagram_sender(args.dest, ttl=args.ttl)
-    meta_sink = box.open_datagram_sender(meta_dest, ttl=args.ttl)
-    attributes = {}
-    if args.patient_name:
-        attributes[tags.PatientName] = args.patient_name
-    if args.patient_id:
-        attributes[tags.PatientID] = args.patient_id
-    streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, video_sink, meta_sink, clock,
-                        iod=args.iod, attributes=attributes, burst=args.burst)
-
-    os.makedirs(args.sdp_dir, exist_ok=True)
-    write_sdps(PosixStorage(args.sdp_dir), streamer, args.dest, meta_dest, args.ttl)
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    signal.signal(signal.SIGINT, lambda *_: stop.append(1))
-    log_line("streaming %dx%d %s at %s fps to %s:%d (metadata %s:%d); SDPs in %s; %d datagrams a frame, "
-             "bursts of %d (C_MAX %d)" % (acq.width, acq.height, acq.pixel, "%d/%d" % acq.rate, args.dest[0],
-                                          args.dest[1], meta_dest[0], meta_dest[1], args.sdp_dir,
-                                          streamer.schedule.npackets, streamer.schedule.burst,
-                                          streamer.schedule.cmax))
-    # One thread: the streamer's own grid paces the flow (the board is read
-    # unpaced). The next frame is read right after the last one's final burst;
-    # the time that takes is made up within the frame at the rate the
-    # ST 2110-21 bucket allows. (A second thread for the board would cost
-    # more: each burst would wait for the interpreter lock while it draws.)
-    acq.start()
-    started = time.monotonic()
     try:
-        while not stop and (args.frames is None or streamer.frames < args.frames):
-            streamer.send(acq.read().data)
+        acq.start()
+    except OSError as err:
+        raise UsageError("argument --board: board %s cannot acquire: %s" % (box.name, err))
+    sinks = []
+    try:
+        for argument, dest in (("--dest", video_dest), ("--meta-dest" if args.meta_dest else "--dest", meta_dest)):
+            try:
+                sinks.append(box.open_datagram_sender(dest, ttl=args.ttl))
+            except OverflowError as err:
+                raise UsageError("argument %s: %s" % (argument, err))
+            except OSError as err:
+                raise UsageError("argument %s: cannot send to %s port %d: %s" % (
+                    argument, dest[0], dest[1], err.strerror or err))
+        video_sink, meta_sink = sinks
+        attributes = {}
+        if args.patient_name:
+            attributes[tags.PatientName] = args.patient_name
+        if args.patient_id:
+            attributes[tags.PatientID] = args.patient_id
+        stop = []
+        streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, video_sink, meta_sink,
+                            StoppableClock(clock, lambda: bool(stop)), iod=args.iod, attributes=attributes,
+                            burst=args.burst)
+        try:
+            write_sdps(PosixStorage(args.sdp_dir), streamer, video_dest, meta_dest, args.ttl)
+        except OSError as err:
+            raise UsageError("argument --sdp-dir: cannot write the SDP files into %s: %s" % (
+                args.sdp_dir, err.strerror or err))
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+        log_line("streaming %dx%d %s at %s fps to %s:%d (metadata %s:%d); SDPs in %s; %d datagrams a frame, "
+                 "bursts of %d (C_MAX %d)" % (acq.width, acq.height, acq.pixel, "%d/%d" % acq.rate, video_dest[0],
+                                              video_dest[1], meta_dest[0], meta_dest[1], args.sdp_dir,
+                                              streamer.schedule.npackets, streamer.schedule.burst,
+                                              streamer.schedule.cmax))
+        # One thread: the streamer's own grid paces the flow (the board is
+        # read unpaced). The next frame is read right after the last one's
+        # final burst; the time that takes is made up within the frame at the
+        # rate the ST 2110-21 bucket allows. (A second thread for the board
+        # would cost more: each burst would wait for the interpreter lock
+        # while it draws.) Reads and sleeps wait in slices of STOP_SLICE_S,
+        # so a signal ends the stream whatever the frame rate (hal.acq).
+        started = time.monotonic()
+        failure = None
+        try:
+            while not stop and (args.frames is None or streamer.frames < args.frames):
+                frame = acq.read(STOP_SLICE_S)
+                if frame is not None:
+                    streamer.send(frame.data)
+        except Stopped:
+            pass
+        except OSError as err:
+            failure = "board %s: %s" % (box.name, err)
     finally:
         acq.stop()
-        video_sink.close()
-        meta_sink.close()
+        for sink in sinks:
+            sink.close()
     s = streamer.stats()
     log_line("streamed %d frames in %.1f s: %d late, %d video and %d metadata datagrams, %d dropped" % (
         s["frames"], time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],
         s["dropped_packets"]))
+    if failure:
+        log_line("stopped: %s" % failure)
+        return 1
     return 0
 
 
@@ -393,11 +524,25 @@ def cmd_console(args):
 
 
 def ae_title(text):
+    """PS3.5 6.2 AE: 1 to 16 characters, not all spaces (they are padding)."""
     try:
         encode_value("AE", text)
     except ValueError as err:
         raise argparse.ArgumentTypeError(str(err))
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an AE title is 1 to 16 characters, not all spaces: %r" % text)
     return text
+
+
+def seconds(text):
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    # "not 0 < value" also refuses NaN; a day bounds what a socket takes.
+    if not 0 < value <= 86400:
+        raise argparse.ArgumentTypeError("seconds from 0 (excluded) to 86400, got %r" % text)
+    return value
 
 
 def port_number(text):
@@ -413,6 +558,7 @@ def port_number(text):
 def scu_options(args):
     from firmware.scu import Timeouts, tls_context
 
+    resolve(args.host, "host")
     options = {
         "called_ae_title": args.aec,
         "calling_ae_title": args.aet,
@@ -420,11 +566,24 @@ def scu_options(args):
     }
     if getattr(args, "max_pdu", None):
         options["max_pdu"] = args.max_pdu
-    if args.tls:
-        try:
-            options["tls_context"] = tls_context(args.ca, args.cert, args.key, verify=not args.no_verify)
-        except (OSError, ValueError) as err:
-            raise UsageError("argument --tls: %s" % err)
+    files = (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key))
+    if not args.tls:
+        for argument, given in files + (("--no-verify", args.no_verify),):
+            if given:
+                raise UsageError("argument %s: only with --tls" % argument)
+        return options
+    if args.key and not args.cert:
+        raise UsageError("argument --key: only with --cert")
+    for argument, path in files:
+        if path:
+            try:
+                open(path, "rb").close()
+            except OSError as err:
+                raise UsageError("argument %s: cannot read %s: %s" % (argument, path, err.strerror or err))
+    try:
+        options["tls_context"] = tls_context(args.ca, args.cert, args.key, verify=not args.no_verify)
+    except (OSError, ValueError) as err:
+        raise UsageError("argument --tls: %s" % err)
     return options
 
 
@@ -511,10 +670,10 @@ def cmd_store(args):
 def add_network_arguments(p):
     p.add_argument("--aet", type=ae_title, default="MODGATE", help="calling AE title (default MODGATE)")
     p.add_argument("--aec", type=ae_title, default="ANY-SCP", help="called AE title (default ANY-SCP)")
-    p.add_argument("--connect-timeout", type=float, default=10.0, metavar="S")
-    p.add_argument("--acse-timeout", type=float, default=30.0, metavar="S")
-    p.add_argument("--dimse-timeout", type=float, default=60.0, metavar="S")
-    p.add_argument("--network-timeout", type=float, default=60.0, metavar="S")
+    p.add_argument("--connect-timeout", type=seconds, default=10.0, metavar="S")
+    p.add_argument("--acse-timeout", type=seconds, default=30.0, metavar="S")
+    p.add_argument("--dimse-timeout", type=seconds, default=60.0, metavar="S")
+    p.add_argument("--network-timeout", type=seconds, default=60.0, metavar="S")
     p.add_argument("--tls", action="store_true", help="DICOM TLS (PS3.15), TLS 1.2 or newer")
     p.add_argument("--ca", metavar="FILE", help="CA certificates to verify the peer with")
     p.add_argument("--cert", metavar="FILE", help="our certificate (for client authentication)")
@@ -541,7 +700,10 @@ def cmd_conformance(args):
     tools/conformance.py from the firmware's tables."""
     from tools.conformance import write
 
-    return write(args.format, args.out)
+    try:
+        return write(args.format, args.out)
+    except OSError as err:
+        raise UsageError("argument --out: cannot write %s: %s" % (args.out, err.strerror or err))
 
 
 def build_parser():
@@ -598,7 +760,7 @@ def build_parser():
     p.add_argument("--dest", type=host_port, required=True, metavar="HOST:PORT", help="video flow destination")
     p.add_argument("--meta-dest", type=host_port, metavar="HOST:PORT",
                    help="metadata flow destination (default: the video's host, port + 2)")
-    p.add_argument("--ttl", type=int, default=1, help="multicast TTL (default 1)")
+    p.add_argument("--ttl", type=multicast_ttl, default=1, help="multicast TTL, 0 to 255 (default 1)")
     p.add_argument("--iod", choices=("video-endoscopic", "video-photographic"), default="video-endoscopic")
     p.add_argument("--burst", type=positive_int, help="datagrams per burst (default C_MAX / 2)")
     p.add_argument("--patient-name", type=dicom_text("PN"), help="Patient's Name in the metadata")
