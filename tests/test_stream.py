@@ -4,6 +4,7 @@ with pydicom), by GStreamer's RFC 4175 depayloader, and watched at the
 interface for ST 2110-21 pacing."""
 
 import io
+import os
 import signal
 import subprocess
 import sys
@@ -213,3 +214,93 @@ def test_gateway_streams_while_it_records(tmp_path):
     assert (spool / "video.sdp").read_bytes() == video.encode()
     assert (spool / "metadata.sdp").read_bytes() == meta.encode()
     assert any("stream stopped" in line for line in gateway._recent)
+
+
+# -- the command's contract: a bad argument is one line and exit 2 ------------
+
+def _stream_cli(tmp_path, *argv, timeout=60):
+    from tests.conftest import modgate
+
+    return modgate("stream", "--frames", "2", "--size", "64x48", *argv, timeout=timeout)
+
+
+@pytest.mark.parametrize("argv,argument", [
+    (["--dest", "no-such-host.invalid:5004"], "--dest"),
+    (["--dest", "127.0.0.1:5004", "--meta-dest", "no-such-host.invalid:5006"], "--meta-dest"),
+    (["--dest", "127.0.0.1:65535"], "--dest"),  # the metadata's port + 2 would be 65537
+    (["--dest", "127.0.0.1:5004", "--meta-dest", "127.0.0.1:5004"], "--meta-dest"),
+    (["--dest", "127.0.0.1:5004", "--ttl", "256"], "--ttl"),
+    (["--dest", "127.0.0.1:5004", "--ttl", "-1"], "--ttl"),
+    (["--dest", "[ff05::1234]:5004"], "--dest"),  # IPv6 multicast with no route out of lo
+    (["--dest", "127.0.0.1:5004", "--board", "qemu_virt"], "--board"),  # V4L2 /dev/video0: not here
+    (["--dest", "127.0.0.1:5004", "--board", "nope"], "--board"),
+    (["--dest", "127.0.0.1:5004", "--size", "2898x2896"], "--size"),  # 4:2:2: 16 MiB + 5.8 KiB
+])
+def test_bad_arguments_one_line_exit_2(tmp_path, argv, argument):
+    if "qemu_virt" in argv and os.path.exists("/dev/video0"):
+        pytest.skip("this host has /dev/video0")
+    sdp_dir = tmp_path / "sdp"
+    result = _stream_cli(tmp_path, "--sdp-dir", str(sdp_dir), *argv)
+    assert result.returncode == 2, result.stdout + result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and argument in lines[0], lines
+    assert "Traceback" not in result.stderr
+    assert not (sdp_dir / "video.sdp").exists()  # nothing published for a stream that never ran
+
+
+def test_sdp_dir_that_cannot_be_made(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = _stream_cli(tmp_path, "--dest", "127.0.0.1:5004", "--sdp-dir", str(blocker / "sdp"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--sdp-dir" in lines[0] and str(blocker / "sdp") in lines[0], lines
+
+
+def test_frame_size_bounded_by_the_memory_budget(tmp_path):
+    """The host board's budget is 64 MiB, a quarter of it a frame: 16 MiB.
+    A size over it is refused with the numbers; the largest one allowed,
+    in the format that needs most memory around a frame (10-bit: the
+    board's 16-bit words and the packed pgroups), streams with the whole
+    process inside the budget."""
+    over = _stream_cli(tmp_path, "--dest", "127.0.0.1:5004", "--sdp-dir", str(tmp_path / "sdp"),
+                       "--pixel", "ycbcr422-10", "--size", "2048x2050")
+    assert over.returncode == 2
+    assert "16.0 MiB" in over.stderr and "64 MiB memory budget" in over.stderr, over.stderr
+    port = _free_rtp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "stream", "--pixel", "ycbcr422-10",
+                             "--size", "2048x2048", "--rate", "1000", "--frames", "5",
+                             "--dest", "127.0.0.1:%d" % port, "--sdp-dir", str(tmp_path / "sdp")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode()
+    assert proc.returncode == 0, err
+    peak_mib = usage.ru_maxrss / 1024.0  # Linux: KiB
+    assert peak_mib <= 64, "peak RSS %.1f MiB over the 64 MiB budget" % peak_mib
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_slow_stream_at_once(tmp_path, sig):
+    """One frame an hour: the stream waits for the next frame's slot, and a
+    signal still ends it within a second, exit 0, with its summary."""
+    port = _free_rtp_port()
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "stream", "--size", "64x48",
+                             "--rate", "1/3600", "--dest", "127.0.0.1:%d" % port, "--sdp-dir", str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stderr.readline()
+        assert "streaming 64x48" in line, line
+        time.sleep(0.5)  # into the wait for the frame's slot
+        sent = time.monotonic()
+        proc.send_signal(sig)
+        proc.wait(10)
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    rest = proc.stderr.read()
+    assert proc.returncode == 0, rest
+    assert took < 1.0, "stopped %.2f s after the signal" % took
+    assert "streamed " in rest and "Traceback" not in rest
