@@ -65,3 +65,23 @@ def test_demo_check_finds_a_changed_pixel(tmp_path):
     path.write_bytes(bytes(data))
     assert check_clip(str(path), clip, Pattern("rgb8", 16, 8)) == ["pixel data differs from the pattern"]
     assert "3 frames, expected 1" in check_clip(str(path), Clip("x", encoder.sop_instance_uid, 0, 1, 1), Pattern("rgb8", 16, 8))[0]
+
+
+def test_out_that_cannot_be_made(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    result = modgate("capture", "--frames", "1", "--out", str(blocker / "out"))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--out" in lines[0] and "Traceback" not in result.stderr, lines
+
+
+def test_frame_size_bounded_by_the_memory_budget(tmp_path):
+    """The host board's 64 MiB budget, a quarter of it a frame: a frame of
+    60000x60000 rgb8 (10 GiB) is refused with the numbers before any
+    memory is taken for it."""
+    result = modgate("capture", "--frames", "1", "--size", "60000x60000", "--out", str(tmp_path), timeout=60)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--size" in lines[0] and "16.0 MiB" in lines[0], lines
+    assert not list(tmp_path.iterdir())
