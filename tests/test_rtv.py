@@ -5,6 +5,7 @@ import os
 import socket
 import struct
 import subprocess
+import sys
 import time
 
 import pytest
@@ -13,7 +14,7 @@ from firmware.rtv.rtp import frame_timestamp, rtp_header
 from firmware.rtv.sdp import video_sdp
 from firmware.rtv.st2110_20 import MAX_DATAGRAM, Packetizer, equal_segment, pack_10bit, unpack_10bit
 from hal.acq.sim import Pattern
-from tests.conftest import tool
+from tests.conftest import ROOT, tool
 
 SAMPLING = {"ycbcr422": "YCbCr-4:2:2", "rgb8": "RGB"}
 PGROUP = {"ycbcr422": (4, 2), "rgb8": (3, 1)}
@@ -272,3 +273,65 @@ def test_receiver_counts_what_is_lost():
     for d in payloads[0] + payloads[2]:  # frame 1's payload is lost whole
         receiver.feed(d)
     assert (receiver.frames, receiver.lost) == (2, len(payloads[1]))
+
+
+def test_receiver_joining_mid_frame_reports_joined():
+    """A receiver started while a stream runs gets the frame under way from
+    its middle: that first frame is "joined", not incomplete, and the
+    report stays ok. A frame cut short later still counts as incomplete,
+    and one joined exactly at a frame's start is simply complete."""
+    from tools.rtv_receiver import VideoFlow
+
+    width, height, rate = 64, 32, (30, 1)
+    pattern = Pattern("rgb8", width, height)
+    pk = Packetizer(width, height, "RGB")
+    frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(4)]
+    half = len(frames[0]) // 2
+    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    for d in frames[0][half:] + frames[1] + frames[2]:
+        flow.feed(d, 0)
+    assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 0, 0)
+    for d in frames[3][:1] + frames[3][2:]:  # a datagram lost from a later frame
+        flow.feed(d, 0)
+    assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 1, 1)
+    assert flow.timestamp_errors == 0
+
+    on_time = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    for d in frames[1] + frames[2]:
+        on_time.feed(d, 0)
+    assert (on_time.joined, on_time.frames, on_time.incomplete) == (0, 2, 0)
+
+    # a loss inside the first frame is a loss, not a join
+    lossy = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    for d in frames[0][half:half + 1] + frames[0][half + 2:] + frames[1]:
+        lossy.feed(d, 0)
+    assert (lossy.joined, lossy.frames, lossy.incomplete, lossy.lost) == (0, 1, 1, 1)
+
+
+def test_receiver_command_after_a_late_join(tmp_path):
+    """python -m tools.rtv_receiver, given the SDP and datagrams over
+    loopback that begin in the middle of a frame: it prints "joined 1" and
+    "ok", exit 0."""
+    width, height, rate = 64, 32, (30, 1)
+    port = _free_rtp_port()
+    (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
+    proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
+                             "--frames", "3", "--seconds", "20"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pattern = Pattern("rgb8", width, height)
+    pk = Packetizer(width, height, "RGB")
+    frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(5)]
+    try:
+        time.sleep(1.5)  # let it bind
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for k, datagrams in enumerate(frames):
+                for d in datagrams[len(datagrams) // 2:] if k == 0 else datagrams:
+                    sock.sendto(d, ("127.0.0.1", port))
+                time.sleep(rate[1] / rate[0])
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "joined 1" in out and "incomplete 0" in out and out.strip().endswith("ok"), out

@@ -5,6 +5,9 @@ firmware.rtv.metadata.PACKETIZATION_RULE), and reports:
 
 - loss: per flow, datagrams missing from the 32-bit extended (video) or
   16-bit (metadata) sequence numbers, and frames incomplete because of it;
+  a receiver that joins a running stream mid-frame sees that first frame
+  from its middle on: it is counted as "joined", not as incomplete (no
+  datagram of it went missing while the receiver listened);
 - continuity: RTP timestamps that change inside a frame or step between
   frames by other than the frame period; metadata frames whose timestamp
   matches no video frame;
@@ -91,6 +94,7 @@ class VideoFlow:
         self.lost = 0
         self.frames = 0
         self.incomplete = 0
+        self.joined = 0  # 0 or 1: a first frame whose start came before we listened
         self.timestamp_errors = 0
         self.step = CLOCK_RATE * rate[1] / rate[0]
         self.peak = 0.0
@@ -101,6 +105,7 @@ class VideoFlow:
         self._last_ts = None
         self._filled = 0
         self._broken = False
+        self._from_top = False  # the frame's first datagram we got begins at line 0, offset 0
         self._arrivals = [] if keep_arrivals else None
         self._frame_arrivals = []
 
@@ -133,6 +138,10 @@ class VideoFlow:
             srds.append((length, line & 0x7FFF, offset & 0x7FFF))
             if not offset & 0x8000:
                 break
+        if len(self._frame_arrivals) == 1:
+            # RFC 4175 4.3: the frame's first datagram starts at line 0,
+            # offset 0 (ST 2110-20 sends lines in order).
+            self._from_top = srds[0][1] == 0 and srds[0][2] == 0
         for length, line, offset in srds:
             at = line * self.row + offset * self.pgroup // self.xinc
             if line >= self.height or at + length > len(self.frame) or pos + length > len(payload):
@@ -146,6 +155,9 @@ class VideoFlow:
 
     def _end_frame(self, marker):
         complete = marker and not self._broken and self._filled == len(self.frame)
+        # A late join: the first frame, nothing lost inside it while we
+        # listened, its start before our first datagram.
+        joined = not complete and self._last_ts is None and not self._broken and not self._from_top
         if self._last_ts is not None:
             step = (self._ts - self._last_ts) & 0xFFFFFFFF
             frames = round(step / self.step)
@@ -164,11 +176,14 @@ class VideoFlow:
                 if self.depth == 10:
                     data = unpack_10bit(data)
                 self.on_frame(self._ts, data)
+        elif joined:
+            self.joined += 1
         else:
             self.incomplete += 1
         self._frame_arrivals = []
         self._filled = 0
         self._broken = False
+        self._from_top = False
         self._ts = None
 
     def cmax(self):
@@ -364,7 +379,7 @@ class Receiver:
         v, m = self.video, self.meta
         out = {
             "video": {"packets": v.packets, "lost": v.lost, "frames": v.frames, "incomplete": v.incomplete,
-                      "timestamp_errors": v.timestamp_errors, "packets_per_frame": v.npackets,
+                      "joined": v.joined, "timestamp_errors": v.timestamp_errors, "packets_per_frame": v.npackets,
                       "cinst_peak": round(v.peak, 2), "cmax": v.cmax()},
         }
         ok = v.lost == 0 and v.incomplete == 0 and v.timestamp_errors == 0 and v.peak <= v.cmax()
