@@ -494,11 +494,13 @@ def cmd_stream(args):
         # so a signal ends the stream whatever the frame rate (hal.acq).
         started = time.monotonic()
         failure = None
+        sent = 0  # frames whose every datagram left (a stop may cut the last one short)
         try:
-            while not stop and (args.frames is None or streamer.frames < args.frames):
+            while not stop and (args.frames is None or sent < args.frames):
                 frame = acq.read(STOP_SLICE_S)
                 if frame is not None:
                     streamer.send(frame.data)
+                    sent += 1
         except Stopped:
             pass
         except OSError as err:
@@ -509,7 +511,7 @@ def cmd_stream(args):
             sink.close()
     s = streamer.stats()
     log_line("streamed %d frames in %.1f s: %d late, %d video and %d metadata datagrams, %d dropped" % (
-        s["frames"], time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],
+        sent, time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],
         s["dropped_packets"]))
     if failure:
         log_line("stopped: %s" % failure)
