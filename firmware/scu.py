@@ -12,11 +12,12 @@ file. After a timeout or an error in the middle of a message the association
 is aborted and never reused.
 
 Faults are kept apart by what caused them. A fault of the file itself (it
-cannot be opened or read, its header is not Part 10, it is truncated or
-cannot be converted for an Implicit-only peer, it shrank while being sent)
-never raises: store() returns a StoreResult with object_fault True, after
-aborting the association if the C-STORE was under way (a message cannot be
-taken back half sent, PS3.8 9.3.5, so A-ABORT is the only way to end it).
+cannot be opened or read, its header is not Part 10 or its UIDs are no
+UIDs, it is cut short or cannot be converted for an Implicit-only peer, it
+shrank while being sent) never raises: store() returns a StoreResult with
+object_fault True. If nothing of that C-STORE had left, the association
+goes on; if some had, it is aborted (a message half sent cannot be taken
+back: A-ABORT, PS3.8 7.3, is the only way to end it) and usable is False.
 Sending that file again will fail the same way. A fault of the association
 (the peer aborts, a timeout, the connection drops) raises AssociationError.
 """
