@@ -150,7 +150,12 @@ def cmd_capture(args):
             args.out, iod, width, height, pixel, args.frames, args.rate,
             patient_attributes(args), TRANSFER_SYNTAXES[args.transfer_syntax],
         ):
-            print(path)
+            print(path, flush=True)
+    except BrokenPipeError:
+        # The reader of our output went away (| head -1): nothing to say to
+        # it. Python would complain again at exit flushing stdout.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except OSError as err:
         # Not an argument's fault (a full disk, say): one line, status 1.
         sys.stderr.write("modgate capture: cannot write into %s: %s\n" % (args.out, err))
