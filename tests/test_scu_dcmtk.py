@@ -270,9 +270,12 @@ def test_echo_and_store_name_an_http_port(tmp_path, clips):
         store = modgate("store", "--acse-timeout", "10", "127.0.0.1", str(port), ten, timeout=60)
         assert store.returncode == 1
         assert "looks like an HTTP server, not a DICOM one" in store.stdout, store.stdout + store.stderr
+        # C-ECHO's request has no LF today (its lengths are fixed by the
+        # implementation's identity): the server waits, the ACSE timeout asks
         echo = modgate("echo", "--acse-timeout", "2", "127.0.0.1", str(port), timeout=60)
         assert echo.returncode == 1
-        assert "is 127.0.0.1:%d a DICOM port?" % port in echo.stdout, echo.stdout + echo.stderr
+        assert ("is 127.0.0.1:%d a DICOM port?" % port in echo.stdout
+                or "looks like an HTTP server" in echo.stdout), echo.stdout + echo.stderr
     finally:
         server.terminate()
         server.wait(10)
