@@ -46,7 +46,7 @@ class Alarms:
 def hint_for(message):
     """What to check for an association fault, from its message (the
     rejection reasons of PS3.8 9.3.4 and the transport's errors)."""
-    text = message.lower()
+    text = message.lower().replace("-", " ").replace("_", " ")
     if "called ae" in text:
         return "check pacs.ae_title: the PACS does not know that called AE title"
     if "calling ae" in text:

@@ -26,7 +26,7 @@ from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, generate_uid
 from firmware.log import Log
 from firmware.net import dimse
 from firmware.scu import AssociationError, StorageSCU, Timeouts, object_info, tls_context
-from firmware.spool import Spool, SpoolFull
+from firmware.spool import Spool, SpoolFull, check_root
 from hal.acq import frame_length
 
 
@@ -315,12 +315,19 @@ class Gateway:
         return acq
 
     def _idle_read(self, acq):
+        """One frame read and dropped (the stream still gets it), at most at
+        the frame rate: a device that hands frames out at once (the
+        simulated board unpaced) must not spin a core while idle."""
+        started = time.monotonic()
         try:
             frame = acq.read(READ_SLICE_S)
         except OSError as err:
             raise AcquisitionLost(str(err))
         if frame is not None:
             self._last_sequence = frame.sequence
+        left = min(acq.rate[1] / acq.rate[0], READ_SLICE_S) - (time.monotonic() - started)
+        if left > 0.001:
+            self._stop.wait(left)
 
     def _place(self, cfg, acq):
         """Study, series and instance number for a clip starting now."""
@@ -693,6 +700,8 @@ class ConsoleSystem:
                 lines.append("link       %s unknown: %s" % (self.nic.name, err))
         if not g.configured:
             state = "off: no configuration saved yet (set, then save)"
+        elif g._recorder_done.is_set():
+            state = "done (clip.count reached)"
         elif g.recording:
             state = "on"
         else:
@@ -821,7 +830,12 @@ class ConsoleSystem:
         """Raise ConfigError unless values can apply on this box: what the
         schema cannot know (the board's frame format and memory, TLS files
         that exist and parse, a spool folder that is the spool's)."""
-        check_applicable(values, self.gateway.board, self.gateway.storage)
+        g = self.gateway
+        check_applicable(values, g.board, g.storage)
+        if g.storage is None:
+            problem = check_root(g.board.open_storage(values["spool.root"]))
+            if problem:
+                raise ConfigError("spool.root", problem)
 
     def apply(self, values):
         """A saved configuration takes effect: PACS settings on the next
@@ -873,7 +887,8 @@ def storage_scu(cfg, tls, log=None):
 
 def check_applicable(cfg, board, storage=None):
     """Raise ConfigError unless cfg can run on board: the checks the schema
-    cannot make alone. storage: the spool folder in use (not checked again)."""
+    cannot make alone. storage: the spool folder in use, when the box runs
+    (at start-up the spool itself checks its folder)."""
     acq = board.data["acquisition"]
     pixel = cfg["acquisition.pixel"] or acq["pixel"]
     width = cfg["acquisition.width"] or acq["width"]
@@ -893,13 +908,14 @@ def check_applicable(cfg, board, storage=None):
         except (OSError, ValueError) as err:
             raise ConfigError("pacs.ca", "the TLS files do not load: %s" % err)
     root = cfg["spool.root"]
-    if storage is None or (root is not None and storage.path("") != board.open_storage(root).path("")):
-        try:
-            check_root = getattr(Spool, "check_root", None)  # TODO(spool): wire once it exists
-            if check_root is not None:
-                check_root(board.open_storage(root))
-        except (OSError, ValueError) as err:
-            raise ConfigError("spool.root", str(err))
+    if storage is not None:
+        # A new spool folder (the one in use is not checked again): it
+        # must be empty or modgate's own, never a folder with others' files.
+        candidate = board.open_storage(root)
+        if candidate.path("") != storage.path(""):
+            problem = check_root(candidate)
+            if problem:
+                raise ConfigError("spool.root", problem)
 
 
 def _acquisition_settings(cfg):
