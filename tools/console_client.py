@@ -44,7 +44,7 @@ POLL_S = 0.05  # serial read timeout: how often the loops look at their deadline
 SETTLE_S = 0.3  # quiet time after waking the box before trusting its last prompt
 # Commands that end the session: the box answers with this line and shows
 # no prompt (firmware/console/shell.py: logout sleeps, reboot restarts).
-SESSION_ENDS = {"logout": "logged out", "reboot": "rebooting"}
+SESSION_ENDS = {"logout": "logged out", "reboot": "rebooting", "poweroff": "powering off"}
 MAX_PASSWORD_PROMPTS = 4  # new + repeat, with room for one reprint; then give up
 PASSWORD_ENV = "MODGATE_CONSOLE_PASSWORD"
 
