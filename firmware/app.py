@@ -33,6 +33,8 @@ from hal.acq import frame_length
 # Seconds the recorder waits for a frame before it looks at its stop and
 # start signals again, whatever the frame rate (hal.acq read(timeout_s)).
 READ_SLICE_S = 0.2
+# The share of spool.max_bytes past which the spool is nearly full (an alarm).
+NEARLY_FULL = 0.9
 # Room reserved in the spool for an object's header besides its frames.
 HEADER_ALLOWANCE = 64 * 1024
 ACQUISITION_KEYS = ("acquisition.width", "acquisition.height", "acquisition.pixel", "acquisition.rate",
@@ -279,9 +281,7 @@ class Gateway:
                     self.alarms.clear("acquisition")
                 count = cfg["clip.count"]
                 if count and done >= count:
-                    self._recorder_done.set()
-                    self._idle_read(acq)
-                    continue
+                    break  # the finally below closes the device and sets _recorder_done
                 if not self.recording:
                     # Idle between clips: keep the device drained, so that a
                     # clip starts with the frame of the start command.
@@ -406,9 +406,28 @@ class Gateway:
         self.log("recorder: clip %d (%d frames) of %s queued as %s, SOP Instance UID %s" % (
             clip.instance_number, clip.frames, cfg["patient.id"] or "(no patient ID)", name, clip.sop_instance_uid))
         self._queued.set()
+        self._check_space()
         if failure:
             raise AcquisitionLost(failure[0])
         return True
+
+    def _check_space(self):
+        """The alarm before the refusal: the spool past NEARLY_FULL of
+        spool.max_bytes, or the disk's free space under twice
+        spool.min_free_bytes, so that someone looks at the PACS before
+        recording stops."""
+        spool = self.spool
+        try:
+            free = spool.storage.free_bytes()
+        except OSError:
+            return
+        used = spool.used_bytes()
+        if used >= NEARLY_FULL * spool.max_bytes or free < 2 * spool.min_free_bytes:
+            self.alarms.set("spool space", "spool nearly full: %d of %d bytes used (spool.max_bytes), %d bytes free "
+                            "on the disk (spool.min_free_bytes %d)" % (used, spool.max_bytes, free, spool.min_free_bytes),
+                            "check that the PACS takes objects (status: last send)")
+        elif used < (NEARLY_FULL - 0.05) * spool.max_bytes and free >= 2 * spool.min_free_bytes:
+            self.alarms.clear("spool space")
 
     # -- PS3.22 streaming, fed by the recorder ------------------------------
     def _stream_frame(self, acq, frame):
@@ -614,6 +633,7 @@ class Gateway:
                 elif DISPOSITION[result.category][0] == "stored":
                     spool.stored(name)
                     self.stored += 1
+                    self._check_space()
                     self.log("sender: %s stored (%s)" % (name, result))
                 else:
                     self.log("sender: %s not stored: %s" % (name, result))
@@ -782,6 +802,8 @@ class ConsoleSystem:
             return "streaming stopped" if g.live is not None else "not streaming"
         if g.storage is None:
             return "error: no spool folder to write the SDP files into: %s" % (g.alarms.text("spool") or "see status")
+        if g._recorder_done.is_set():
+            return "error: the recorder has stopped (clip.count reached): no frames to stream"
         g.start_streaming()
         return "streaming to %s:%d, metadata to %s:%d; SDPs in %s" % (
             cfg["rtv.host"], cfg["rtv.port"], cfg["rtv.host"], cfg["rtv.metadata_port"], g.storage.path(""))

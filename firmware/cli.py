@@ -705,8 +705,13 @@ def max_pdu(text):
 def cmd_conformance(args):
     """The DICOM Conformance Statement (PS3.2), generated host-side by
     tools/conformance.py from the firmware's tables."""
-    from tools.conformance import write
+    from tools.conformance import update_readme, write
 
+    if args.readme:
+        try:
+            return update_readme(args.readme)
+        except OSError as err:
+            raise UsageError("argument --readme: %s: %s" % (args.readme, err.strerror or err))
     try:
         return write(args.format, args.out)
     except OSError as err:
@@ -789,6 +794,7 @@ def build_parser():
     p = sub.add_parser("conformance", help="write the DICOM Conformance Statement, generated from the code's tables")
     p.add_argument("--format", choices=("md", "html"), default="md", help="Markdown (default) or HTML")
     p.add_argument("--out", metavar="FILE", help="write to FILE (default: standard output)")
+    p.add_argument("--readme", metavar="FILE", help="instead: rewrite the configuration key table in FILE (README.md)")
     p.set_defaults(func=cmd_conformance)
 
     # The emulated box (host side, CPython only): tools/image, tools/qemu.

@@ -160,3 +160,17 @@ def test_both_formats_generate_and_html_is_well_formed(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == conformance.generate("md")
     assert result.stdout.startswith("# modgate DICOM Conformance Statement")
+
+
+def test_readme_key_table_is_fresh(tmp_path):
+    """The README's table of configuration keys is generated from SCHEMA,
+    like the statement: a key added, removed or re-explained without
+    regenerating it fails here."""
+    readme = os.path.join(ROOT, "README.md")
+    copy = tmp_path / "README.md"
+    copy.write_text(open(readme, encoding="utf-8").read(), encoding="utf-8")
+    assert conformance.update_readme(str(copy)) == 0
+    assert copy.read_text(encoding="utf-8") == open(readme, encoding="utf-8").read(), (
+        "README.md's configuration key table is stale: run `modgate conformance --readme README.md`")
+    for key in config.SCHEMA:
+        assert "| `%s` |" % key in copy.read_text(encoding="utf-8")

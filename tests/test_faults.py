@@ -475,3 +475,94 @@ def test_save_writes_nothing_that_cannot_apply_and_a_bad_start_still_opens_the_c
     finally:
         assert gw.stop() == 0
     assert json.loads(open(gw.config).read()).get("pacs", {}).get("tls") is None
+
+
+# -- one gateway through a list of faults ------------------------------------------
+
+def uids_in(folder):
+    found = set()
+    if os.path.isdir(folder):
+        for name in os.listdir(folder):
+            try:
+                found.add(pydicom.dcmread(os.path.join(folder, name), stop_before_pixels=True).SOPInstanceUID)
+            except Exception:
+                pass
+    return found
+
+
+def test_fault_injection_keeps_every_committed_object(tmp_path, clips):
+    """One gateway, recording all along (a clip every few tenths of a
+    second), is put through faults one after another: the PACS down, the
+    PACS killed and restarted, a poison object in the queue, the queue
+    unreadable, the called AE title refused. After each: the gateway is
+    alive, status names the fault, and every clip it committed is in
+    queue/, in quarantine/ or delivered: none lost."""
+    port = free_port()
+    spool_dir = str(tmp_path / "spool")
+    storage = FlakyStorage(spool_dir)
+    FlakyStorage.broken = False
+    box = board.load("host")
+    box.open_storage = lambda root=None: storage
+    cfg = settings(tmp_path, port, "ANY-SCP", **{"clip.count": 0, "clip.frames": 3, "acquisition.paced": True,
+                                                  "spool.max_failures": 2})
+    gateway = Gateway(cfg, box)
+    system = ConsoleSystem(gateway)
+    delivered = set()
+    scp = None
+
+    def check(fault, alarm):
+        assert wait_for(lambda: any(line.startswith("ALARM") and (" %s:" % alarm) in line
+                                    for line in system.status()), 30), (fault, system.status())
+        assert runner.is_alive(), fault
+        committed = set(c.sop_instance_uid for c in gateway.clips)
+        here = uids_in(os.path.join(spool_dir, "queue")) | uids_in(os.path.join(spool_dir, "quarantine"))
+        got = delivered | (uids_in(scp.out_dir) if scp else set())
+        # an object being stored right now may be in both; none may be in neither
+        assert committed <= here | got, (fault, committed - here - got)
+
+    def start_scp():
+        return Storescp(tmp_path / ("rx%d" % len(delivered)), "+xa", port=port)
+
+    try:
+        with running(gateway) as runner:
+            check("PACS down", "pacs")
+            scp = start_scp()
+            assert wait_for(lambda: len(scp.files()) >= 2, 30)
+            scp.stop()  # killed in the middle of whatever it was doing
+            delivered |= uids_in(scp.out_dir)
+            scp = None
+            check("PACS killed", "pacs")
+            scp = start_scp()
+            shutil.copy(poison(tmp_path, clips["video"]), os.path.join(spool_dir, "queue", "000000009999.dcm"))
+            check("poison object", "quarantine")
+            FlakyStorage.broken = True
+            check("queue unreadable", "queue")
+            FlakyStorage.broken = False
+            gateway.cfg = dict(gateway.cfg, **{"pacs.ae_title": "WRONG"})
+            scp.stop()
+            delivered |= uids_in(scp.out_dir)
+            from pynetdicom import AE, AllStoragePresentationContexts
+
+            ae = AE(ae_title="REALPACS")
+            ae.require_called_aet = True
+            for context in AllStoragePresentationContexts:
+                ae.add_supported_context(context.abstract_syntax)
+            server = ae.start_server(("127.0.0.1", port), block=False)
+            try:
+                scp = None
+                check("called AE title refused", "pacs")
+            finally:
+                server.shutdown()
+            gateway.cfg = dict(gateway.cfg, **{"pacs.ae_title": "ANY-SCP"})
+            scp = start_scp()
+            gateway.stop_recording()
+            assert wait_for(lambda: not gateway.spool.pending(), 60), system.status()
+        delivered |= uids_in(scp.out_dir)
+    finally:
+        FlakyStorage.broken = False
+        if scp is not None:
+            scp.stop()
+    committed = set(c.sop_instance_uid for c in gateway.clips)
+    assert len(committed) >= 5
+    assert committed <= delivered, committed - delivered
+    assert len(gateway.spool.quarantined()) == 1
