@@ -113,9 +113,10 @@ class Gateway:
     records nothing, whatever the clip policy, until the console saves one).
     keep_going: with a console to fix things from, a fault that stops the
     box working (no spool, no acquisition device) is an alarm and a retry;
-    without one, run() ends and `fatal` says why."""
+    without one, run() ends and `fatal` says why. open_spool: False while
+    the configuration cannot apply (the console's save opens it)."""
 
-    def __init__(self, cfg, board, log=None, configured=True, keep_going=False):
+    def __init__(self, cfg, board, log=None, configured=True, keep_going=False, open_spool=True):
         self.cfg = cfg
         self.board = board
         self.log = Log(log)
@@ -140,7 +141,8 @@ class Gateway:
         self._tls = None
         self.spool = None
         self.storage = None
-        self._open_spool(cfg)
+        if open_spool:
+            self._open_spool(cfg)
         if cfg["pacs.tls"]:
             try:
                 self._tls = tls_context(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
@@ -933,9 +935,9 @@ def check_applicable(cfg, board, storage=None):
     if storage is not None:
         # A new spool folder (the one in use is not checked again): it
         # must be empty or modgate's own, never a folder with others' files.
-        candidate = board.open_storage(root)
-        if candidate.path("") != storage.path(""):
-            problem = check_root(candidate)
+        wanted = root if root is not None else board.data["storage"]["root"]
+        if wanted != storage.root:
+            problem = check_root(board.open_storage(wanted))
             if problem:
                 raise ConfigError("spool.root", problem)
 

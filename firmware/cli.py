@@ -237,22 +237,23 @@ def cmd_run(args):
 
     path = args.config or DEFAULT_CONFIG
     exists = os.path.exists(path)
-    problem = None
-    try:
-        cfg = config.load(path if args.config or exists else None)
-        box = board.load(cfg["board"])
-        check_applicable(cfg, box)
-    except ValueError as err:
-        if not args.console:
-            raise UsageError(str(err))
-        problem = str(err)
-        cfg = config.defaults()
-        box = board.load(cfg["board"])
+    cfg, problem = config.salvage(path if args.config or exists else None)
+    box = board.load(cfg["board"])
+    if problem is None:
+        try:
+            check_applicable(cfg, box)
+        except ValueError as err:
+            problem = err
+    if problem is not None and not args.console:
+        raise UsageError(str(problem))
     configured = exists and problem is None
-    gateway = Gateway(cfg, box, log=log_line, configured=configured, keep_going=bool(args.console))
-    if problem:
+    # A configuration that cannot apply opens no spool (where it is may be
+    # what is wrong): nothing is recorded or sent until a save applies one.
+    gateway = Gateway(cfg, box, log=log_line, configured=configured, keep_going=bool(args.console),
+                      open_spool=problem is None)
+    if problem is not None:
         gateway.alarms.set("config", "%s not applied: %s" % (path, problem),
-                           "running on the defaults with recording off: fix the key on the console and save")
+                           "nothing is recorded or sent: fix the key on the console and save")
     elif not configured:
         log_line("no configuration (%s): recording off until one is saved from the console" % path)
     signal.signal(signal.SIGTERM, lambda *_: gateway.stop())

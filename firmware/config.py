@@ -287,7 +287,43 @@ def load(path=None, text=None):
     """The full configuration (defaults overlaid with the file), as a flat
     dict of dotted keys. Raises ConfigError; a problem with the file as a
     whole (unreadable, not UTF-8, not JSON, absurdly nested) names it."""
+    values, problem = salvage(path, text)
+    if problem is not None:
+        raise problem
+    return values
+
+
+def salvage(path=None, text=None):
+    """(values, first ConfigError or None): the file's keys that pass their
+    checks over the defaults, the others left at their defaults. For a
+    console that must open on a configuration that cannot apply, so that
+    the technician edits what the file says, not the defaults."""
+    try:
+        tree = _read(path, text)
+    except ConfigError as err:
+        return defaults(), err
     values = defaults()
+    problem = None
+    try:
+        flat = flatten(tree)
+    except ConfigError as err:
+        return values, err
+    for key, value in flat.items():
+        try:
+            check(key, value)
+            values[key] = value
+        except ConfigError as err:
+            problem = problem or err
+    if problem is None:
+        try:
+            validate(values)
+        except ConfigError as err:
+            problem = err
+    return values, problem
+
+
+def _read(path, text):
+    """The file's JSON tree ({} for none)."""
     where = path or "the configuration"
     if path is not None:
         try:
@@ -308,11 +344,8 @@ def load(path=None, text=None):
             raise ConfigError("(file)", "%s is not valid JSON: %s" % (where, err))
         except RuntimeError:  # RecursionError on CPython
             raise ConfigError("(file)", "%s is nested too deeply to be a configuration" % where)
-        for key, value in flatten(tree).items():
-            check(key, value)
-            values[key] = value
-    validate(values)
-    return values
+        return tree
+    return {}
 
 
 def validate(values):
