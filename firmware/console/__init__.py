@@ -2,25 +2,10 @@
 (shell.py), both sans-I/O, and here the small I/O side that joins them to a
 UART from hal.uart (or MicroPython's machine.UART: read, write)."""
 
+from firmware.config import write_atomic
+
 PASSWORD_FILE = "console.passwd"
 LOCKOUT_FILE = "console.lockout"  # login failures and the lock, beside the record
-
-
-def replace_file(storage, name, data):
-    """name's content becomes data, all or nothing, even across a power
-    cut: a new file, fsynced, renamed over the old one (rename is atomic;
-    the storage fsyncs the directory after it). An error leaves the old
-    file as it was."""
-    temp = name + ".new"
-    if storage.exists(temp):
-        storage.remove(temp)
-    f = storage.open_new(temp)
-    try:
-        f.write(data)
-        storage.sync(f)
-    finally:
-        f.close()
-    storage.rename(temp, name)
 
 
 class PasswordFile:
@@ -40,7 +25,7 @@ class PasswordFile:
             return f.read().decode().strip() or None
 
     def set(self, record):
-        replace_file(self.storage, self.name, record.encode() + b"\n")
+        write_atomic(self.storage, self.name, record.encode() + b"\n")
 
     def lockout(self):
         """(failures, lock length in ms); (0, 0) when none is kept. A
@@ -54,7 +39,7 @@ class PasswordFile:
         return int(words[0]), int(words[1])
 
     def set_lockout(self, failures, locked_ms):
-        replace_file(self.storage, self.lockout_name, ("%d %d\n" % (failures, locked_ms)).encode())
+        write_atomic(self.storage, self.lockout_name, ("%d %d\n" % (failures, locked_ms)).encode())
 
 
 def serve(uart, console, clock, idle_logout_s, stopped):
