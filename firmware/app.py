@@ -405,8 +405,8 @@ class Gateway:
         self.alarms.clear("recorder")
         clip = Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, attributes[tags.InstanceNumber])
         self.clips.append(clip)
-        self.log("recorder: clip %d (%d frames) of %s queued as %s, SOP Instance UID %s" % (
-            clip.instance_number, clip.frames, cfg["patient.id"] or "(no patient ID)", name, clip.sop_instance_uid))
+        self.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s, patient ID %s" % (
+            clip.instance_number, clip.frames, name, clip.sop_instance_uid, cfg["patient.id"] or "(none)"))
         self._queued.set()
         self._check_space()
         if failure:
