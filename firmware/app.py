@@ -258,8 +258,8 @@ class Gateway:
     def record(self):
         acq = None
         opened_with = None
-        done = 0  # clips recorded by this thread
         failures = 0
+        self._recorder_done.clear()  # a restart after a fault (_guard) goes on
         try:
             while not self._stop.is_set():
                 cfg = self.cfg  # what is in force now: a saved change applies from the next clip
@@ -282,16 +282,15 @@ class Gateway:
                     failures = 0
                     self.alarms.clear("acquisition")
                 count = cfg["clip.count"]
-                if count and done >= count:
+                if count and len(self.clips) >= count:
                     break  # the finally below closes the device and sets _recorder_done
-                if not self.recording:
-                    # Idle between clips: keep the device drained, so that a
-                    # clip starts with the frame of the start command.
-                    self._idle_read(acq)
-                    continue
                 try:
-                    if self._record_clip(acq, cfg):
-                        done += 1
+                    if self.recording:
+                        self._record_clip(acq, cfg)
+                    else:
+                        # Idle between clips: keep the device drained, so
+                        # that a clip starts with the frame of the start command.
+                        self._idle_read(acq)
                 except AcquisitionLost as err:
                     self.alarms.set("acquisition", "the acquisition device failed: %s" % err.reason,
                                     "check the cable and the modality's video output")
@@ -405,7 +404,7 @@ class Gateway:
         self.alarms.clear("recorder")
         clip = Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, attributes[tags.InstanceNumber])
         self.clips.append(clip)
-        self.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s, patient ID %s" % (
+        self.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s (patient ID %s)" % (
             clip.instance_number, clip.frames, name, clip.sop_instance_uid, cfg["patient.id"] or "(none)"))
         self._queued.set()
         self._check_space()
