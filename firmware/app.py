@@ -838,8 +838,8 @@ class ConsoleSystem:
         d = _call(spool, "describe", None, name, "queue" if folder == "waiting" else "quarantine")
         if not d:
             return name
-        parts = [name]
-        for key, label in (("patient_name", "patient"), ("patient_id", "ID"), ("recorded", "recorded"),
+        parts = [name, "patient %s" % (d.get("patient_name") or "(none)")]
+        for key, label in (("patient_id", "ID"), ("recorded", "recorded"),
                            ("size", "bytes"), ("tries", "tries"), ("last_error", "last error")):
             value = d.get(key)
             if value not in (None, ""):

@@ -216,6 +216,7 @@ def test_a_poison_object_ends_in_quarantine_and_the_queue_moves_on(tmp_path, cli
         with running(gateway) as runner:
             assert wait_for(lambda: gateway.stored == 3 and gateway.spool.quarantined(), 60)
             status = ConsoleSystem(gateway).status()
+            listing = ConsoleSystem(gateway).queue(["list"])
         arrived = by_uid(scp.files())
     finally:
         scp.stop()
@@ -225,6 +226,11 @@ def test_a_poison_object_ends_in_quarantine_and_the_queue_moves_on(tmp_path, cli
     assert len(quarantined) == 1 and quarantined[0].startswith("000000000001.")
     alarm = [line for line in status if line.startswith("ALARM") and "quarantine" in line]
     assert alarm, status
+    # queue list: the patient, when, the size, the tries and the last error
+    (line,) = listing
+    assert line.startswith("quarantined: 000000000001."), listing
+    for words in ("patient ", "ID P-video", "recorded 2026-11-23", "bytes ", "tries ", "last error "):
+        assert words in line, (words, line)
     assert any("hint:" in line for line in status)
 
 
