@@ -730,8 +730,11 @@ class ConsoleSystem:
         cfg = g.cfg
         lines.append("recording  %s, %d clips this run, %d frames dropped" % (state, len(g.clips), g.dropped_frames))
         study = g.study
-        lines.append("patient    %s, ID %s%s" % (cfg["patient.name"] or "(none)", cfg["patient.id"] or "(none)",
-                                                   ", study %s" % study.study_uid if study is not None else ""))
+        if study is None or g._new_study or study.exam != tuple(cfg[key] for key in EXAM_KEYS):
+            where = "the next clip starts a new study"
+        else:
+            where = "study %s" % study.study_uid
+        lines.append("patient    %s, ID %s, %s" % (cfg["patient.name"] or "(none)", cfg["patient.id"] or "(none)", where))
         spool = g.spool
         if spool is None:
             lines.append("queue      no spool")
