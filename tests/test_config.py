@@ -66,3 +66,21 @@ def test_run_refuses_a_bad_config_with_the_key(tmp_path):
     assert result.returncode == 2
     assert "spool.max_bytes" in result.stderr and "must be" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"[" * 100000 + b"]" * 100000, "nested too deeply"),
+    (b'{"pacs": {"host": "caf\xe9"}}', "not UTF-8"),
+    (b'{"a": ' * 50 + b"1" + b"}" * 50, "nested deeper than any key"),
+    (b" " * (2 << 20), "larger than"),
+], ids=["nested-json", "latin-1", "nested-keys", "huge"])
+def test_a_config_file_that_is_no_configuration_is_one_line_naming_it(tmp_path, content, words):
+    path = tmp_path / "modgate.json"
+    path.write_bytes(content)
+    result = modgate("run", "--config", str(path), timeout=60)
+    assert result.returncode == 2
+    assert words in result.stderr, result.stderr
+    if words != "nested deeper than any key":  # that one names the key instead
+        assert str(path) in result.stderr, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "Traceback" not in result.stderr
