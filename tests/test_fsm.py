@@ -143,3 +143,23 @@ def test_release_collision_requestor_side():
     fire(assoc, "Evt13")
     assert assoc.state == "Sta1"
     assert [h[2] for h in assoc.history[-4:]] == ["AR-1", "AR-8", "AR-9", "AR-3"]
+
+
+def test_state_does_not_grow_with_the_pdus_of_an_association():
+    """DESIGN.md: memory is bounded by configuration, never by the work. An
+    association that carries thousands of P-DATA-TF PDUs keeps at most
+    HISTORY transitions and no queued bytes once they are taken."""
+    from firmware.net.fsm import HISTORY
+
+    assoc = Association(16384, requestor=True)
+    for step in PATHS["Sta6"]:
+        fire(assoc, step)
+    for _ in range(5000):
+        fire(assoc, "Evt9")
+        fire(assoc, "Evt10")
+        assoc.data_to_send()
+        while assoc.next_event():
+            pass
+    assert assoc.state == "Sta6"
+    assert len(assoc.history) == HISTORY
+    assert assoc.history[-1] == ("Evt10", "Sta6", "DT-2")

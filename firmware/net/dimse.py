@@ -215,8 +215,3 @@ def status_class(status):
     for mask, value, category, meaning in STATUS_RANGES:
         if status & mask == value:
             return category, STATUS_MEANINGS.get(status) or meaning
-
-
-def command_pdu(context_id, command):
-    """A whole command set as one P-DATA-TF (command sets are small)."""
-    return pdu.p_data_tf_header(context_id, pdu.MCH_COMMAND | pdu.MCH_LAST, len(command)) + command

@@ -16,6 +16,9 @@ and returns the next state. The machine never touches a socket or a clock:
 from firmware.net import pdu
 from firmware.net.pdu import PDUError
 
+# Transitions kept for diagnosis; state must not grow per PDU (DESIGN.md).
+HISTORY = 16
+
 STATES = {
     "Sta1": "Idle",
     "Sta2": "Transport connection open (awaiting A-ASSOCIATE-RQ PDU)",
@@ -133,7 +136,7 @@ class Association:
         self.close_transport = False
         self.artim_running = False
         self.error = None  # why the last provider abort happened
-        self.history = []  # (event, state, action) for logs and tests
+        self.history = []  # the last HISTORY (event, state, action), for logs and tests
         self._out = []
         self._events = []
         self._rq = None
@@ -221,6 +224,8 @@ class Association:
         if action is None:
             raise ProtocolError("%s is not allowed in %s (%s)" % (EVENTS[event], self.state, STATES[self.state]))
         self.history.append((event, self.state, action))
+        if len(self.history) > HISTORY:
+            del self.history[0]  # bounded: an association may carry millions of PDUs
         self.state = getattr(self, "_" + action.replace("-", "_"))()
 
     def _emit(self, *event):
