@@ -38,7 +38,8 @@ class Alarms:
         return entry[1] if entry else None
 
     def active(self):
-        items = [(entry[0], key, entry[1], entry[2]) for key, entry in self._active.items()]
+        # A copy first: the recorder and the sender raise alarms meanwhile.
+        items = [(entry[0], key, entry[1], entry[2]) for key, entry in list(self._active.items())]
         items.sort()
         return [(key, since, text, hint) for since, key, text, hint in items]
 

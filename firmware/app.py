@@ -133,6 +133,8 @@ class Gateway:
         self.dropped_frames = 0
         self.study = None
         self._new_study = False
+        self._exam_epoch = 0
+        self._acquired = False  # the device opened at least once in this run  # raised by every change of patient or exam: the clip under way ends
         self._last_sequence = None
         self._stop = Event()
         self._recording = Event()
@@ -200,8 +202,10 @@ class Gateway:
         self._streaming.clear()
 
     def new_study(self):
-        """The exam ended: the next clip starts a new study."""
+        """The exam ended: the clip under way ends and the next one starts a
+        new study."""
         self._new_study = True
+        self._exam_epoch += 1
         self.log("recorder: exam ended; the next clip starts a new study")
 
     def stop(self):
@@ -274,16 +278,22 @@ class Gateway:
                         acq = self._open_acquisition(cfg)
                     except (OSError, ValueError) as err:
                         failures += 1
-                        self._cannot_work("acquisition", "cannot open the acquisition device: %s" % err,
-                                          "check the board's capture device and acquisition.*")
+                        text = "cannot open the acquisition device: %s" % err
+                        hint = "check the board's capture device and acquisition.*"
+                        if self._acquired:  # it worked in this run: unplugged, perhaps; keep trying
+                            self.alarms.set("acquisition", text, hint)
+                        else:
+                            self._cannot_work("acquisition", text, hint)
                         self._stop.wait(min(30.0, 0.5 * 2 ** min(failures, 6)))
                         continue
                     opened_with = settings
                     failures = 0
+                    self._acquired = True
                     self.alarms.clear("acquisition")
                 count = cfg["clip.count"]
                 if count and len(self.clips) >= count:
-                    break  # the finally below closes the device and sets _recorder_done
+                    self._recorder_done.set()
+                    break
                 try:
                     if self.recording:
                         self._record_clip(acq, cfg)
@@ -301,7 +311,6 @@ class Gateway:
             if acq is not None:
                 acq.stop()
             self._close_stream()
-            self._recorder_done.set()
 
     def _open_acquisition(self, cfg):
         acq = self.board.open_acquisition(
@@ -322,8 +331,8 @@ class Gateway:
         started = time.monotonic()
         try:
             frame = acq.read(READ_SLICE_S)
-        except OSError as err:
-            raise AcquisitionLost(str(err))
+        except Exception as err:
+            raise AcquisitionLost("%s: %s" % (type(err).__name__, err))
         if frame is not None:
             self._last_sequence = frame.sequence
         left = min(acq.rate[1] / acq.rate[0], READ_SLICE_S) - (time.monotonic() - started)
@@ -508,6 +517,7 @@ class Gateway:
         first frame's sequence; failure the reason if the device failed
         (the clip then ends with the frames it has)."""
         mode = cfg["clip.mode"]
+        epoch = self._exam_epoch
         limit = encoder.max_frames
         if mode == "frames":
             limit = min(limit, cfg["clip.frames"])
@@ -518,6 +528,10 @@ class Gateway:
         while n < limit:
             if self._stop.is_set() or (mode == "command" and not self._recording.is_set()):
                 return
+            if self._exam_epoch != epoch:
+                # Never the next patient's frames in this patient's clip.
+                self.log("recorder: patient or exam changed; clip closed with %d frames" % n)
+                return
             if ends is not None and self.clock.monotonic_ns() >= ends and n:
                 return
             if mode == "command" and not self.spool.room_for(length):
@@ -527,8 +541,8 @@ class Gateway:
                 return
             try:
                 frame = acq.read(READ_SLICE_S)
-            except OSError as err:
-                failure.append(str(err))
+            except Exception as err:  # OSError, a replay's EOFError or ValueError: the frames so far stay
+                failure.append("%s: %s" % (type(err).__name__, err))
                 return
             if frame is None:
                 continue
@@ -560,7 +574,14 @@ class Gateway:
                     self._stop.wait(min(retry_at - now, 0.2))
                     continue
                 if spool is None:
-                    self._stop.wait(0.2)
+                    if self.configured:
+                        # It failed at start (EIO, a folder being mounted):
+                        # tried again with backoff, still an alarm meanwhile.
+                        attempt += 1
+                        retry_at = time.monotonic() + self._backoff(cfg, attempt)
+                        self._open_spool(cfg)
+                    else:
+                        self._stop.wait(0.2)
                     continue
                 try:
                     pending = spool.pending()
@@ -581,8 +602,13 @@ class Gateway:
                 path = spool.path(name)
                 try:
                     meta, _ = object_info(path)
-                except (OSError, ValueError) as err:
+                except ValueError as err:  # not a Part 10 header: it never will be
                     self._give_up(name, "unreadable: %s" % err)
+                    continue
+                except OSError as err:  # a read that may work next time (EMFILE, EIO)
+                    self._failed(name, "cannot read it: %s" % err)
+                    attempt += 1
+                    retry_at = time.monotonic() + self._backoff(cfg, attempt)
                     continue
                 # The association is the PACS's: a fault setting it up is
                 # retried with backoff and counts against no object.
@@ -705,9 +731,10 @@ class ConsoleSystem:
     """What the serial console can see and do on a running gateway (the
     `system` of firmware/console/shell.py)."""
 
-    def __init__(self, gateway, nic=None):
+    def __init__(self, gateway, nic=None, load_board=None):
         self.gateway = gateway
         self.nic = nic
+        self._load_board = load_board  # name -> Board, to check a change of board
 
     def status(self):
         g = self.gateway
@@ -857,7 +884,10 @@ class ConsoleSystem:
         schema cannot know (the board's frame format and memory, TLS files
         that exist and parse, a spool folder that is the spool's)."""
         g = self.gateway
-        check_applicable(values, g.board, g.storage)
+        target = g.board
+        if values["board"] != g.board.name and self._load_board is not None:
+            target = self._load_board(values["board"])  # applies at the next start: checked against it
+        check_applicable(values, target, g.storage if target is g.board else None)
         if g.storage is None:
             problem = check_root(g.board.open_storage(values["spool.root"]))
             if problem:
@@ -865,15 +895,19 @@ class ConsoleSystem:
 
     def apply(self, values):
         """A saved configuration takes effect: PACS settings on the next
-        C-STORE (the association is renewed), the patient, clip and
-        acquisition settings from the next clip; the board, the spool
-        folder and the console's settings at the next start."""
+        C-STORE (the association is renewed), the clip and acquisition
+        settings from the next clip, a new patient at once (the clip under
+        way is closed); the board, the spool folder and the console's
+        settings at the next start."""
         g = self.gateway
         tls = None
         if values["pacs.tls"]:
             tls = tls_context(values["pacs.ca"], values["pacs.cert"], values["pacs.key"])
         g._tls = tls
+        changed = any(values[key] != g.cfg[key] for key in EXAM_KEYS)
         g.cfg = values
+        if changed:
+            g._exam_epoch += 1  # the clip under way ends: a clip is one patient's
         g.configured = True
         g.alarms.clear("config")
         if g.spool is None:

@@ -291,6 +291,8 @@ def start_console(where, gateway, box, config_path):
     """The serial console in a thread: on the board's console UART
     ("board"), a new pty whose path is logged ("pty", as QEMU's -serial pty),
     or a tty device path."""
+    import board
+
     from firmware import config
     from firmware.app import ConsoleSystem
     from firmware.compat.threads import Thread
@@ -315,7 +317,7 @@ def start_console(where, gateway, box, config_path):
     except OSError as err:
         log_line("console: no NIC status: %s" % err)
         nic = None
-    system = ConsoleSystem(gateway, nic)
+    system = ConsoleSystem(gateway, nic, load_board=board.load)
     folder = os.path.dirname(os.path.abspath(config_path))
     store = PosixStorage(folder)
     name = os.path.basename(config_path)
@@ -323,7 +325,11 @@ def start_console(where, gateway, box, config_path):
     def persist(values):
         # Everything that can be checked is, before anything is written: a
         # saved configuration that cannot apply would stop the next start.
-        system.check(values)
+        # A change of the patient or exam alone (exam end) needs no more
+        # than its keys' own checks: an exam must end even if, say, a CA
+        # file has gone since the last save.
+        if any(values[key] != gateway.cfg[key] for key in values if key not in config.EXAM_KEYS):
+            system.check(values)
         config.save(store, name, values)
         system.apply(values)
 

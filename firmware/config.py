@@ -10,7 +10,7 @@ import json
 
 from firmware.dicom.iod import IODS as _IOD_TABLE
 from firmware.dicom.uid import generate_uid
-from firmware.dicom.vr import UTF8, encode_value
+from firmware.dicom.vr import UTF8, all_digits, encode_value
 
 
 class ConfigError(ValueError):
@@ -102,7 +102,7 @@ def _uid_root(v):
 
 def _ipv4(text):
     parts = text.split(".")
-    return len(parts) == 4 and all(p.isdigit() and len(p) <= 3 and int(p) <= 255 for p in parts)
+    return len(parts) == 4 and all(all_digits(p) and len(p) <= 3 and int(p) <= 255 for p in parts)
 
 
 def _ipv6(text):
@@ -123,7 +123,7 @@ def _host(v):
         return "must be a host name or an IPv4/IPv6 address"
     if _ipv4(v) or _ipv6(v):
         return
-    if v.replace(".", "").isdigit():
+    if all_digits(v.replace(".", "")):
         return "is not a valid IPv4 address"
     if len(v) > 253:
         return "host name longer than 253 characters"
@@ -131,7 +131,7 @@ def _host(v):
         if not 1 <= len(label) <= 63 or label[0] == "-" or label[-1] == "-":
             return "is not a valid host name (label %r)" % label
         for c in label:
-            if not (c.isalpha() and ord(c) < 128 or c.isdigit() or c == "-"):
+            if not ("a" <= c.lower() <= "z" or "0" <= c <= "9" or c == "-"):
                 return "is not a valid host name (character %r)" % c
 
 

@@ -37,6 +37,8 @@ sent ones are.
 
 import errno
 
+from firmware.dicom.vr import all_digits
+
 TMP = "tmp"
 QUEUE = "queue"
 QUARANTINE = "quarantine"
@@ -67,18 +69,23 @@ class SpoolError(ValueError):
 
 def parse_name(name):
     """(sequence number, failures) of a queue file name, or None for a
-    name that is not the spool's."""
+    name that is not the spool's: only the exact names make_name writes
+    (twelve ASCII digits, .fK with no leading zero), so a user's 1.dcm or
+    a name with other digits is never taken for one."""
     if not name.endswith(SUFFIX):
         return None
     parts = name[: -len(SUFFIX)].split(".")
-    if not parts[0].isdigit() or len(parts) > 2:
+    if len(parts) > 2 or not all_digits(parts[0]):
         return None
     failures = 0
     if len(parts) == 2:
-        if not (parts[1][:1] == "f" and parts[1][1:].isdigit()):
+        if not (parts[1][:1] == "f" and all_digits(parts[1][1:])):
             return None
         failures = int(parts[1][1:])
-    return int(parts[0]), failures
+    parsed = int(parts[0]), failures
+    if make_name(*parsed) != name:
+        return None
+    return parsed
 
 
 def make_name(sequence, failures=0):
@@ -264,9 +271,11 @@ class Spool:
             if self.room_for(need):
                 return
         queued = len(self.pending())
-        self.alarm = "spool full: %d of %d bytes used, %d objects waiting to be sent; recording refused" % (
+        alarm = "spool full: %d of %d bytes used, %d objects waiting to be sent; recording refused" % (
             self.used_bytes(), self.max_bytes, queued)
-        self.log("ALARM " + self.alarm)
+        if alarm != self.alarm:  # once, not at every refused try
+            self.log("ALARM " + alarm)
+        self.alarm = alarm
         raise SpoolFull(self.alarm)
 
     # -- moving objects -------------------------------------------------
@@ -450,7 +459,7 @@ def _recorded(datetime, date, time):
     text = datetime or ((date or "") + (time or "") if date else "")
     digits = ""
     for ch in text[:14]:
-        if not ch.isdigit():
+        if not "0" <= ch <= "9":
             break  # the fraction or the UTC offset
         digits += ch
     if len(digits) < 8:
@@ -500,11 +509,19 @@ class Recording:
         return self.name
 
     def abandon(self):
+        """Throw the recording away: the file is removed and its room given
+        back even when closing it fails again (a full disk reports ENOSPC
+        at close too, for the data still buffered)."""
         if self.closed:
             return
-        self._f.close()
-        self.spool.storage.remove(TMP + "/" + self.name)
-        self._release()
+        try:
+            self._f.close()
+        except OSError:
+            pass
+        try:
+            self.spool.storage.remove(TMP + "/" + self.name)
+        finally:
+            self._release()
 
     def _release(self):
         self.closed = True

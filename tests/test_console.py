@@ -743,7 +743,9 @@ def test_exam_end_clears_patient_and_study_saved_and_working_and_starts_a_new_st
     assert "usage" in box.command("exam")
 
 
-def test_exam_end_that_cannot_be_saved_changes_nothing(tmp_path):
+def test_exam_end_that_cannot_be_saved_still_ends_the_study(tmp_path):
+    """The keys stay as they were (nothing half-written), but the study
+    ends: the clip under way closes and no later clip joins it."""
     box = Box(tmp_path)
     box.login()
     box.command("set patient.name Doe^Jane")
@@ -757,7 +759,7 @@ def test_exam_end_that_cannot_be_saved_changes_nothing(tmp_path):
     out = box.command("exam end")
     assert out.startswith("error: ") and "No space" in out
     assert box.console.settings.working == before and box.console.settings.saved["patient.name"] == "Doe^Jane"
-    assert ("new_study",) not in box.system.calls
+    assert ("new_study",) in box.system.calls and "new study" in out
 
 
 # -- the emulated box's init: poweroff, and the forgotten password ------------

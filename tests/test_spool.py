@@ -503,3 +503,13 @@ def test_failed_raises_when_the_fault_is_not_a_vanished_file(tmp_path):
     with pytest.raises(OSError):
         spool.failed(name, "C000")
     assert spool.pending() == [name]
+
+
+@pytest.mark.parametrize("name", ["1.dcm", "0001.dcm", "000000000001.f0.dcm", "000000000001.f02.dcm",
+                                  "\u00b2.dcm", "00000000000\u00b2.dcm", "000000000001.f\u00b2.dcm"])
+def test_only_the_names_the_spool_writes_are_its_own(name):
+    """A user's 1.dcm, or a name with digits int() cannot read, is not the
+    spool's: it is never deleted, moved or parsed into a crash."""
+    from firmware.spool import parse_name
+
+    assert parse_name(name) is None

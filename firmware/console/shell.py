@@ -447,9 +447,15 @@ class Console:
     def _cmd_exam(self, args, text):
         if args != ["end"]:
             return ["error: usage: exam end"]
-        cleared = self.settings.reset(config.EXAM_KEYS)
+        # The study ends first, whatever happens to the keys: the clip under
+        # way closes and no later clip joins this patient's study.
+        ended = self.system.new_study()
+        try:
+            cleared = self.settings.reset(config.EXAM_KEYS)
+        except (config.ConfigError, OSError) as err:
+            return ["error: the patient and study keys could not be cleared: %s; %s" % (err, ended)]
         return ["exam ended; cleared (saved): %s" % (", ".join(cleared) or "nothing, no patient or study was set"),
-                self.system.new_study()]
+                ended]
 
     # -- completion ---------------------------------------------------------
     def _complete(self, line):

@@ -3,6 +3,7 @@ modgate's implementation identity (PS3.7 D.3.3.2) and UID generation (PS3.5 9).
 """
 
 from firmware.compat import urandom
+from firmware.dicom.vr import all_digits
 
 # PS3.5 10 / PS3.6 Table A-1: transfer syntaxes.
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"
@@ -89,7 +90,7 @@ def check_uid(uid):
     if not uid or len(uid) > MAX_UID_LENGTH:
         raise ValueError("UID must be 1 to 64 characters: %r" % (uid,))
     for part in uid.split("."):
-        if not part or not part.isdigit():
+        if not all_digits(part):
             raise ValueError("UID components are digits between dots: %r" % (uid,))
         if len(part) > 1 and part[0] == "0":
             raise ValueError("UID component with a leading zero: %r" % (uid,))

@@ -193,7 +193,9 @@ def _check_controls(vr, text):
             raise ValueError("%s value contains control character 0x%02X" % (vr, code))
 
 
-def _all_digits(text):
+def all_digits(text):
+    """Only ASCII digits, at least one (str.isdigit() also takes other
+    scripts' digits and superscripts, which no DICOM number allows)."""
     if not text:
         return False
     for ch in text:
@@ -208,7 +210,7 @@ def _check_ae(text):
 
 
 def _check_as(text):
-    if len(text) != 4 or not _all_digits(text[:3]) or text[3] not in "DWMY":
+    if len(text) != 4 or not all_digits(text[:3]) or text[3] not in "DWMY":
         raise ValueError("AS is nnnD, nnnW, nnnM or nnnY: %r" % (text,))
 
 
@@ -219,7 +221,7 @@ def _check_cs(text):
 
 
 def _check_da(text):
-    if len(text) != 8 or not _all_digits(text):
+    if len(text) != 8 or not all_digits(text):
         raise ValueError("DA is YYYYMMDD: %r" % (text,))
     month, day = int(text[4:6]), int(text[6:8])
     if not (1 <= month <= 12 and 1 <= day <= 31):
@@ -228,9 +230,9 @@ def _check_da(text):
 
 def _check_tm(text):
     whole, _, fraction = text.partition(".")
-    if len(whole) not in (2, 4, 6) or not _all_digits(whole):
+    if len(whole) not in (2, 4, 6) or not all_digits(whole):
         raise ValueError("TM is HH[MM[SS[.FFFFFF]]]: %r" % (text,))
-    if "." in text and (len(whole) != 6 or not _all_digits(fraction) or len(fraction) > 6):
+    if "." in text and (len(whole) != 6 or not all_digits(fraction) or len(fraction) > 6):
         raise ValueError("TM fraction needs HHMMSS and 1-6 digits: %r" % (text,))
     limits = (23, 59, 60)
     for i in range(len(whole) // 2):
@@ -243,12 +245,12 @@ def _check_dt(text):
     for sign in "+-":
         if sign in text[1:]:
             body, offset = text.rsplit(sign, 1)
-            if len(offset) != 4 or not _all_digits(offset):
+            if len(offset) != 4 or not all_digits(offset):
                 raise ValueError("DT offset is &ZZXX: %r" % (text,))
     whole, _, fraction = body.partition(".")
-    if len(whole) not in (4, 6, 8, 10, 12, 14) or not _all_digits(whole):
+    if len(whole) not in (4, 6, 8, 10, 12, 14) or not all_digits(whole):
         raise ValueError("DT is YYYY[MM[DD[HH[MM[SS[.F]]]]]][&ZZXX]: %r" % (text,))
-    if "." in body and (len(whole) != 14 or not _all_digits(fraction) or len(fraction) > 6):
+    if "." in body and (len(whole) != 14 or not all_digits(fraction) or len(fraction) > 6):
         raise ValueError("DT fraction needs seconds and 1-6 digits: %r" % (text,))
 
 
@@ -261,7 +263,7 @@ def _strip_sign(text):
 
 def _check_is(text):
     digits = _strip_sign(text)
-    if not _all_digits(digits):
+    if not all_digits(digits):
         raise ValueError("IS is an optionally signed integer: %r" % (text,))
     if not _INT32_MIN <= int(text) <= _INT32_MAX:
         raise ValueError("IS out of the 32-bit range: %r" % (text,))
@@ -274,11 +276,11 @@ def _check_ds(text):
         if mark in body:
             mantissa, exponent = body.split(mark, 1)
     whole, dot, fraction = mantissa.partition(".")
-    if not (whole or fraction) or (whole and not _all_digits(whole)) or (fraction and not _all_digits(fraction)):
+    if not (whole or fraction) or (whole and not all_digits(whole)) or (fraction and not all_digits(fraction)):
         raise ValueError("DS is a decimal number: %r" % (text,))
     if dot and not whole and not fraction:
         raise ValueError("DS is a decimal number: %r" % (text,))
-    if exponent is not None and not _all_digits(_strip_sign(exponent)):
+    if exponent is not None and not all_digits(_strip_sign(exponent)):
         raise ValueError("DS exponent is an integer: %r" % (text,))
 
 
