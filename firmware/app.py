@@ -366,8 +366,7 @@ class Gateway:
         return attributes
 
     def _record_clip(self, acq, cfg):
-        """One clip with the values in force at its start. True if a clip
-        went into the queue."""
+        """One clip with the values in force at its start."""
         spool = self.spool
         length = frame_length(acq.pixel, acq.width, acq.height)
         expected = self._expected_frames(cfg, acq) * length + HEADER_ALLOWANCE
@@ -849,7 +848,7 @@ class ConsoleSystem:
             for folder, names in (("waiting", spool.pending()), ("quarantined", spool.quarantined())):
                 for name in names:
                     lines.append("%s: %s" % (folder, self._describe(spool, name, folder)))
-            for path in _call(spool, "unknown", []):
+            for path in spool.unknown():
                 lines.append("not the spool's (left alone): %s" % path)
             return lines or ["the spool is empty"]
         if len(args) == 2 and args[0] == "retry":
@@ -865,7 +864,7 @@ class ConsoleSystem:
         return ["error: usage: queue [list|retry ID|purge-quarantine]"]
 
     def _describe(self, spool, name, folder):
-        d = _call(spool, "describe", None, name, "queue" if folder == "waiting" else "quarantine")
+        d = spool.describe(name, "queue" if folder == "waiting" else "quarantine")
         if not d:
             return name
         parts = [name, "patient %s" % (d.get("patient_name") or "(none)")]
@@ -927,12 +926,6 @@ class ConsoleSystem:
         self.gateway.poweroff_requested = True
         self.gateway.stop()
         return "powering off"
-
-
-def _call(obj, method, default, *args):
-    """obj.method(*args) where the spool has that method."""
-    fn = getattr(obj, method, None)
-    return default if fn is None else fn(*args)
 
 
 def storage_scu(cfg, tls, log=None):
