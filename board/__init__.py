@@ -89,6 +89,20 @@ class Board:
 
         return DatagramSender(self.open_nic(), dest, ttl=ttl)
 
+    def open_connection(self, host, port, timeout_s, network_timeout_s, tls=None):
+        """A TCP connection (hal.tcp) for a DICOM association; tls: a
+        context from open_tls, or None."""
+        from hal.tcp import connect
+
+        return connect(host, port, timeout_s, network_timeout_s, tls)
+
+    def open_tls(self, ca_file=None, cert_file=None, key_file=None, verify=True):
+        """A DICOM TLS client context (hal.tcp, PS3.15 B.9); ValueError or
+        OSError when the files do not load."""
+        from hal.tcp import tls_context
+
+        return tls_context(ca_file, cert_file, key_file, verify)
+
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
         if console["driver"] == "stdio":

@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from firmware.net import pdu
-from firmware.scu import AssociationError, StorageSCU, Timeouts
+import board
+from firmware.association import AssociationError, Timeouts
+from firmware.services.storage import StorageSCU
+
+HOST = board.load("host")
 
 USER_INFO = pdu.user_information(16384, "1.2.3", "BAD")
 SOP_CLASS = "1.2.840.10008.5.1.4.1.1.77.1.1"
@@ -71,7 +75,7 @@ def pdu_bytes():
 @given(reply=pdu_bytes(), after_ac=st.booleans())
 def test_bad_peer_ends_cleanly(reply, after_ac, tmp_path_factory):
     peer = BadPeer(reply, after_ac)
-    scu = StorageSCU("127.0.0.1", peer.port, max_pdu=16384,
+    scu = StorageSCU(HOST, "127.0.0.1", peer.port, maximum_length=16384,
                      timeouts=Timeouts(connect=2, acse=2, dimse=2, network=2, artim=0.5))
     tracemalloc.start()
     try:
@@ -85,7 +89,7 @@ def test_bad_peer_ends_cleanly(reply, after_ac, tmp_path_factory):
         tracemalloc.stop()
         scu.abort()
     peer.thread.join(5)
-    assert scu.sock is None or not scu.usable or after_ac
+    assert scu.association.connection is None or not scu.usable or after_ac
     # Claimed lengths of up to 4 GB allocate nothing: the framer refuses
     # a length over its limit from the 6-byte header.
     assert peak < 1024 * 1024, peak
@@ -96,7 +100,7 @@ def test_an_http_answer_is_named():
     error says the port looks like an HTTP server (firmware/net/pdu.py),
     not only that 0x48 is no PDU type."""
     peer = BadPeer(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n", False)
-    scu = StorageSCU("127.0.0.1", peer.port, timeouts=Timeouts(connect=2, acse=2, artim=0.5))
+    scu = StorageSCU(HOST, "127.0.0.1", peer.port, timeouts=Timeouts(connect=2, acse=2, artim=0.5))
     try:
         scu.associate([(SOP_CLASS, TS)])
     except AssociationError as err:

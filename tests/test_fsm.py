@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from firmware.net import pdu
-from firmware.net.fsm import EVENTS, STATES, TRANSITIONS, Association, ProtocolError
+from firmware.net.fsm import EVENTS, STATES, TRANSITIONS, ProtocolError, StateMachine
 
 USER_INFO = pdu.user_information(16384, "1.2.3", "PEER")
 RQ = pdu.a_associate_rq("SCP", "MODGATE", [(1, "1.2.840.10008.1.1", ["1.2.840.10008.1.2"])], USER_INFO)
@@ -88,7 +88,7 @@ def test_table_is_complete():
 
 @pytest.mark.parametrize("event,state,action", REQUESTOR_TRANSITIONS, ids=["%s-%s-%s" % t for t in REQUESTOR_TRANSITIONS])
 def test_requestor_transition(event, state, action):
-    assoc = Association(16384, requestor=True)
+    assoc = StateMachine(16384, requestor=True)
     for step in PATHS[state]:
         fire(assoc, step)
     assert assoc.state == state
@@ -115,7 +115,7 @@ def test_requestor_transition(event, state, action):
 
 
 def test_primitive_in_wrong_state_is_refused():
-    assoc = Association(16384)
+    assoc = StateMachine(16384)
     with pytest.raises(ProtocolError, match="P-DATA request primitive is not allowed in Sta1"):
         assoc.send_data(P_DATA)
     assoc.request(RQ)
@@ -124,7 +124,7 @@ def test_primitive_in_wrong_state_is_refused():
 
 
 def test_oversized_p_data_aborts_before_buffering():
-    assoc = Association(4096)
+    assoc = StateMachine(4096)
     for step in PATHS["Sta6"]:
         fire(assoc, step)
     assoc.data_to_send()
@@ -137,7 +137,7 @@ def test_oversized_p_data_aborts_before_buffering():
 
 
 def test_release_collision_requestor_side():
-    assoc = Association(16384, requestor=True)
+    assoc = StateMachine(16384, requestor=True)
     for step in PATHS["Sta11"]:
         fire(assoc, step)
     fire(assoc, "Evt13")
@@ -151,7 +151,7 @@ def test_state_does_not_grow_with_the_pdus_of_an_association():
     HISTORY transitions and no queued bytes once they are taken."""
     from firmware.net.fsm import HISTORY
 
-    assoc = Association(16384, requestor=True)
+    assoc = StateMachine(16384, requestor=True)
     for step in PATHS["Sta6"]:
         fire(assoc, step)
     for _ in range(5000):

@@ -8,8 +8,13 @@ import pydicom
 from pydicom.uid import ImplicitVRLittleEndian
 
 from firmware.dicom.uid import IMPLICIT_VR_LITTLE_ENDIAN
-from firmware.scu import StorageSCU, Timeouts, store_files
+import board
+from firmware.association import AssociationError, Timeouts
+from firmware.services.storage import StorageSCU, StoreResult, store_files
+from hal.storage import open_file
 from tests.conftest import modgate
+
+HOST = board.load("host")
 
 
 def received(scp, source):
@@ -58,9 +63,9 @@ def test_implicit_only_converts_while_streaming(storescp, clips):
 def test_small_pdu_fragments(storescp, clips):
     scp = storescp("+xa", "-pdu", "4096")
     log = []
-    results = list(store_files([clips["big"]], "127.0.0.1", scp.port, log=log.append))
+    results = list(store_files(HOST, [clips["big"]], "127.0.0.1", scp.port, open_file, log=log.append))
     assert [r.stored for r in results] == [True]
-    assert any("peer max PDU 4096" in line for line in log)
+    assert any("peer maximum length 4096" in line for line in log)
     src, got = received(scp, clips["big"])
     assert got.PixelData == src.PixelData
 
@@ -84,7 +89,7 @@ def test_abort_during_and_after(storescp, clips):
 
 def test_dimse_timeout_aborts(storescp, clips):
     scp = storescp("--sleep-during", "30")
-    scu = StorageSCU("127.0.0.1", scp.port, timeouts=Timeouts(dimse=2.0, artim=1.0))
+    scu = StorageSCU(HOST, "127.0.0.1", scp.port, open_object=open_file, timeouts=Timeouts(dimse=2.0, artim=1.0))
     scu.associate([("1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.840.10008.1.2.1")])
     started = time.monotonic()
     try:
@@ -94,11 +99,11 @@ def test_dimse_timeout_aborts(storescp, clips):
     else:
         raise AssertionError("no timeout")
     assert time.monotonic() - started < 10
-    assert not scu.usable and scu.sock is None
+    assert not scu.usable and scu.association.connection is None
 
 
 def test_nothing_listening():
-    scu = StorageSCU("127.0.0.1", 9, timeouts=Timeouts(connect=2.0))
+    scu = StorageSCU(HOST, "127.0.0.1", 9, timeouts=Timeouts(connect=2.0))
     try:
         scu.associate([])
     except Exception as err:
@@ -190,13 +195,11 @@ def test_object_faults_keep_the_association_when_nothing_left(storescp, clips, t
     """StorageSCU.store itself: a file fault is a StoreResult with
     object_fault, never an exception; the association survives when none
     of the message had left, and is aborted (not raised) when some had."""
-    from firmware.scu import AssociationError, StoreResult
-
     scp = storescp("+xi")
     undefined = _undefined_length(clips["still"], tmp_path)
     truncated = _truncated(clips["big"], tmp_path, 0.5)
     log = []
-    scu = StorageSCU("127.0.0.1", scp.port, log=log.append)
+    scu = StorageSCU(HOST, "127.0.0.1", scp.port, log=log.append, open_object=open_file)
     scu.associate([("1.2.840.10008.5.1.4.1.1.1.1", "1.2.840.10008.1.2.1"),
                    ("1.2.840.10008.5.1.4.1.1.77.1.1", "1.2.840.10008.1.2.1"),
                    ("1.2.840.10008.5.1.4.1.1.7.4", "1.2.840.10008.1.2.1")])
@@ -212,7 +215,7 @@ def test_object_faults_keep_the_association_when_nothing_left(storescp, clips, t
     assert good.stored and not good.object_fault
     result = scu.store(truncated)
     assert result.object_fault and "(association aborted)" in result.meaning
-    assert not scu.usable and scu.sock is None
+    assert not scu.usable and scu.association.connection is None
     assert any("aborting the association" in line for line in log)
     try:
         scu.store(clips["video"])
@@ -239,7 +242,7 @@ def test_a_file_that_shrinks_while_sent(storescp, clips, tmp_path):
             os.truncate(path, os.path.getsize(path) // 2)
             cut.append(sent)
 
-    scu = StorageSCU("127.0.0.1", scp.port, progress=progress)
+    scu = StorageSCU(HOST, "127.0.0.1", scp.port, progress=progress, open_object=open_file)
     scu.associate([("1.2.840.10008.5.1.4.1.1.7.4", "1.2.840.10008.1.2.1")])
     result = scu.store(path)
     assert cut
@@ -325,7 +328,7 @@ def test_more_sop_classes_than_one_association_can_propose(storescp, clips, tmp_
         ds.save_as(path)
         paths.append(path)
     log = []
-    results = list(store_files(paths, "127.0.0.1", scp.port, log=log.append))
+    results = list(store_files(HOST, paths, "127.0.0.1", scp.port, open_file, log=log.append))
     assert [r.stored for r in results] == [True] * 45, [str(r) for r in results if not r.stored]
     assert sum("associated with" in line for line in log) == 2
     assert len(scp.files()) == 45

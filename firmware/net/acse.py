@@ -114,7 +114,7 @@ class Negotiated:
             else:
                 self.refused[context_id] = (abstract, CONTEXT_RESULTS.get(result, "result %d" % result))
         # PS3.8 D.1: 0 means no limit on what the acceptor takes.
-        self.peer_max_length = info.max_length
+        self.peer_maximum_length = info.maximum_length
 
     def choose(self, sop_class, transfer_syntax):
         """(context_id, transfer syntax to send in) for an object, or None.
@@ -137,10 +137,10 @@ class Negotiated:
         return "no presentation context accepted for SOP class %s (%s)" % (sop_class, ", ".join(reasons))
 
 
-def associate_rq(called_ae_title, calling_ae_title, contexts, max_length, implementation_class_uid, version_name):
+def associate_rq(called_ae_title, calling_ae_title, contexts, maximum_length, implementation_class_uid, version_name):
     return pdu.a_associate_rq(
         called_ae_title,
         calling_ae_title,
         contexts,
-        pdu.user_information(max_length, implementation_class_uid, version_name),
+        pdu.user_information(maximum_length, implementation_class_uid, version_name),
     )

@@ -5,7 +5,6 @@ import struct
 
 from firmware.dicom.element import encode_dataset
 from firmware.dicom.uid import VERIFICATION
-from firmware.net import pdu
 
 # Command Field values (PS3.7 E.1).
 C_STORE_RQ = 0x0001
@@ -120,51 +119,6 @@ def parse_command(data):
     if CommandField not in values:
         raise DIMSEError("command set without a Command Field")
     return values
-
-
-class Assembler:
-    """Collects the PDV fragments of one message (PS3.8 E.2): the command
-    set, then the data set if the command says one follows. Bounded: a
-    command set larger than MAX_COMMAND_SET is refused; data sets (which an
-    SCU only ever receives in tests) are bounded by max_data_set."""
-
-    def __init__(self, max_data_set=MAX_COMMAND_SET):
-        self.max_data_set = max_data_set
-        self._command = bytearray()
-        self._data = bytearray()
-        self._parsed = None
-        self.context_id = None
-
-    def add(self, context_id, control, data):
-        """Returns (context_id, command, data_set) when a message is whole."""
-        if self.context_id is None:
-            self.context_id = context_id
-        elif context_id != self.context_id:
-            raise DIMSEError("PDV for context %d inside a message on context %d" % (context_id, self.context_id))
-        if control & pdu.MCH_COMMAND:
-            if self._parsed is not None:
-                raise DIMSEError("command fragment after the command set was complete")
-            if len(self._command) + len(data) > MAX_COMMAND_SET:
-                raise DIMSEError("command set over %d bytes" % MAX_COMMAND_SET)
-            self._command.extend(data)
-            if control & pdu.MCH_LAST:
-                self._parsed = parse_command(bytes(self._command))
-                if self._parsed.get(CommandDataSetType, NO_DATA_SET) == NO_DATA_SET:
-                    return self._finish(None)
-            return None
-        if self._parsed is None:
-            raise DIMSEError("data set fragment before the command set")
-        if len(self._data) + len(data) > self.max_data_set:
-            raise DIMSEError("data set over %d bytes" % self.max_data_set)
-        self._data.extend(data)
-        if control & pdu.MCH_LAST:
-            return self._finish(bytes(self._data))
-        return None
-
-    def _finish(self, data_set):
-        message = (self.context_id, self._parsed, data_set)
-        self.__init__(self.max_data_set)
-        return message
 
 
 # PS3.7 C.1.2 and PS3.4 B.2.3: status classes and meanings for C-STORE/C-ECHO.

@@ -124,14 +124,14 @@ class ProtocolError(Exception):
     """A local primitive issued in a state that does not allow it."""
 
 
-class Association:
+class StateMachine:
     """One association's upper layer, as PS3.8 9.2 describes it."""
 
-    def __init__(self, max_pdu_length, requestor=True):
+    def __init__(self, maximum_length, requestor=True):
         self.state = "Sta1"
         self.requestor = requestor
-        self.framer = pdu.PDUFramer(max_pdu_length)
-        self.max_pdu_length = max_pdu_length
+        self.framer = pdu.PDUFramer(maximum_length)
+        self.maximum_length = maximum_length
         self.want_connect = False
         self.close_transport = False
         self.artim_running = False

@@ -77,11 +77,11 @@ def _pdu(pdu_type, body):
     return struct.pack(">BBI", pdu_type, 0, len(body)) + body
 
 
-def user_information(max_length, implementation_class_uid, implementation_version_name=None):
+def user_information(maximum_length, implementation_class_uid, implementation_version_name=None):
     """The User Information item (PS3.8 9.3.2.3, PS3.7 D.3.3): maximum
     length, implementation identity; the asynchronous operations window is
     left out, which means 1/1 (PS3.7 D.3.3.3)."""
-    sub = struct.pack(">BBHI", ITEM_MAXIMUM_LENGTH, 0, 4, max_length)
+    sub = struct.pack(">BBHI", ITEM_MAXIMUM_LENGTH, 0, 4, maximum_length)
     sub += _uid_item(ITEM_IMPLEMENTATION_CLASS_UID, implementation_class_uid)
     if implementation_version_name:
         sub += _item(ITEM_IMPLEMENTATION_VERSION_NAME, implementation_version_name.encode())
@@ -129,13 +129,6 @@ def a_abort(source=0, reason=0):
     return _pdu(A_ABORT, struct.pack(">BBBB", 0, 0, source, reason))
 
 
-def p_data_tf_header(context_id, control, length):
-    """The 12 bytes before a PDV's data when a P-DATA-TF carries one PDV of
-    length data bytes; the caller sends the data right after, uncopied."""
-    item_length = length + 2
-    return struct.pack(">BBIIBB", P_DATA_TF, 0, item_length + 4, item_length, context_id, control)
-
-
 def p_data_tf(pdvs):
     """A P-DATA-TF with several PDVs: (context_id, control, data)."""
     body = b"".join(struct.pack(">IBB", len(d) + 2, c, m) + d for c, m, d in pdvs)
@@ -148,11 +141,11 @@ class PDUFramer:
     feed(data) returns a list of (pdu_type, body). Each PDU's type and length
     are checked as soon as its 6-byte header is in: an unknown type or a
     length over the limit raises PDUError before any of its body is kept.
-    max_pdu_length is our negotiated maximum for P-DATA-TF (PS3.8 D.1).
+    maximum_length is our negotiated maximum for P-DATA-TF (PS3.8 D.1).
     """
 
-    def __init__(self, max_pdu_length):
-        self.max_pdu_length = max_pdu_length
+    def __init__(self, maximum_length):
+        self.maximum_length = maximum_length
         self._buf = bytearray()
         self._need = None  # (type, length) of the PDU being collected
 
@@ -185,8 +178,8 @@ class PDUFramer:
         if pdu_type not in PDU_NAMES:
             raise PDUError("unrecognized PDU type 0x%02X%s" % (pdu_type, _not_dicom(head)))
         if pdu_type == P_DATA_TF:
-            if length > self.max_pdu_length:
-                raise PDUError("P-DATA-TF of %d bytes exceeds the negotiated maximum %d" % (length, self.max_pdu_length))
+            if length > self.maximum_length:
+                raise PDUError("P-DATA-TF of %d bytes exceeds the negotiated maximum %d" % (length, self.maximum_length))
         elif pdu_type in (A_ASSOCIATE_RQ, A_ASSOCIATE_AC):
             if length > MAX_ASSOCIATION_PDU:
                 raise PDUError("%s of %d bytes exceeds %d" % (PDU_NAMES[pdu_type], length, MAX_ASSOCIATION_PDU))
@@ -245,7 +238,7 @@ class AssociateInfo:
         self.calling_ae_title = ""
         self.application_context = None
         self.contexts = {}
-        self.max_length = 0
+        self.maximum_length = 0
         self.implementation_class_uid = None
         self.implementation_version_name = None
 
@@ -293,7 +286,7 @@ def parse_associate(pdu_type, body):
                 if sub_type == ITEM_MAXIMUM_LENGTH:
                     if sub_length != 4:
                         raise PDUError("%s: maximum length sub-item of %d bytes" % (name, sub_length))
-                    info.max_length = struct.unpack(">I", value)[0]
+                    info.maximum_length = struct.unpack(">I", value)[0]
                 elif sub_type == ITEM_IMPLEMENTATION_CLASS_UID:
                     info.implementation_class_uid = _uid(value)
                 elif sub_type == ITEM_IMPLEMENTATION_VERSION_NAME:

@@ -1,0 +1,124 @@
+"""TCP stream connections, optionally in TLS: the I/O side of DICOM
+associations (firmware/association.py runs the PS3.8 state machine over one).
+
+    tls = tls_context(ca_file, cert_file, key_file)      # once, reusable
+    conn = connect(host, port, timeout_s, network_timeout_s, tls)
+    conn.send(buffers)          every byte of each, in order
+    conn.readable(timeout_s)    True when recv() will not block
+    conn.recv()                 up to RECV_SIZE bytes; b"" once the peer closed
+    conn.close()
+
+Errors are OSError (socket.timeout, ssl.SSLError are OSErrors). What the
+SCU asks of the socket, and why:
+- TCP_NODELAY: a command PDU and a small data set leave at once, not after
+  the peer's delayed ACK of the previous segment;
+- TCP_QUICKACK before each wait for an answer (quick_ack());
+- SO_KEEPALIVE: an idle association to a PACS that vanished (a cable
+  pulled) ends instead of waiting forever.
+TLS (PS3.15 B.9 with BCP 195): TLS 1.2 or newer, the server's certificate
+checked against the CA file and its name or address against the host
+unless verify is False.
+"""
+
+import select
+import socket
+
+RECV_SIZE = 65536
+
+
+def tls_context(ca_file=None, cert_file=None, key_file=None, verify=True):
+    """A client TLS context for DICOM TLS; ValueError or OSError when the
+    files do not load (the configuration's check calls this too)."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if verify:
+        if not ca_file:
+            raise ValueError("TLS with verification needs a CA file")
+        context.load_verify_locations(ca_file)
+    else:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert_file:
+        context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+def tls_versions(context):
+    """(minimum, maximum) protocol versions of a context, as names."""
+    return context.minimum_version.name, context.maximum_version.name
+
+
+def connect(host, port, timeout_s, network_timeout_s, tls=None):
+    """A Connection to host:port; OSError if it cannot be made within
+    timeout_s (the TLS handshake included)."""
+    sock = socket.create_connection((host, port), timeout=timeout_s)
+    try:
+        if tls is not None:
+            sock = tls.wrap_socket(sock, server_hostname=host)
+        sock.settimeout(network_timeout_s)
+        for level, option in ((socket.IPPROTO_TCP, "TCP_NODELAY"), (socket.SOL_SOCKET, "SO_KEEPALIVE")):
+            try:
+                sock.setsockopt(level, getattr(socket, option), 1)
+            except (OSError, AttributeError):
+                pass
+    except BaseException:
+        sock.close()
+        raise
+    return Connection(sock, tls is not None, network_timeout_s)
+
+
+class Connection:
+    def __init__(self, sock, tls, network_timeout_s):
+        self.sock = sock
+        self.tls = tls
+        self.network_timeout_s = network_timeout_s
+
+    def send(self, buffers):
+        for buf in buffers:
+            self.sock.sendall(buf)
+
+    def readable(self, timeout_s):
+        # TLS may hold decrypted bytes that select() cannot see.
+        if self.tls and self.sock.pending():
+            return True
+        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout_s))
+        return bool(ready)
+
+    def recv(self):
+        return self.sock.recv(RECV_SIZE)
+
+    def quick_ack(self):
+        # Many SCPs (DCMTK among them) leave Nagle's algorithm on and write a
+        # response PDU in two parts; the second waits for our ACK of the
+        # first, which Linux delays by up to 40 ms. Asking for an immediate
+        # ACK while we wait for an answer takes that stall out of every
+        # C-STORE. TCP_QUICKACK is Linux-only and not sticky: set each time.
+        option = getattr(socket, "TCP_QUICKACK", None)
+        if option is not None:
+            try:
+                self.sock.setsockopt(socket.IPPROTO_TCP, option, 1)
+            except OSError:
+                pass
+
+    def send_failed(self, err):
+        """Why a send failed: over TLS, a peer that refused us (TLS 1.3
+        checks the client's certificate after our side of the handshake is
+        done) has sent an alert saying why (RFC 8446 6.2, e.g. unknown_ca).
+        That alert if it is there, else err."""
+        if not self.tls:
+            return err
+        try:
+            self.sock.settimeout(min(self.network_timeout_s, 1.0))
+            self.sock.recv(1)
+        except OSError as alert:
+            if "alert" in str(alert):
+                return alert
+        return err
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
