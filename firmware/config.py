@@ -8,9 +8,10 @@ Keys are dotted paths ("pacs.port"); the file nests them as objects.
 
 import json
 
+from firmware.compat import all_digits
 from firmware.dicom.iod import IODS as _IOD_TABLE
 from firmware.dicom.uid import generate_uid
-from firmware.dicom.vr import UTF8, all_digits, encode_value
+from firmware.dicom.vr import UTF8, encode_value
 
 
 class ConfigError(ValueError):

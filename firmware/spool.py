@@ -37,7 +37,7 @@ sent ones are.
 
 import errno
 
-from firmware.dicom.vr import all_digits
+from firmware.compat import all_digits
 
 TMP = "tmp"
 QUEUE = "queue"

@@ -81,3 +81,14 @@ else:
             if ord(ch) > 127:
                 return False
         return True
+
+
+def all_digits(text):
+    """Only ASCII digits, at least one (str.isdigit() also takes other
+    scripts' digits and superscripts, which no DICOM number allows)."""
+    if not text:
+        return False
+    for ch in text:
+        if ch not in "0123456789":
+            return False
+    return True

@@ -3,7 +3,7 @@ modgate's implementation identity (PS3.7 D.3.3.2) and UID generation (PS3.5 9).
 """
 
 from firmware.compat import urandom
-from firmware.dicom.vr import all_digits
+from firmware.compat import all_digits
 
 # PS3.5 10 / PS3.6 Table A-1: transfer syntaxes.
 IMPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2"

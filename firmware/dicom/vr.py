@@ -8,7 +8,8 @@ which attribute was wrong and why.
 
 import struct
 
-from firmware.compat import is_ascii
+from firmware.compat import all_digits, is_ascii
+from firmware.dicom.uid import check_uid
 
 UTF8 = "ISO_IR 192"  # PS3.3 C.12.1.1.2: the Specific Character Set for UTF-8
 
@@ -53,7 +54,6 @@ _NUMBER = {
 
 _BYTES = ("OB", "OD", "OF", "OL", "OV", "OW", "UN")
 
-_DIGITS = "0123456789"
 _CS_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789 _"
 _INT32_MIN = -(1 << 31)
 _INT32_MAX = (1 << 31) - 1
@@ -193,17 +193,6 @@ def _check_controls(vr, text):
             raise ValueError("%s value contains control character 0x%02X" % (vr, code))
 
 
-def all_digits(text):
-    """Only ASCII digits, at least one (str.isdigit() also takes other
-    scripts' digits and superscripts, which no DICOM number allows)."""
-    if not text:
-        return False
-    for ch in text:
-        if ch not in _DIGITS:
-            return False
-    return True
-
-
 def _check_ae(text):
     if text.strip(" ") == "":
         raise ValueError("AE title must not be all spaces")
@@ -285,8 +274,6 @@ def _check_ds(text):
 
 
 def _check_ui(text):
-    from firmware.dicom.uid import check_uid
-
     check_uid(text)
 
 
