@@ -211,7 +211,8 @@ SCHEMA = {
     "pacs.host": ("127.0.0.1", _host, "the Storage SCP's host name or address"),
     "pacs.port": (104, _int(1, 65535), "the Storage SCP's TCP port"),
     "pacs.ae_title": ("ANY-SCP", _ae_title, "the Storage SCP's AE title (called AE)"),
-    "pacs.max_pdu": (65536, _int(4096, 4 * 1024 * 1024), "largest PDU we receive and send"),
+    "pacs.maximum_length": (65536, _int(4096, 4 * 1024 * 1024),
+                            "Maximum Length (PS3.8 D.1): the largest P-DATA-TF we receive; we send no longer than this or the SCP's"),
     "pacs.tls": (False, _bool, "DICOM TLS (PS3.15)"),
     "pacs.ca": (None, _optional_path, "CA certificates for the SCP's certificate"),
     "pacs.cert": (None, _optional_path, "our certificate for client authentication"),
@@ -263,6 +264,10 @@ def check(key, value):
         raise ConfigError(key, problem)
 
 
+# Keys renamed since a box may have saved them: read under the new name (the
+# next save writes that one).
+RENAMED = {"pacs.max_pdu": "pacs.maximum_length"}
+
 MAX_DEPTH = 4  # sections nest keys one level deep; anything deeper is not a configuration
 MAX_FILE_BYTES = 1 << 20
 
@@ -280,7 +285,7 @@ def flatten(tree, prefix="", depth=0):
                 raise ConfigError(key, "must be a value, not an object")
             flat.update(flatten(value, key + ".", depth + 1))
         else:
-            flat[key] = value
+            flat[RENAMED.get(key, key)] = value
     return flat
 
 

@@ -84,3 +84,14 @@ def test_a_config_file_that_is_no_configuration_is_one_line_naming_it(tmp_path, 
         assert str(path) in result.stderr, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_renamed_key_is_read_under_its_new_name():
+    """pacs.max_pdu, as boxes saved it before the PS3.8 D.1 name
+    (pacs.maximum_length), still loads; a value it never allowed is
+    refused under the new name."""
+    values = config.load(text='{"pacs": {"max_pdu": 16384}}')
+    assert values["pacs.maximum_length"] == 16384 and "pacs.max_pdu" not in values
+    with pytest.raises(config.ConfigError) as err:
+        config.load(text='{"pacs": {"max_pdu": 100}}')
+    assert err.value.key == "pacs.maximum_length"

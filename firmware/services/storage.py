@@ -234,7 +234,7 @@ def storage_scu(cfg, board, tls=None, log=None, open_object=None):
     context from board.open_tls for pacs.ca/cert/key when pacs.tls."""
     return StorageSCU(
         board, cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
-        calling_ae_title=cfg["station.ae_title"], maximum_length=cfg["pacs.max_pdu"],
+        calling_ae_title=cfg["station.ae_title"], maximum_length=cfg["pacs.maximum_length"],
         timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
                           cfg["pacs.network_timeout"]),
         tls=tls, log=log, open_object=open_object)
