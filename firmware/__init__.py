@@ -1,7 +1,8 @@
 """modgate firmware: the application and its sans-I/O protocol cores.
 
-Everything under this package imports on CPython and on MicroPython; see
-../shared/DESIGN.md, 'Rules that hold everywhere'.
+Everything under this package imports on CPython and on MicroPython (see
+../shared/DESIGN.md, 'Rules that hold everywhere'), except main.py, the
+Linux box's entry.
 """
 
 __version__ = "0.1.0"

@@ -48,7 +48,7 @@ def dcmdump(path, *options):
 def modgate(*args, timeout=300, **kwargs):
     """Runs the installed CLI the way a user does (python -m keeps it the
     same interpreter as the tests)."""
-    return run([sys.executable, "-m", "firmware.cli", *args], timeout=timeout, cwd=ROOT, **kwargs)
+    return run([sys.executable, "-m", "tools.cli", *args], timeout=timeout, cwd=ROOT, **kwargs)
 
 
 def free_port():

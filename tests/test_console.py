@@ -340,15 +340,16 @@ def test_serve_ends_the_session_at_a_hang_up_and_goes_on_if_the_line_reconnects(
 
 
 class RunningGateway:
-    """`modgate run --console pty`: the console on a new pty whose path
-    the gateway logs, as QEMU's -serial pty does."""
+    """`modgate run --console pty`, started as the box's init starts it
+    (python -m firmware.main): the console on a new pty whose path the
+    gateway logs, as QEMU's -serial pty does."""
 
     def __init__(self, folder, cfg):
         self.config = os.path.join(str(folder), "modgate.json")
         with open(self.config, "w") as f:
             json.dump(cfg, f)
         self.log = open(os.path.join(str(folder), "run.log"), "w+")
-        self.proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--console", "pty",
+        self.proc = subprocess.Popen([sys.executable, "-m", "firmware.main", "--console", "pty",
                                       "--config", self.config], cwd=ROOT, stdout=self.log, stderr=self.log)
         self.pty = None
         deadline = time.monotonic() + 30
@@ -364,7 +365,7 @@ class RunningGateway:
         args = ["console", self.pty, "--password", password, "--timeout", "20"]
         for command in commands:
             args += ["--run", command]
-        return subprocess.run([sys.executable, "-m", "firmware.cli", *args], cwd=ROOT,
+        return subprocess.run([sys.executable, "-m", "tools.cli", *args], cwd=ROOT,
                               capture_output=True, text=True, timeout=120)
 
     def stop(self):
@@ -439,7 +440,7 @@ def test_modgate_run_console_hang_up_exam_end_and_poweroff(tmp_path):
     """`modgate run --console pty` end to end, with a terminal on the pty:
     a client that leaves without logout leaves no session behind; exam end
     clears the saved patient; poweroff ends modgate run with status 4
-    (firmware/cli.py POWEROFF_STATUS), which the box's init turns into a
+    (firmware/main.py POWEROFF_STATUS), which the box's init turns into a
     clean power-off."""
     cfg = {"clip": {"mode": "command"}, "acquisition": {"width": 64, "height": 48},
            "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0}}
@@ -807,7 +808,7 @@ def test_box_init_powers_off_when_modgate_exits_with_status_4(tmp_path):
     result, transcript = run_init_part(tmp_path, init.SUPERVISE, statuses=(1, 4))
     assert result.returncode == 0, result.stderr + transcript
     lines = transcript.splitlines()
-    assert lines[0] == "modgate -m firmware.cli run --config %s/data/modgate.json --console /dev/ttyAMA0" % tmp_path
+    assert lines[0] == "modgate -m firmware.main --config %s/data/modgate.json --console /dev/ttyAMA0" % tmp_path
     assert "say: modgate exited with status 1; starting it again in 1 s" in lines
     assert lines[-3:] == ["say: modgate asked for a power-off", "release_data", "poweroff -f"], lines
     assert sum(line.startswith("modgate ") for line in lines) == 2

@@ -416,9 +416,9 @@ def test_main_over_a_socket_url(capsys):
 
 
 def test_through_the_modgate_command(box):
-    """`modgate console` reaches main() (firmware/cli.py wires it)."""
+    """`modgate console` reaches main() (tools/cli.py wires it)."""
     fake = box()
-    result = subprocess.run([sys.executable, "-m", "firmware.cli", "console", fake.path, "--password", "pw",
+    result = subprocess.run([sys.executable, "-m", "tools.cli", "console", fake.path, "--password", "pw",
                              "--run", "get a"], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert (result.returncode, result.stdout) == (0, "a = 1\n"), result.stderr
 
@@ -468,7 +468,7 @@ def test_interactive_passes_bytes_and_quits_on_ctrl_bracket(box):
 
 
 def _modgate_console(*argv, **kwargs):
-    return subprocess.run([sys.executable, "-m", "firmware.cli", "console", *argv], capture_output=True,
+    return subprocess.run([sys.executable, "-m", "tools.cli", "console", *argv], capture_output=True,
                           text=True, timeout=60, cwd=ROOT, **kwargs)
 
 
@@ -525,7 +525,7 @@ def test_pyserial_is_a_runtime_dependency():
 def test_without_pyserial_one_line_exit_2():
     """Were pyserial missing all the same, the command says what to install."""
     code = ("import sys; sys.modules['serial'] = None\n"
-            "from firmware.cli import main\n"
+            "from tools.cli import main\n"
             "sys.exit(main(['console', '/dev/null', '--run', 'show']))\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert result.returncode == 2

@@ -306,7 +306,7 @@ def test_modgate_emulate_command_line(image, tmp_path):
     import sys
 
     link = str(tmp_path / "console")
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "emulate", "--image", image,
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "emulate", "--image", image,
                              "--disk", fresh_disk(tmp_path), "--console-pty", link],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines = []

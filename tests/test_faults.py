@@ -399,7 +399,7 @@ def test_run_stops_promptly_whatever_the_frame_rate(tmp_path):
         "pacs": {"port": free_port()},
         "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0, "max_bytes": 64 * 1024 * 1024},
     }))
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.main", "--config", str(cfg_path)],
                             cwd=ROOT, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
@@ -410,7 +410,7 @@ def test_run_stops_promptly_whatever_the_frame_rate(tmp_path):
 
 
 def test_run_without_configuration_records_nothing(tmp_path):
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run"], cwd=str(tmp_path),
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.main"], cwd=str(tmp_path),
                             stderr=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=ROOT))
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)
@@ -432,7 +432,7 @@ def test_run_with_a_clip_count_ends_once_everything_is_sent(tmp_path):
         "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0, "max_bytes": 64 * 1024 * 1024},
     }))
     try:
-        result = subprocess.run([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg_path)],
+        result = subprocess.run([sys.executable, "-m", "firmware.main", "--config", str(cfg_path)],
                                 cwd=ROOT, capture_output=True, text=True, timeout=60)
     finally:
         scp.stop()
@@ -448,7 +448,7 @@ def test_run_exits_non_zero_when_it_cannot_work(tmp_path):
         "board": "qemu_virt", "acquisition": {"width": W, "height": H},
         "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0},
     }))
-    result = subprocess.run([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg_path)],
+    result = subprocess.run([sys.executable, "-m", "firmware.main", "--config", str(cfg_path)],
                             cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 1, result.stderr
     assert "cannot work" in result.stderr and "acquisition" in result.stderr

@@ -204,7 +204,7 @@ def test_sigterm_leaves_the_spool_consistent(tmp_path):
         "pacs": {"port": port},
         "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0, "max_bytes": 64 * 1024 * 1024},
     }))
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", str(cfg_path)],
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.main", "--config", str(cfg_path)],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     time.sleep(2.0)
     proc.send_signal(signal.SIGTERM)

@@ -10,16 +10,16 @@ from tests.conftest import ROOT
 from tools.mpy_deploy import compile_files, core_files, main, plan
 
 
-def test_core_files_are_firmware_without_the_command_line():
+def test_core_files_are_firmware_without_the_linux_entry():
     files = core_files()
     assert "firmware/dicom/encoder.py" in files and "firmware/console/shell.py" in files
     assert "firmware/__init__.py" in files and "firmware/compat/__init__.py" in files
-    assert "firmware/cli.py" not in files
+    assert "firmware/main.py" not in files
     assert all(f.startswith("firmware/") and f.endswith(".py") and "__pycache__" not in f for f in files)
     on_disk = set()
     for folder, _, names in os.walk(os.path.join(ROOT, "firmware")):
         on_disk |= {os.path.relpath(os.path.join(folder, n), ROOT) for n in names if n.endswith(".py")}
-    assert set(files) == on_disk - {"firmware/cli.py"}
+    assert set(files) == on_disk - {"firmware/main.py"}
 
 
 def test_plan_makes_folders_first_then_copies_each_file_once(tmp_path, monkeypatch):

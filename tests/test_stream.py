@@ -31,7 +31,7 @@ PERIOD_NS = 1000000000 * RATE[1] // RATE[0]
 
 def _stream(tmp_path, port, size, pixel, frames, *extra):
     sdp_dir = tmp_path / "sdp"
-    cmd = [sys.executable, "-m", "firmware.cli", "stream", "--size", "%dx%d" % size, "--pixel", pixel,
+    cmd = [sys.executable, "-m", "tools.cli", "stream", "--size", "%dx%d" % size, "--pixel", pixel,
            "--rate", "%d/%d" % RATE, "--frames", str(frames), "--dest", "127.0.0.1:%d" % port,
            "--sdp-dir", str(sdp_dir)] + list(extra)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), sdp_dir
@@ -275,7 +275,7 @@ def test_frame_size_bounded_by_the_memory_budget(tmp_path):
                "status = subprocess.call(sys.argv[1:])\n"
                "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n"
                "sys.exit(status)\n")
-    result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "firmware.cli", "stream",
+    result = subprocess.run([sys.executable, "-c", measure, sys.executable, "-m", "tools.cli", "stream",
                              "--pixel", "ycbcr422-10", "--size", "2048x2048", "--rate", "1000", "--frames", "5",
                              "--dest", "127.0.0.1:%d" % port, "--sdp-dir", str(tmp_path / "sdp")],
                             capture_output=True, text=True, timeout=120, cwd=ROOT)
@@ -289,7 +289,7 @@ def test_a_signal_stops_a_slow_stream_at_once(tmp_path, sig):
     """One frame an hour: the stream waits for the next frame's slot, and a
     signal still ends it within a second, exit 0, with its summary."""
     port = _free_rtp_port()
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "stream", "--size", "64x48",
+    proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "stream", "--size", "64x48",
                              "--rate", "1/3600", "--dest", "127.0.0.1:%d" % port, "--sdp-dir", str(tmp_path)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

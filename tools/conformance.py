@@ -2,7 +2,6 @@
 (host side, CPython only).
 
     modgate conformance [--format md|html] [--out FILE]
-    python -m tools.conformance [--format md|html] [--out FILE]
 
 The document follows the pro-forma of PS3.2 Annex A (overview, table of
 contents, introduction, networking, media interchange, character sets,
@@ -587,10 +586,3 @@ def write(fmt="md", out=None):
     else:
         sys.stdout.write(text)
     return 0
-
-
-if __name__ == "__main__":
-    # The options are modgate's (firmware/cli.py, subcommand conformance).
-    from firmware.cli import main
-
-    sys.exit(main(["conformance"] + sys.argv[1:]))

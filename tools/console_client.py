@@ -337,7 +337,7 @@ def _write_all(fd, data):
 
 def add_arguments(parser):
     """The console's arguments, on its own parser or on modgate's
-    "console" subcommand (firmware/cli.py): options before or after DEVICE,
+    "console" subcommand (tools/cli.py): options before or after DEVICE,
     -h/--help as anywhere else."""
     parser.add_argument("device", metavar="DEVICE", help="serial device or pyserial URL (socket://HOST:PORT, ...)")
     parser.add_argument("--baud", type=_baud, default=115200, help="baud rate (default 115200)")

@@ -23,9 +23,11 @@ import tempfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PACKAGE = "firmware"
-# CPython-only modules of firmware/: the command line (argparse, signal
-# handlers, subprocess), which a board has no use for.
-CPYTHON_ONLY = {"firmware/cli.py"}
+# CPython-only modules of firmware/: the Linux box's entry, which wires the
+# Linux boards of board/ and the POSIX drivers of hal/ and handles signals
+# (MicroPython has no signal module). A MicroPython board starts the core
+# from its own /main.py, which is that board's glue, not this file.
+CPYTHON_ONLY = {"firmware/main.py"}
 
 
 def core_files(root=ROOT):

@@ -49,7 +49,7 @@ def start_gateway(folder, receiver, record, log_path):
     with open(path, "w") as f:
         json.dump(gateway_config(folder, receiver, record), f)
     log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", path],
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.main", "--config", path],
                             cwd=ROOT, stdout=log, stderr=log)
     log.close()
     return proc

@@ -41,7 +41,7 @@ def peak_rss_of(args):
 
 
 def capture_peak(frames, out_dir):
-    args = [sys.executable, "-m", "firmware.cli", "capture", "--frames", str(frames),
+    args = [sys.executable, "-m", "tools.cli", "capture", "--frames", str(frames),
             "--size", "%dx%d" % (WIDTH, HEIGHT), "--pixel", "rgb8", "--out", out_dir]
     started = time.perf_counter()
     peak = peak_rss_of(args)

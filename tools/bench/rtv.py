@@ -105,7 +105,7 @@ def realtime(seconds):
         video = video_sdp("127.0.0.1", port, W, H, (30, 1), "YCbCr-4:2:2", 8)
         meta = metadata_sdp("127.0.0.1", port + 2)
         receiver = Receiver(video, meta)
-        cmd = ["/usr/bin/time", "-f", "CPU %U %S %e", sys.executable, "-m", "firmware.cli", "stream",
+        cmd = ["/usr/bin/time", "-f", "CPU %U %S %e", sys.executable, "-m", "tools.cli", "stream",
                "--size", "%dx%d" % (W, H), "--pixel", "ycbcr422", "--rate", "30", "--frames", str(frames),
                "--dest", "127.0.0.1:%d" % port, "--sdp-dir", sdp_dir]
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -66,7 +66,7 @@ def main():
     log_path = os.path.join(folder, "gateway.log")
     log = open(log_path, "wb")
     started = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "firmware.cli", "run", "--config", cfg_path],
+    proc = subprocess.Popen([sys.executable, "-m", "firmware.main", "--config", cfg_path],
                             cwd=ROOT, stdout=log, stderr=log)
     samples = []  # (stored clips, rss, hwm)
     try:

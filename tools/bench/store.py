@@ -109,7 +109,7 @@ def main():
     port = free_port()
     scp = subprocess.Popen([dcmtk("storescp"), "--ignore", "+xa", str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=DCMTK_ENV)
     time.sleep(0.5)
-    modgate = [sys.executable, "-m", "firmware.cli", "store", "127.0.0.1", str(port)]
+    modgate = [sys.executable, "-m", "tools.cli", "store", "127.0.0.1", str(port)]
     # -R: propose only the contexts the files need (else storescu offers a
     # fixed list of common classes that lacks Video Endoscopic).
     storescu = [dcmtk("storescu"), "-R", "127.0.0.1", str(port)]

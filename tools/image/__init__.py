@@ -5,7 +5,7 @@ except selftest.py, which runs inside the box."""
 
 
 def add_arguments(sub):
-    """The `image` subcommand of modgate's command line (firmware/cli.py)."""
+    """The `image` subcommand of modgate's command line (tools/cli.py)."""
     p = sub.add_parser("image", help="build the emulated box's image (kernel, initramfs, data partition)")
     actions = p.add_subparsers(dest="image_command", metavar="ACTION")
     actions.required = True

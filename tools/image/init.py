@@ -38,14 +38,14 @@ fi
 """
 
 # modgate, started again whenever it stops, unless it asked for a reboot
-# (exit status 3, firmware/cli.py REBOOT_STATUS) or a power-off (4,
+# (exit status 3, firmware/main.py REBOOT_STATUS) or a power-off (4,
 # POWEROFF_STATUS), which the box then does as the control port's power-off
 # does: the data partition released first.
 SUPERVISE = r"""
 while true; do
   # modgate works in the data partition; init itself stays out of it, so
   # that it can unmount it.
-  (cd "$DATA" && exec python3 -m firmware.cli run --config "$DATA/modgate.json" --console /dev/ttyAMA0) >>$LOG 2>&1 &
+  (cd "$DATA" && exec python3 -m firmware.main --config "$DATA/modgate.json" --console /dev/ttyAMA0) >>$LOG 2>&1 &
   pid=$!
   wait $pid
   status=$?

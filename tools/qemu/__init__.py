@@ -324,7 +324,7 @@ class Emulator:
 
 
 def add_arguments(sub):
-    """The `emulate` subcommand of modgate's command line (firmware/cli.py)."""
+    """The `emulate` subcommand of modgate's command line (tools/cli.py)."""
     p = sub.add_parser("emulate", help="boot the emulated ARM box (QEMU) from an image; its console on a host pty")
     p.add_argument("--image", default=DEFAULT_IMAGE, metavar="DIR",
                    help="folder that modgate image build wrote (default build/image)")

@@ -1,7 +1,9 @@
-"""The ``modgate`` command line (CPython on the box and on the host).
+"""The ``modgate`` command line (the host's; CPython only).
 
 Each subcommand is a function taking the parsed arguments and returning an
 exit status. Bad arguments print one line naming the argument and exit 2.
+`run` is the box's own entry (firmware/main.py), which the box's init starts
+directly; every other subcommand is host-side and never goes into the box.
 """
 
 import argparse
@@ -14,6 +16,8 @@ from firmware.dicom import tags
 from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
 from firmware.dicom.vr import UTF8, encode_value
+from firmware.main import add_arguments as add_run_arguments, log_line, run as cmd_run
+from tools import console_client, image, qemu
 
 TRANSFER_SYNTAXES = {"explicit": EXPLICIT_VR_LITTLE_ENDIAN, "implicit": IMPLICIT_VR_LITTLE_ENDIAN}
 # The IOD a pixel format gets when --iod is not given.
@@ -215,133 +219,6 @@ def cmd_demo(args):
     return 0 if good == len(gateway.clips) == args.clips else 1
 
 
-DEFAULT_CONFIG = "modgate.json"
-REBOOT_STATUS = 3  # modgate run's exit status when the console asked for a reboot
-POWEROFF_STATUS = 4  # ... and for a power-off
-
-
-def cmd_run(args):
-    """The gateway until stopped (SIGTERM or SIGINT): the recorder commits
-    the clip it is writing, the sender finishes the C-STORE under way. The
-    configuration comes from --config, else ./modgate.json if present; with
-    none the box records nothing until one is saved from the console. The
-    console saves to the same file. A configuration that cannot apply stops
-    start-up with the key and the reason, unless there is a console to fix
-    it from: then the box starts on the defaults, recording off, and the
-    reason is an alarm."""
-    import signal
-
-    import board
-    from firmware import config
-    from firmware.app import Gateway, check_applicable
-
-    path = args.config or DEFAULT_CONFIG
-    exists = os.path.exists(path)
-    cfg, problem = config.salvage(path if args.config or exists else None)
-    box = board.load(cfg["board"])
-    if problem is None:
-        try:
-            check_applicable(cfg, box)
-        except ValueError as err:
-            problem = err
-    if problem is not None and not args.console:
-        raise UsageError(str(problem))
-    configured = exists and problem is None
-    # A configuration that cannot apply opens no spool (where it is may be
-    # what is wrong): nothing is recorded or sent until a save applies one.
-    gateway = Gateway(cfg, box, log=log_line, configured=configured, keep_going=bool(args.console),
-                      open_spool=problem is None)
-    if problem is not None:
-        gateway.alarms.set("config", "%s not applied: %s" % (path, problem),
-                           "nothing is recorded or sent: fix the key on the console and save")
-    elif not configured:
-        log_line("no configuration (%s): recording off until one is saved from the console" % path)
-    signal.signal(signal.SIGTERM, lambda *_: gateway.stop())
-    signal.signal(signal.SIGINT, lambda *_: gateway.stop())
-    # Clip mode "command": SIGUSR1 starts recording, SIGUSR2 stops it.
-    signal.signal(signal.SIGUSR1, lambda *_: gateway.start_recording())
-    signal.signal(signal.SIGUSR2, lambda *_: gateway.stop_recording())
-    console = None
-    if args.console:
-        console = start_console(args.console, gateway, box, path)
-    log_line("running on board %s; spool %s; PACS %s@%s:%d" % (
-        box.name, gateway.storage.root if gateway.storage else "(none)", cfg["pacs.ae_title"], cfg["pacs.host"],
-        cfg["pacs.port"]))
-    # A run with a clip count ends once those clips are recorded and sent.
-    gateway.run(until_sent=cfg["clip.count"] > 0 and configured)
-    if console is not None:
-        console.join(5)
-    spool = gateway.spool
-    log_line("stopped: %d clips recorded, %d stored, %s waiting, %s quarantined" % (
-        len(gateway.clips), gateway.stored, len(gateway._pending()) if spool else "-",
-        len(spool.quarantined()) if spool else "-"))
-    if gateway.fatal:
-        log_line("cannot work: %s" % gateway.fatal)
-        return 1
-    if gateway.poweroff_requested:
-        log_line("power-off requested from the console")
-        return POWEROFF_STATUS
-    if gateway.reboot_requested:
-        log_line("reboot requested from the console")
-        return REBOOT_STATUS
-    return 0
-
-
-def start_console(where, gateway, box, config_path):
-    """The serial console in a thread: on the board's console UART
-    ("board"), a new pty whose path is logged ("pty", as QEMU's -serial pty),
-    or a tty device path."""
-    import board
-
-    from firmware import config
-    from firmware.app import ConsoleSystem
-    from firmware.compat.threads import Thread
-    from firmware.console import PasswordFile, serve
-    from firmware.console.shell import Console, Settings
-    from hal.storage import PosixStorage
-
-    if where == "board":
-        uart = box.open_console(timeout_s=0.2)
-    elif where == "pty":
-        from hal.uart import PtyPair
-
-        pair = PtyPair(timeout_s=0.2)
-        uart = pair.master
-        log_line("console on %s" % pair.path)
-    else:
-        from hal.uart import TtyUART
-
-        uart = TtyUART(where, 115200, timeout_s=0.2)
-    try:
-        nic = box.open_nic()
-    except OSError as err:
-        log_line("console: no NIC status: %s" % err)
-        nic = None
-    system = ConsoleSystem(gateway, nic, load_board=board.load)
-    folder = os.path.dirname(os.path.abspath(config_path))
-    store = PosixStorage(folder)
-    name = os.path.basename(config_path)
-
-    def persist(values):
-        # Everything that can be checked is, before anything is written: a
-        # saved configuration that cannot apply would stop the next start.
-        # A change of the patient or exam alone (exam end) needs no more
-        # than its keys' own checks: an exam must end even if, say, a CA
-        # file has gone since the last save.
-        if any(values[key] != gateway.cfg[key] for key in values if key not in config.EXAM_KEYS):
-            system.check(values)
-        config.save(store, name, values)
-        system.apply(values)
-
-    shell = Console(Settings(gateway.cfg, persist), system, PasswordFile(store),
-                    banner="modgate %s console, board %s" % (__version__, box.name))
-    stopped = gateway._stop.is_set
-    thread = Thread(target=serve, args=(uart, shell, gateway.clock, gateway.cfg["console.idle_logout"], stopped),
-                              name="console", daemon=True)
-    thread.start()
-    return thread
-
-
 def host_port(text):
     """HOST:PORT, [V6]:PORT; the port 1..65535."""
     host, sep, port = text.rpartition(":")
@@ -531,12 +408,6 @@ def cmd_stream(args):
     return 0
 
 
-def cmd_console(args):
-    from tools.console_client import run
-
-    return run(args)
-
-
 def ae_title(text):
     """PS3.5 6.2 AE: 1 to 16 characters, not all spaces (they are padding)."""
     try:
@@ -599,10 +470,6 @@ def scu_options(args):
     except (OSError, ValueError) as err:
         raise UsageError("argument --tls: %s" % err)
     return options
-
-
-def log_line(message):
-    sys.stderr.write("modgate: %s\n" % message)
 
 
 def cmd_echo(args):
@@ -751,23 +618,15 @@ def build_parser():
     p.add_argument("-v", "--verbose", action="store_true", help="log what the gateway does to stderr")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("run", help="run the gateway until stopped")
-    p.add_argument("--config", metavar="FILE", help="configuration (JSON); default: ./modgate.json if present, else the defaults")
-    p.add_argument("--console", nargs="?", const="board", metavar="DEVICE",
-                   help="serve the console: on the board's UART (no value), on a new pty ('pty'), or on a tty path")
+    p = sub.add_parser("run", help="run the gateway until stopped (the box's entry, firmware/main.py)")
+    add_run_arguments(p)
     p.set_defaults(func=cmd_run)
 
-    # The console client is host-side (tools/); the box's image has no tools/.
-    try:
-        from tools import console_client
-    except ImportError:
-        pass
-    else:
-        p = sub.add_parser("console", help="the box's serial console from this host (pyserial), interactive or scripted",
-                           description="The box's serial console from this host: interactive (Ctrl-] quits) "
-                                       "or scripted with --run.")
-        console_client.add_arguments(p)
-        p.set_defaults(func=cmd_console)
+    p = sub.add_parser("console", help="the box's serial console from this host (pyserial), interactive or scripted",
+                       description="The box's serial console from this host: interactive (Ctrl-] quits) "
+                                   "or scripted with --run.")
+    console_client.add_arguments(p)
+    p.set_defaults(func=console_client.run)
 
     p = sub.add_parser("stream", help="stream the board's frames per PS3.22 (ST 2110-20 video + DICOM metadata)")
     p.add_argument("--board", default="sim", help="board (default sim: the host board's simulated acquisition)")
@@ -804,15 +663,9 @@ def build_parser():
     p.add_argument("--readme", metavar="FILE", help="instead: rewrite the configuration key table in FILE (README.md)")
     p.set_defaults(func=cmd_conformance)
 
-    # The emulated box (host side, CPython only): tools/image, tools/qemu.
-    # Not on the box itself, whose image carries no tools/qemu.
-    try:
-        from tools import image as image_tool, qemu as qemu_tool
-    except ImportError:
-        pass
-    else:
-        image_tool.add_arguments(sub)
-        qemu_tool.add_arguments(sub)
+    # The emulated box: its image builder and its QEMU runner.
+    image.add_arguments(sub)
+    qemu.add_arguments(sub)
     return parser
 
 
