@@ -45,11 +45,6 @@ def tls_context(ca_file=None, cert_file=None, key_file=None, verify=True):
     return context
 
 
-def tls_versions(context):
-    """(minimum, maximum) protocol versions of a context, as names."""
-    return context.minimum_version.name, context.maximum_version.name
-
-
 def connect(host, port, timeout_s, network_timeout_s, tls=None):
     """A Connection to host:port; OSError if it cannot be made within
     timeout_s (the TLS handshake included)."""

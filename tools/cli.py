@@ -440,8 +440,15 @@ def port_number(text):
     return port
 
 
+def host_board():
+    """The board a host command's network I/O goes through (hal.tcp)."""
+    import board
+
+    return board.load("host")
+
+
 def scu_options(args):
-    from firmware.scu import Timeouts, tls_context
+    from firmware.association import Timeouts
 
     resolve(args.host, "host")
     options = {
@@ -449,8 +456,8 @@ def scu_options(args):
         "calling_ae_title": args.aet,
         "timeouts": Timeouts(args.connect_timeout, args.acse_timeout, args.dimse_timeout, args.network_timeout),
     }
-    if getattr(args, "max_pdu", None):
-        options["max_pdu"] = args.max_pdu
+    if getattr(args, "maximum_length", None):
+        options["maximum_length"] = args.maximum_length
     files = (("--ca", args.ca), ("--cert", args.cert), ("--key", args.key))
     if not args.tls:
         for argument, given in files + (("--no-verify", args.no_verify),):
@@ -466,16 +473,17 @@ def scu_options(args):
             except OSError as err:
                 raise UsageError("argument %s: cannot read %s: %s" % (argument, path, err.strerror or err))
     try:
-        options["tls_context"] = tls_context(args.ca, args.cert, args.key, verify=not args.no_verify)
+        options["tls"] = host_board().open_tls(args.ca, args.cert, args.key, verify=not args.no_verify)
     except (OSError, ValueError) as err:
         raise UsageError("argument --tls: %s" % err)
     return options
 
 
 def cmd_echo(args):
-    from firmware.scu import AssociationError, StorageSCU
+    from firmware.association import AssociationError
+    from firmware.services.storage import StorageSCU
 
-    scu = StorageSCU(args.host, args.port, log=log_line if args.verbose else None, **scu_options(args))
+    scu = StorageSCU(host_board(), args.host, args.port, log=log_line if args.verbose else None, **scu_options(args))
     try:
         scu.associate([])
         status, category, meaning = scu.echo()
@@ -526,14 +534,15 @@ class Progress:
 
 
 def cmd_store(args):
-    from firmware.scu import store_files
+    from firmware.services.storage import store_files
+    from hal.storage import open_file
 
     options = scu_options(args)
     progress = Progress(sys.stderr) if sys.stderr.isatty() else None
     if progress:
         options["progress"] = progress
     failures = count = 0
-    for result in store_files(collect_paths(args.paths), args.host, args.port,
+    for result in store_files(host_board(), collect_paths(args.paths), args.host, args.port, open_file,
                               log=log_line if args.verbose else None, **options):
         if progress:
             progress.done()
@@ -565,14 +574,14 @@ def add_network_arguments(p):
     p.add_argument("port", type=port_number, help="the peer's TCP port")
 
 
-def max_pdu(text):
+def maximum_length(text):
     try:
         value = int(text)
     except ValueError:
         value = 0
     # PS3.8 D.1: at least room for a PDV; modgate caps at 4 MiB.
     if not 4096 <= value <= 4 * 1024 * 1024:
-        raise argparse.ArgumentTypeError("max PDU length must be 4096 to 4194304, got %r" % text)
+        raise argparse.ArgumentTypeError("maximum length must be 4096 to 4194304, got %r" % text)
     return value
 
 
@@ -652,8 +661,10 @@ def build_parser():
 
     p = sub.add_parser("store", help="C-STORE files or folders to a DICOM peer (like DCMTK storescu)")
     add_network_arguments(p)
-    p.add_argument("--max-pdu", type=max_pdu, default=65536, metavar="N",
-                   help="largest PDU we receive and send (default 65536)")
+    # --max-pdu: the spelling before PS3.8 D.1's name; scripts still use it.
+    p.add_argument("--maximum-length", "--max-pdu", type=maximum_length, default=65536, metavar="N",
+                   help="Maximum Length (PS3.8 D.1): the largest P-DATA-TF we receive, and the most we send "
+                        "(default 65536)")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Part 10 files or folders of them")
     p.set_defaults(func=cmd_store)
 

@@ -10,7 +10,7 @@ from the data the firmware itself runs on: the IODs and SOP classes
 (firmware/dicom/iod.py, uid.py), the presentation contexts as acse.propose
 builds them, the C-STORE status ranges (firmware/net/dimse.py) and what the
 sender does with each class (firmware/app.py DISPOSITION), the configuration
-schema (firmware/config.py), the TLS context (firmware/scu.py), the console's
+schema (firmware/config.py), the TLS context (hal/tcp.py), the console's
 password and lockout constants, and the RTP/SDP writers (firmware/rtv). So a
 change there changes the statement; tests/test_conformance.py holds the
 shipped docs/conformance.md to the freshly generated text.
@@ -33,7 +33,8 @@ from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
-from firmware.scu import Timeouts, tls_context
+from firmware.association import Timeouts
+from hal.tcp import tls_context
 
 REGENERATE = "modgate conformance --out docs/conformance.md"
 
@@ -197,7 +198,7 @@ def status_pattern(mask, value):
 
 
 def tls_versions():
-    """(minimum, maximum) TLS versions of the SCU's context (scu.tls_context)."""
+    """(minimum, maximum) TLS versions of the SCU's context (hal.tcp.tls_context)."""
     import ssl
 
     context = tls_context(verify=False)
@@ -381,8 +382,9 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.table(("SOP Class Name", "SOP Class UID", "SCU", "SCP"), rows)
     doc.heading(4, "Association Policies")
     doc.p("General: the application context name is `%s` (PS3.7 A.2.1). The maximum PDU length modgate "
-          "receives is `pacs.max_pdu` (default %d); it sends PDUs no longer than min(the peer's maximum, its "
-          "own)." % (pdu.APPLICATION_CONTEXT_NAME, defaults["pacs.max_pdu"]))
+          "receives (the Maximum Length, PS3.8 D.1) is `pacs.maximum_length` (default %d); it sends PDUs no "
+          "longer than min(the peer's Maximum Length, its own)." % (pdu.APPLICATION_CONTEXT_NAME,
+                                                                    defaults["pacs.maximum_length"]))
     doc.p("Number of associations: one storage association at a time (one sender); the console's `echo` opens "
           "a second, short-lived one.")
     doc.table(("Maximum number of simultaneous associations", "Value"),
