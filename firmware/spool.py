@@ -315,8 +315,10 @@ class Spool:
         send'."""
         return _by_sequence(self.storage.files(QUEUE))
 
-    def path(self, name, folder=QUEUE):
-        return self.storage.path(folder + "/" + name)
+    def open(self, name, folder=QUEUE):
+        """An object to read (a hal storage ReadHandle: the sender streams
+        it out with read_into); OSError if it is gone or unreadable."""
+        return self.storage.open_read(folder + "/" + name)
 
     def stored(self, name):
         """The PACS took the object (success or warning status)."""
