@@ -1,8 +1,25 @@
 """Shared helpers: the real peers (DCMTK, dicom3tools, Node) by path, bounded
 in time. A peer that is missing fails the test that needs it: .ci/run
-installs every one, so a missing tool is a broken set-up, not a skip."""
+installs every one, so a missing tool is a broken set-up, not a skip.
+
+The same holds for what a test needs of the machine itself (CAPABILITIES:
+QEMU for the emulated box, CAP_NET_RAW, mounting a tmpfs, vhangup): a test
+that finds it missing calls machine_lacks(capability, why), which fails the
+test, naming what is missing and how to opt out. The development and CI
+machines have all four. A developer whose machine lacks one may opt out
+explicitly with the environment variable MODGATE_MAY_SKIP, a comma-separated
+list of capability names (MODGATE_MAY_SKIP=qemu,net_raw): those tests are
+then skipped instead. MODGATE_MAY_SKIP=all also lets any other skip pass
+(pytest.importorskip, a plugin's). CI (.ci/run) never sets it, and unsets it.
+
+No skip hides: every skip is listed at the end of the run, and a run that
+ends with a skip that MODGATE_MAY_SKIP does not allow fails (exit status 1),
+whatever raised it (pytest.skip, a skipif mark, pytest.importorskip, a
+plugin). The one kind of skip that needs no opt-out is does_not_apply(why):
+a case that has no meaning on this machine (not one that cannot run on it)."""
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -10,6 +27,114 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+pytest_plugins = ["pytester"]  # tests/test_conftest_policy.py runs small suites under this policy
+
+# What a test may need of the machine, and what provides it. A name here is
+# what MODGATE_MAY_SKIP lists.
+CAPABILITIES = {
+    "qemu": "qemu-system-aarch64, for the emulated box (Debian: qemu-system-arm; .ci/run installs it)",
+    "net_raw": "CAP_NET_RAW, for packet capture and SO_BINDTODEVICE (run as root)",
+    "mount": "CAP_SYS_ADMIN, to mount a tmpfs (run as root)",
+    "vhangup": "CAP_SYS_ADMIN, for the TIOCVHANGUP ioctl on a pty (run as root)",
+}
+MAY_SKIP = "MODGATE_MAY_SKIP"
+_LACKS = "machine lacks %s (allowed by " + MAY_SKIP + "): %s"
+_LACKS_RE = re.compile(r"machine lacks (\w+) \(allowed by " + MAY_SKIP + r"\)")
+_DOES_NOT_APPLY = "does not apply here: "
+
+
+def may_skip():
+    """The capability names MODGATE_MAY_SKIP lists ("all" for any skip)."""
+    names = {n.strip() for n in os.environ.get(MAY_SKIP, "").split(",") if n.strip()}
+    unknown = names - set(CAPABILITIES) - {"all"}
+    if unknown:
+        raise pytest.UsageError("%s=%s: unknown %s; the names are: all, %s" % (
+            MAY_SKIP, os.environ[MAY_SKIP], ", ".join(sorted(unknown)), ", ".join(sorted(CAPABILITIES))))
+    return names
+
+
+def machine_lacks(capability, why):
+    """Called by a test that found this machine without `capability` (a key
+    of CAPABILITIES): fails the test, unless MODGATE_MAY_SKIP lists it (or
+    "all"), and then skips it. Never returns."""
+    assert capability in CAPABILITIES, capability
+    allowed = may_skip()
+    if capability in allowed or "all" in allowed:
+        pytest.skip(_LACKS % (capability, why))
+    pytest.fail("this machine lacks %s: %s. %s means %s. CI must have it (.ci/run); on a developer's "
+                "machine, %s=%s skips the tests that need it instead" % (
+                    capability, why, capability, CAPABILITIES[capability], MAY_SKIP, capability), pytrace=False)
+
+
+def does_not_apply(why):
+    """Skips a case that has no meaning on this machine (not one that cannot
+    run on it: that is machine_lacks). Allowed without MODGATE_MAY_SKIP, and
+    listed at the end of the run all the same, as every skip is."""
+    pytest.skip(_DOES_NOT_APPLY + why)
+
+
+# The skip guard: every skipped report (test setup, call, teardown, and
+# collection: pytest.importorskip and module-level skips), whatever raised it.
+
+_skips = pytest.StashKey()
+_config = []
+
+
+def pytest_configure(config):
+    may_skip()  # a misspelt name stops the run at once
+    config.stash[_skips] = []
+    _config[:] = [config]
+
+
+def _note_skip(config, report):
+    if not report.skipped or hasattr(report, "wasxfail"):
+        return  # an xfail is reported as skipped but is no skip
+    longrepr = report.longrepr
+    reason = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+    config.stash[_skips].append((report.nodeid, reason))
+
+
+def pytest_runtest_logreport(report):
+    _note_skip(_config[0], report)
+
+
+def pytest_collectreport(report):
+    _note_skip(_config[0], report)
+
+
+def _sorted_skips(config):
+    """(allowed, refused): the run's skips, each (node id, reason)."""
+    allowed_names = may_skip()
+    allowed, refused = [], []
+    for nodeid, reason in config.stash.get(_skips, []):
+        text = reason[len("Skipped: "):] if reason.startswith("Skipped: ") else reason
+        lacked = _LACKS_RE.match(text)
+        ok = ("all" in allowed_names or text.startswith(_DOES_NOT_APPLY)
+              or (lacked is not None and lacked.group(1) in allowed_names))
+        (allowed if ok else refused).append((nodeid or "<collection>", reason))
+    return allowed, refused
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _sorted_skips(session.config)[1] and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Every skip is listed, also without -rs; those not allowed fail the run."""
+    allowed, refused = _sorted_skips(config)
+    if allowed:
+        terminalreporter.section("skips allowed (tests/conftest.py)", yellow=True)
+        for nodeid, reason in allowed:
+            terminalreporter.line("%s: %s" % (nodeid, reason))
+    if refused:
+        terminalreporter.section("skips not allowed (tests/conftest.py)", red=True, bold=True)
+        for nodeid, reason in refused:
+            terminalreporter.line("%s: %s" % (nodeid, reason))
+        terminalreporter.line("%d skip(s) that %s does not allow: the run fails. A test that needs something of "
+                              "the machine calls machine_lacks(); %s=all lets any skip pass." % (
+                                  len(refused), MAY_SKIP, MAY_SKIP), red=True)
 
 
 def tool(name):

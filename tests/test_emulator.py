@@ -6,8 +6,8 @@ through user-mode networking; power cuts (SIGKILL to QEMU) during a
 recording and during a send lose nothing and send nothing partial; garbage
 on the serial line does not kill the console.
 
-Selected with -m qemu. Skipped, saying why, only where qemu-system-aarch64
-is missing; .ci/run installs it, so in CI they run."""
+Selected with -m qemu. Where qemu-system-aarch64 is missing they fail
+(.ci/run installs it), unless MODGATE_MAY_SKIP lists qemu (tests/conftest.py)."""
 
 import os
 import random
@@ -19,7 +19,7 @@ import time
 import pydicom
 import pytest
 
-from tests.conftest import ROOT, Storescp, dciodvfy, free_port, modgate
+from tests.conftest import ROOT, Storescp, dciodvfy, free_port, machine_lacks, modgate
 from tools.qemu import Emulator, qemu_binary
 
 pytestmark = pytest.mark.qemu
@@ -56,7 +56,7 @@ def image():
     """The box's image, built once per test run (the builder reuses an
     image made from the same packages and sources, and caches downloads)."""
     if qemu_binary() is None:
-        pytest.skip("qemu-system-aarch64 is not installed (Debian: apt-get install qemu-system-arm; .ci/run does)")
+        machine_lacks("qemu", "qemu-system-aarch64 is not installed")
     from tools.image.build import BuildError, build
 
     out = os.path.join(ROOT, ".cache", "image", "test-qemu_virt")
@@ -166,8 +166,8 @@ def box(image, tmp_path_factory):
 
 
 def test_v4l2_on_vivid_inside_the_box(box):
-    """tests/test_v4l2.py's two device tests, which skip on a host without
-    /dev/video0, run in the box by tools/image/selftest.py at boot."""
+    """The V4L2 driver's tests against a real device (tools/image/selftest.py:
+    the host's kernel has no V4L2), run in the box at boot."""
     log = box.box_log()
     assert "selftest v4l2 capture_from_a_real_device: ok" in log, log
     assert "selftest v4l2 refuses_a_size_it_cannot_give: ok" in log, log

@@ -7,6 +7,7 @@ import socket
 import pytest
 
 from hal.nic import DSCP_AF41, DSCP_CS0, LinuxNIC, LoopbackNIC
+from tests.conftest import machine_lacks
 
 GROUP = "239.255.77.41"  # RFC 2365 organization-local scope
 
@@ -109,8 +110,8 @@ def test_bind_puts_the_socket_on_the_interface():
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         try:
             LinuxNIC("lo").bind(s)
-        except OSError as e:
-            pytest.skip(str(e))  # no CAP_NET_RAW on this kernel
+        except PermissionError as e:
+            machine_lacks("net_raw", "SO_BINDTODEVICE: %s" % e)
         bound = s.getsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, 16)
         assert bound.rstrip(b"\0") == b"lo"
         assert s.getsockname()[0] == "0.0.0.0"

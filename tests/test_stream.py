@@ -21,7 +21,7 @@ from firmware.rtv.sdp import metadata_sdp, video_sdp
 from firmware.rtv.st2110_20 import Packetizer
 from firmware.streaming import SAMPLINGS
 from hal.acq.sim import Pattern
-from tests.conftest import ROOT, tool
+from tests.conftest import ROOT, does_not_apply, machine_lacks, tool
 from tests.test_rtv import _free_rtp_port
 from tools.rtv_receiver import Capture, Receiver
 
@@ -158,8 +158,8 @@ def test_pacing_at_the_interface(tmp_path):
     pk = Packetizer(size[0], size[1], "YCbCr-4:2:2")
     try:
         capture = Capture("lo", port, pk.max_datagram if not pk.segment else 20 + pk.segment)
-    except PermissionError:
-        pytest.skip("packet capture needs CAP_NET_RAW")
+    except PermissionError as err:
+        machine_lacks("net_raw", "packet capture on lo: %s" % err)
     try:
         proc, _ = _stream(tmp_path, port, size, pixel, frames)
         while proc.poll() is None:
@@ -238,7 +238,9 @@ def _stream_cli(tmp_path, *argv, timeout=60):
 ])
 def test_bad_arguments_one_line_exit_2(tmp_path, argv, argument):
     if "qemu_virt" in argv and os.path.exists("/dev/video0"):
-        pytest.skip("this host has /dev/video0")
+        # Not a missing capability: the case is a board whose device is not
+        # there, which a host with /dev/video0 cannot show.
+        does_not_apply("this host has /dev/video0, the qemu_virt board's device")
     sdp_dir = tmp_path / "sdp"
     result = _stream_cli(tmp_path, "--sdp-dir", str(sdp_dir), *argv)
     assert result.returncode == 2, result.stdout + result.stderr

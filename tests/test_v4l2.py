@@ -1,22 +1,19 @@
 """The V4L2 driver's kernel ABI, checked against the installed
 linux/videodev2.h by a C program generated from the driver's own tables; its
-buffer bookkeeping and YUYV reordering without a device; and, where the host
-has one, capture from a real V4L2 device."""
+buffer bookkeeping and YUYV reordering without a device. Capture from a
+real device is checked in the emulated box (see the end of this file)."""
 
 import errno
-import fcntl
-import glob
 import os
 import re
-import shutil
 import struct
 import subprocess
 
 import pytest
 
-from hal.acq import frame_length
 from hal.acq import v4l2
 from hal.acq.sim import Pattern
+from tests.conftest import tool
 
 LAYOUTS = (v4l2.CAPABILITY, v4l2.FORMAT, v4l2.REQUESTBUFFERS, v4l2.BUFFER, v4l2.STREAMPARM)
 HEADER = "/usr/include/linux/videodev2.h"
@@ -97,11 +94,9 @@ def c_program():
 def kernel(tmp_path_factory):
     """What the C compiler says: {"const": {name: n}, "size": {struct: n},
     "member": {(struct, member): (offset, size)}, "bytes": {struct: bytes}}."""
-    gcc = shutil.which("gcc")
-    if gcc is None:
-        pytest.skip("gcc is not installed")
+    gcc = tool("gcc")  # set-up, not the machine: .ci/run installs gcc and linux-libc-dev
     if not os.path.exists(HEADER):
-        pytest.skip("%s is missing (Debian: apt-get install linux-libc-dev)" % HEADER)
+        pytest.fail("%s is missing (Debian: apt-get install linux-libc-dev; .ci/run does)" % HEADER)
     work = tmp_path_factory.mktemp("v4l2abi")
     source, binary = work / "abi.c", work / "abi"
     source.write_text(c_program())
@@ -287,57 +282,11 @@ def test_a_device_that_is_not_v4l2_fails_cleanly():
 # -- a real device ------------------------------------------------------------------
 
 
-def capture_device():
-    """The first /dev/video* that is a capture device with streaming I/O."""
-    for path in sorted(glob.glob("/dev/video*")):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_NONBLOCK)
-        except OSError:
-            continue
-        try:
-            cap = bytearray(v4l2.sizeof(v4l2.CAPABILITY))
-            fcntl.ioctl(fd, v4l2.VIDIOC_QUERYCAP, cap)
-            cap = v4l2.unpack(v4l2.CAPABILITY, cap)
-            caps = cap["device_caps"] if cap["capabilities"] & v4l2.V4L2_CAP_DEVICE_CAPS else cap["capabilities"]
-            needed = v4l2.V4L2_CAP_VIDEO_CAPTURE | v4l2.V4L2_CAP_STREAMING
-            if caps & needed == needed:
-                fmt = v4l2.pack(v4l2.FORMAT, {"type": v4l2.V4L2_BUF_TYPE_VIDEO_CAPTURE})
-                fcntl.ioctl(fd, v4l2.VIDIOC_G_FMT, fmt)
-                parm = v4l2.pack(v4l2.STREAMPARM, {"type": v4l2.V4L2_BUF_TYPE_VIDEO_CAPTURE})
-                fcntl.ioctl(fd, v4l2.VIDIOC_G_PARM, parm)
-                return path, v4l2.unpack(v4l2.FORMAT, fmt), v4l2.unpack(v4l2.STREAMPARM, parm)
-        except OSError:
-            continue
-        finally:
-            os.close(fd)
-    pytest.skip("no V4L2 capture device on this host (runs inside the emulated box with vivid)")
-
-
-def test_capture_from_a_real_device():
-    path, fmt, parm = capture_device()
-    width, height = fmt["fmt.pix.width"], fmt["fmt.pix.height"]
-    seconds, frames = parm["parm.capture.timeperframe.numerator"], parm["parm.capture.timeperframe.denominator"]
-    rate = (frames, seconds) if seconds and frames else (30, 1)  # 0/0: not reported
-    events = []
-    board = v4l2.V4L2Board(path, width, height, "ycbcr422", rate=rate, on_event=events.append)
-    board.start()
-    try:
-        frames = [board.read() for _ in range(10)]
-    finally:
-        board.stop()
-    board.stop()
-    assert all(len(f.data) == frame_length("ycbcr422", width, height) for f in frames)
-    sequences = [f.sequence for f in frames]
-    assert sequences == sorted(set(sequences))
-    assert sequences[-1] - sequences[0] == 9 + board.dropped + board.bad
-    assert sum(n for kind, n in events if kind == "dropped") == board.dropped
-    stamps = [f.timestamp_ns for f in frames]
-    assert stamps == sorted(stamps)
-
-
-def test_real_device_refuses_a_size_it_cannot_give():
-    path = capture_device()[0]
-    board = v4l2.V4L2Board(path, 2, 2, "ycbcr422")
-    with pytest.raises(ValueError, match="asked for 2x2 UYVY, driver gave"):
-        board.start()
-    board.stop()
+# The two tests against a real device (ten frames captured whole and in
+# sequence; a size the driver cannot give refused) are not here: the kernel
+# of the development and CI machines has no V4L2 and loads no modules (no
+# vivid), so on the host they could only skip. They are
+# tools/image/selftest.py, run in the emulated box against vivid;
+# tests/test_emulator.py's test_v4l2_on_vivid_inside_the_box fails unless
+# both pass. On a host with vivid loaded, `python -m tools.image.selftest
+# v4l2 /dev/videoN` runs them there.

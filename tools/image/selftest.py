@@ -1,9 +1,11 @@
 """Checks run inside the emulated box, where pytest is not: the image's
 init runs `python3 -m tools.image.selftest v4l2` when the kernel command
 line has modgate.selftest=v4l2, and tests/test_emulator.py reads the result
-from the box's log. They are the two tests of tests/test_v4l2.py that need
-a real V4L2 device (skipped on a host without one), done against vivid with
-the same driver code, hal/acq/v4l2.py.
+from the box's log. They are the driver's tests against a real V4L2 device,
+done against vivid with the same driver code, hal/acq/v4l2.py; they live
+here only, since the host's kernel has no V4L2 (see the end of
+tests/test_v4l2.py). On a host with vivid loaded, `python -m
+tools.image.selftest v4l2 /dev/videoN` runs them there.
 
 Each check prints "selftest v4l2 NAME: ok ..." or "selftest v4l2 NAME:
 FAILED ..."; the last line is "selftest v4l2 done: N of M checks ok".
@@ -16,7 +18,7 @@ from hal.acq.v4l2 import V4L2Board
 
 
 def capture_from_a_real_device(device):
-    """tests/test_v4l2.py test_capture_from_a_real_device, on vivid: ten
+    """Capture from a real device, on vivid: ten
     frames of 640x480 UYVY (vivid gives YUYV, which the driver reorders),
     whole, in sequence, gaps accounted as drops, stamps monotonic."""
     events = []
@@ -48,7 +50,8 @@ def capture_from_a_real_device(device):
 
 
 def refuses_a_size_it_cannot_give(device):
-    """tests/test_v4l2.py test_real_device_refuses_a_size_it_cannot_give."""
+    """A size the driver cannot give (2x2) is refused at start, naming what
+    the driver gave instead."""
     board = V4L2Board(device, 2, 2, "ycbcr422")
     try:
         board.start()
