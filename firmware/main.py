@@ -56,7 +56,7 @@ def run(args):
     is an alarm. Returns the exit status."""
     import board
     from firmware import config
-    from firmware.app import Gateway, check_applicable
+    from firmware.gateway import Gateway, check_applicable
 
     path = args.config or DEFAULT_CONFIG
     exists = os.path.exists(path)
@@ -96,7 +96,7 @@ def run(args):
         console.join(5)
     spool = gateway.spool
     log_line("stopped: %d clips recorded, %d stored, %s waiting, %s quarantined" % (
-        len(gateway.clips), gateway.stored, len(gateway._pending()) if spool else "-",
+        len(gateway.clips), gateway.stored, len(gateway.waiting()) if spool else "-",
         len(spool.quarantined()) if spool else "-"))
     if gateway.fatal:
         log_line("cannot work: %s" % gateway.fatal)
@@ -116,7 +116,7 @@ def start_console(where, gateway, box, config_path):
     or a tty device path."""
     import board
     from firmware import config
-    from firmware.app import ConsoleSystem
+    from firmware.console.system import ConsoleSystem
     from firmware.compat.threads import Thread
     from firmware.console import PasswordFile, serve
     from firmware.console.shell import Console, Settings
@@ -157,7 +157,7 @@ def start_console(where, gateway, box, config_path):
 
     shell = Console(Settings(gateway.cfg, persist), system, PasswordFile(store),
                     banner="modgate %s console, board %s" % (__version__, box.name))
-    stopped = gateway._stop.is_set
+    stopped = gateway.stopping
     thread = Thread(target=serve, args=(uart, shell, gateway.clock, gateway.cfg["console.idle_logout"], stopped),
                     name="console", daemon=True)
     thread.start()

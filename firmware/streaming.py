@@ -5,10 +5,9 @@ paced per ST 2110-21 (firmware/rtv/pacing.py).
   packetizers and the schedule; the datagrams leave through two sinks
   (``sink.send(datagrams)``, hal.udp.DatagramSender on a box) and time comes
   from a hal clock (monotonic_ns, sleep_ns, tai_ns).
-- LiveStream: a Streamer in its own thread, fed by the recorder with the
-  frames it records (``offer``). The hand-over is a one-frame mailbox: the
-  recorder never waits for the network, and when the streamer falls behind
-  the older frame is dropped and counted, so memory stays at two frames.
+- open_stream: the one way a stream starts, on the box (the gateway's live
+  stream, firmware/live.py) and on the host (`modgate stream`): the two
+  flows' datagram senders, the Streamer and its SDP files.
 
 Timing: frame k's slot starts at t0 + (k + 1) * T_FRAME, one frame period
 after it was due at the source, so that the frame is read and ready before
@@ -18,7 +17,6 @@ a frame arrives after its slot has passed, the clock is re-anchored (the
 RTP timestamps stay on the nominal frame grid).
 """
 
-from firmware.compat.threads import Event, Thread
 from firmware.rtv import metadata
 from firmware.rtv.metadata import MetadataFlow, origin_ns
 from firmware.rtv.pacing import Schedule
@@ -140,59 +138,15 @@ class Streamer:
             self.late += 1
         return on_time
 
+    def close(self):
+        """Close the two sinks (open_stream opened them for this streamer)."""
+        self.video_sink.close()
+        self.meta_sink.close()
+
     def stats(self):
         dropped = getattr(self.video_sink, "dropped", 0) + getattr(self.meta_sink, "dropped", 0)
         return {"frames": self.frames, "late": self.late, "video_packets": self.video_packets,
                 "meta_packets": self.meta_packets, "dropped_packets": dropped}
-
-
-class LiveStream:
-    """A Streamer in a thread, fed with frames from the recorder."""
-
-    def __init__(self, streamer, log=None):
-        self.streamer = streamer
-        self._log = log or (lambda message: None)
-        self._frame = None
-        self._have = Event()
-        self._stop = Event()
-        self.skipped = 0
-        self._thread = Thread(target=self._run, name="stream", daemon=True)
-
-    def start(self):
-        self._thread.start()
-
-    def offer(self, data, captured_ns=None):
-        """From the recorder: the newest frame and its capture time; an
-        unsent older one is replaced (and counted). Never blocks."""
-        if self._frame is not None:
-            self.skipped += 1
-        self._frame = (data, captured_ns)
-        self._have.set()
-
-    def stop(self, timeout=5, drain=False):
-        """Stop the thread; with drain, after it has sent the frame it has."""
-        if drain:
-            self._draining = True
-        else:
-            self._stop.set()
-        self._have.set()
-        self._thread.join(timeout)
-        self._stop.set()
-
-    _draining = False
-
-    def _run(self):
-        try:
-            while not self._stop.is_set():
-                self._have.wait(0.5)
-                self._have.clear()
-                item, self._frame = self._frame, None
-                if item is not None and not self._stop.is_set():
-                    self.streamer.send(item[0], item[1])
-                elif self._draining:
-                    return
-        except Exception as err:  # a thread must not die silently
-            self._log("ALARM stream stopped: %s: %s" % (type(err).__name__, err))
 
 
 def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1):
@@ -212,3 +166,41 @@ def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1):
     for name, text in texts:
         write_atomic(storage, name, text.encode())
     return [name for name, _ in texts]
+
+
+class StreamError(Exception):
+    """open_stream could not start the flows. part: "video" or "metadata"
+    (that flow's datagram sender did not open) or "sdp" (the SDP files were
+    not written); cause: the exception that says why."""
+
+    def __init__(self, part, cause):
+        Exception.__init__(self, str(cause))
+        self.part = part
+        self.cause = cause
+
+
+def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **options):
+    """Start streaming acq's frames: the two flows' datagram senders
+    (board.open_datagram_sender), a Streamer on clock and its SDP files in
+    the hal storage sdp_storage. options: the Streamer's (iod, attributes,
+    burst, source_ae_title, uid_root). Returns (streamer, the SDP files'
+    names); streamer.close() closes the senders. When it raises
+    (StreamError, or ValueError for a pixel format that cannot be streamed)
+    nothing stays open."""
+    sinks = []
+    try:
+        for part, dest in (("video", video_dest), ("metadata", meta_dest)):
+            try:
+                sinks.append(board.open_datagram_sender(dest, ttl))
+            except (OSError, OverflowError) as err:
+                raise StreamError(part, err)
+        streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], clock, **options)
+        try:
+            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl)
+        except OSError as err:
+            raise StreamError("sdp", err)
+    except BaseException:
+        for sink in sinks:
+            sink.close()
+        raise
+    return streamer, names

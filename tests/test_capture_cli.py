@@ -49,7 +49,7 @@ def test_demo_records_stores_and_verifies(tmp_path):
 
 
 def test_demo_check_finds_a_changed_pixel(tmp_path):
-    from firmware.app import Clip
+    from firmware.recorder import Clip
     from hal.acq.sim import Pattern, SimBoard
     from tools.receiver import check_clip
 

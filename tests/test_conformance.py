@@ -15,7 +15,7 @@ from pynetdicom.sop_class import Verification
 
 import board
 from firmware import config
-from firmware.app import Gateway
+from firmware.gateway import Gateway
 from firmware.dicom.iod import IODS
 from firmware.net import dimse
 from tests.conftest import ROOT, free_port, modgate
@@ -75,7 +75,7 @@ def on_the_wire(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("conformance")
     port = free_port()
     for iod in IODS:
-        Gateway(settings(tmp_path, port, iod), board.load("host")).record()
+        Gateway(settings(tmp_path, port, iod), board.load("host")).recorder.run()
     requests = []
     stored = []
 
@@ -98,7 +98,7 @@ def on_the_wire(tmp_path_factory):
     server = ae.start_server(("127.0.0.1", port), block=False,
                              evt_handlers=[(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)])
     gateway = Gateway(settings(tmp_path, port, "video-endoscopic"), board.load("host"))
-    sender = threading.Thread(target=gateway.send)
+    sender = threading.Thread(target=gateway.sender.run)
     try:
         assert len(gateway.spool.pending()) == len(IODS)
         sender.start()

@@ -22,9 +22,11 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 import board
 from firmware import config
-from firmware.app import ConsoleSystem, Gateway, check_applicable, patient_attributes
 from firmware.config import ConfigError
+from firmware.console.system import ConsoleSystem
 from firmware.dicom.encoder import ObjectEncoder
+from firmware.gateway import Gateway, check_applicable
+from firmware.study import Study, patient_attributes
 from hal.storage import PosixStorage
 from tests.conftest import ROOT, Storescp, free_port, machine_lacks
 from tests.test_console import PASSWORD, RunningGateway
@@ -171,11 +173,7 @@ def test_what_the_config_accepts_the_encoder_writes(key, value):
         return
     cfg = config.defaults()
     cfg[key] = value
-    attributes = patient_attributes(cfg)
-    if cfg["study.description"]:
-        attributes[0x00081030] = cfg["study.description"]
-    if cfg["station.name"]:
-        attributes[0x00081010] = cfg["station.name"]
+    attributes = patient_attributes(cfg, Study(None, None, cfg["station.uid_root"]))
     encoder = ObjectEncoder("video-endoscopic", 4, 4, "rgb8", (2026, 11, 26, 0, 0, 0, 0), attributes,
                             uid_root=cfg["station.uid_root"], source_ae_title=cfg["station.ae_title"])
     assert encoder.header()

@@ -17,7 +17,7 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 import board
 from firmware import config
-from firmware.app import Gateway
+from firmware.gateway import Gateway
 from hal.acq.sim import Pattern
 from tests.conftest import ROOT, Storescp, dciodvfy, free_port
 from tools.bench.crash import crash_loop

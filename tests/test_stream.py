@@ -180,7 +180,8 @@ def test_gateway_streams_while_it_records(tmp_path):
     """modgate run: the console's stream start sends the recorder's own
     frames; stream stop ends it; the SDPs are in the spool folder."""
     from board import load
-    from firmware.app import ConsoleSystem, Gateway
+    from firmware.console.system import ConsoleSystem
+    from firmware.gateway import Gateway
 
     port = _free_rtp_port()
     cfg = config.defaults()

@@ -90,15 +90,12 @@ def local_now():
 
 
 def patient_attributes(args):
-    attributes = {}
-    for tag, value in (
-        (tags.PatientName, args.patient_name),
-        (tags.PatientID, args.patient_id),
-        (tags.AccessionNumber, args.accession),
-    ):
-        if value is not None:
-            attributes[tag] = value
-    return attributes
+    """The patient attributes the arguments give, by the box's own factory
+    under the configuration's keys (capture has --accession, stream not)."""
+    from firmware.study import patient_attributes as attributes_of
+
+    return attributes_of({"patient.name": args.patient_name, "patient.id": args.patient_id,
+                          "study.accession_number": getattr(args, "accession", None)})
 
 
 def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, transfer_syntax):
@@ -176,7 +173,7 @@ def cmd_demo(args):
 
     import board
     from firmware import config
-    from firmware.app import Gateway
+    from firmware.gateway import Gateway
     from hal.acq.sim import Pattern
     from tools.receiver import Receiver, check_clip
 
@@ -309,7 +306,7 @@ def cmd_stream(args):
     import signal
 
     import board
-    from firmware.streaming import Streamer, write_sdps
+    from firmware.streaming import StreamError, open_stream
     from hal.storage import PosixStorage
 
     name = "host" if args.board == "sim" else args.board
@@ -342,31 +339,24 @@ def cmd_stream(args):
         acq.start()
     except OSError as err:
         raise UsageError("argument --board: board %s cannot acquire: %s" % (box.name, err))
-    sinks = []
+    streamer = None
     try:
-        for argument, dest in (("--dest", video_dest), ("--meta-dest" if args.meta_dest else "--dest", meta_dest)):
-            try:
-                sinks.append(box.open_datagram_sender(dest, ttl=args.ttl))
-            except OverflowError as err:
-                raise UsageError("argument %s: %s" % (argument, err))
-            except OSError as err:
-                raise UsageError("argument %s: cannot send to %s port %d: %s" % (
-                    argument, dest[0], dest[1], err.strerror or err))
-        video_sink, meta_sink = sinks
-        attributes = {}
-        if args.patient_name:
-            attributes[tags.PatientName] = args.patient_name
-        if args.patient_id:
-            attributes[tags.PatientID] = args.patient_id
         stop = []
-        streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, video_sink, meta_sink,
-                            StoppableClock(clock, lambda: bool(stop)), iod=args.iod, attributes=attributes,
-                            burst=args.burst)
         try:
-            write_sdps(PosixStorage(args.sdp_dir), streamer, video_dest, meta_dest, args.ttl)
-        except OSError as err:
-            raise UsageError("argument --sdp-dir: cannot write the SDP files into %s: %s" % (
-                args.sdp_dir, err.strerror or err))
+            streamer, _ = open_stream(box, acq, StoppableClock(clock, lambda: bool(stop)), video_dest, meta_dest,
+                                      args.ttl, PosixStorage(args.sdp_dir), iod=args.iod,
+                                      attributes=patient_attributes(args), burst=args.burst)
+        except StreamError as err:
+            cause = err.cause
+            if err.part == "sdp":
+                raise UsageError("argument --sdp-dir: cannot write the SDP files into %s: %s" % (
+                    args.sdp_dir, cause.strerror or cause))
+            argument, dest = ("--dest", video_dest) if err.part == "video" else (
+                "--meta-dest" if args.meta_dest else "--dest", meta_dest)
+            if isinstance(cause, OverflowError):
+                raise UsageError("argument %s: %s" % (argument, cause))
+            raise UsageError("argument %s: cannot send to %s port %d: %s" % (
+                argument, dest[0], dest[1], cause.strerror or cause))
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         signal.signal(signal.SIGINT, lambda *_: stop.append(1))
         log_line("streaming %dx%d %s at %s fps to %s:%d (metadata %s:%d); SDPs in %s; %d datagrams a frame, "
@@ -396,8 +386,8 @@ def cmd_stream(args):
             failure = "board %s: %s" % (box.name, err)
     finally:
         acq.stop()
-        for sink in sinks:
-            sink.close()
+        if streamer is not None:
+            streamer.close()
     s = streamer.stats()
     log_line("streamed %d frames in %.1f s: %d late, %d video and %d metadata datagrams, %d dropped" % (
         sent, time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],

@@ -9,7 +9,7 @@ security, annexes) and adds the PS3.22 real-time section. Every table is read
 from the data the firmware itself runs on: the IODs and SOP classes
 (firmware/dicom/iod.py, uid.py), the presentation contexts as acse.propose
 builds them, the C-STORE status ranges (firmware/net/dimse.py) and what the
-sender does with each class (firmware/app.py DISPOSITION), the configuration
+sender does with each class (firmware/sender.py DISPOSITION), the configuration
 schema (firmware/config.py), the TLS context (hal/tcp.py), the console's
 password and lockout constants, and the RTP/SDP writers (firmware/rtv). So a
 change there changes the statement; tests/test_conformance.py holds the
@@ -25,7 +25,7 @@ import json
 import re
 import sys
 
-from firmware import __version__, app, config
+from firmware import __version__, config, recorder, sender
 from firmware.compat import crypto
 from firmware.console import shell
 from firmware.dicom import uid
@@ -175,9 +175,9 @@ def proposed_contexts():
     """[(abstract syntax, transfer syntax)] the storage association proposes
     when the queue holds an object of every IOD: acse.propose over what the
     SCU adds (Verification) and what the recorder encodes
-    (app.STORAGE_TRANSFER_SYNTAX), one transfer syntax per context."""
+    (recorder.STORAGE_TRANSFER_SYNTAX), one transfer syntax per context."""
     objects = [(acse.VERIFICATION, uid.IMPLICIT_VR_LITTLE_ENDIAN)]
-    objects += [(sop_class, app.STORAGE_TRANSFER_SYNTAX) for sop_class in storage_sop_classes()]
+    objects += [(sop_class, recorder.STORAGE_TRANSFER_SYNTAX) for sop_class in storage_sop_classes()]
     return [(abstract, ts) for _, abstract, syntaxes in acse.propose(objects) for ts in syntaxes]
 
 
@@ -403,11 +403,11 @@ def _networking(doc, defaults, ae_title, metadata):
           "association, a rejection or a timeout leaves the object in the queue with its failure count "
           "unchanged; the next attempt follows after a delay that doubles from `spool.backoff_initial` (default "
           "%s s) to at most `spool.backoff_max` (default %s s), with random jitter of up to half the delay." % (
-              app.LOOK_AHEAD, defaults["spool.backoff_initial"], defaults["spool.backoff_max"]))
+              sender.LOOK_AHEAD, defaults["spool.backoff_initial"], defaults["spool.backoff_max"]))
     doc.p("Proposed presentation contexts: each SOP class is proposed with every transfer syntax in a context "
           "of its own, so the SCP may accept any one. The table shows the association when the queue holds an "
           "object of every IOD; an association proposes only the SOP classes queued (plus Verification). "
-          "Objects are recorded in %s." % name_of(app.STORAGE_TRANSFER_SYNTAX))
+          "Objects are recorded in %s." % name_of(recorder.STORAGE_TRANSFER_SYNTAX))
     doc.table(CONTEXT_HEADERS, _context_rows(proposed_contexts()))
     doc.p("The host utility `modgate store` proposes, in addition, each file's own transfer syntax.")
     doc.p("SOP specific conformance, Storage SOP classes (PS3.4 B.2): each object is sent from the spool file in "
@@ -420,7 +420,7 @@ def _networking(doc, defaults, ae_title, metadata):
                                               "i": name_of(uid.IMPLICIT_VR_LITTLE_ENDIAN)})
     rows = []
     for mask, value, category, meaning in dimse.STATUS_RANGES:
-        rows.append((status_pattern(mask, value), category, meaning, app.DISPOSITION[category][1]))
+        rows.append((status_pattern(mask, value), category, meaning, sender.DISPOSITION[category][1]))
     doc.table(("Status code", "Class", "Meaning", "Behaviour"), rows)
     doc.p("Status codes reported by their own meaning in the log and on the console:")
     rows = [("%04X" % code, dimse.status_class(code)[0], meaning) for code, meaning in sorted(dimse.STATUS_MEANINGS.items())]

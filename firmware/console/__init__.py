@@ -1,6 +1,7 @@
 """The serial console: a line editor (editor.py) and a command shell
-(shell.py), both sans-I/O, and here the small I/O side that joins them to a
-UART from hal.uart (or MicroPython's machine.UART: read, write)."""
+(shell.py), both sans-I/O, the shell's view of the running gateway
+(system.py), and here the small I/O side that joins them to a UART from
+hal.uart (or MicroPython's machine.UART: read, write)."""
 
 from firmware.config import write_atomic
 

@@ -228,6 +228,15 @@ def store_files(board, names, host, port, open_object, log=None, **options):
         scu.release()
 
 
+def pacs_tls(cfg, board):
+    """The TLS context for the configured PACS (PS3.15 B.9), or None
+    without pacs.tls. Raises OSError or ValueError for files that do not
+    load (the configuration's check calls this too)."""
+    if not cfg["pacs.tls"]:
+        return None
+    return board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+
+
 def storage_scu(cfg, board, tls=None, log=None, open_object=None):
     """The Storage SCU for the configured PACS (the sender's and the
     console's echo): the one place the pacs.* keys become an SCU. tls: the

@@ -1,0 +1,187 @@
+"""The console's view of the running system: what the serial console can
+see and do on the gateway (the `system` of firmware/console/shell.py). It
+reads and drives the gateway and its parts through their public methods and
+attributes only."""
+
+from firmware.alarms import hint_for
+from firmware.config import ConfigError
+from firmware.gateway import check_applicable
+from firmware.spool import check_root
+
+
+class ConsoleSystem:
+    """nic: the board's NIC, for the link in status; load_board: name ->
+    Board, to check a saved change of board against the board it names."""
+
+    def __init__(self, gateway, nic=None, load_board=None):
+        self.gateway = gateway
+        self.nic = nic
+        self._load_board = load_board
+
+    def status(self):
+        g = self.gateway
+        lines = ["board      %s" % g.board.name]
+        if self.nic is not None:
+            try:
+                speed = self.nic.speed_mbps()
+                lines.append("link       %s %s%s, MTU %d" % (self.nic.name, "up" if self.nic.link_up() else "DOWN",
+                                                             " %d Mb/s" % speed if speed else "", self.nic.mtu()))
+            except OSError as err:
+                lines.append("link       %s unknown: %s" % (self.nic.name, err))
+        if not g.configured:
+            state = "off: no configuration saved yet (set, then save)"
+        elif g.recorder.done:
+            state = "done (clip.count reached)"
+        elif g.recording:
+            state = "on"
+        else:
+            state = "idle"
+        cfg = g.cfg
+        lines.append("recording  %s, %d clips this run, %d frames dropped" % (state, len(g.clips), g.dropped_frames))
+        study = g.recorder.study_in_force(cfg)
+        where = "the next clip starts a new study" if study is None else "study %s" % study.study_uid
+        lines.append("patient    %s, ID %s, %s" % (cfg["patient.name"] or "(none)", cfg["patient.id"] or "(none)", where))
+        spool = g.spool
+        if spool is None:
+            lines.append("queue      no spool")
+        else:
+            try:
+                waiting = len(spool.pending())
+            except OSError as err:
+                waiting = "unreadable (%s)" % err
+            lines.append("queue      %s waiting, %d quarantined, %d of %d bytes used, %d free on the disk" % (
+                waiting, len(spool.quarantined()), spool.used_bytes(), spool.max_bytes, spool.storage.free_bytes()))
+        if g.sender.last_send:
+            t, name, result = g.sender.last_send
+            lines.append("last send  %04d-%02d-%02d %02d:%02d:%02dZ %s %s" % (t[:6] + (name, result)))
+        else:
+            lines.append("last send  none yet")
+        live = g.live.stream
+        if live is not None:
+            st = live.streamer.stats()
+            lines.append("stream     on, %d frames, %d late, %d skipped" % (st["frames"], st["late"], live.skipped))
+        else:
+            lines.append("stream     off")
+        alarms = g.alarms.active()
+        if spool is not None and spool.alarm and g.alarms.text("spool") is None:
+            alarms.append(("spool", g.clock.wall_utc(), spool.alarm, ""))
+        if not alarms:
+            lines.append("alarms     none")
+        for key, since, text, hint in alarms:
+            lines.append("ALARM      %04d-%02d-%02d %02d:%02d:%02dZ %s: %s" % (since[:6] + (key, text)))
+            if hint:
+                lines.append("             hint: %s" % hint)
+        return lines
+
+    def echo(self):
+        cfg = self.gateway.cfg
+        status, meaning = self.gateway.sender.echo()
+        if status is None:
+            hint = hint_for(meaning)
+            return "error: C-ECHO %s@%s:%d: %s%s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], meaning,
+                                                     " (%s)" % hint if hint else "")
+        return "C-ECHO %s@%s:%d: %04X %s" % (cfg["pacs.ae_title"], cfg["pacs.host"], cfg["pacs.port"], status, meaning)
+
+    def record(self, start):
+        g = self.gateway
+        if g.cfg["clip.mode"] != "command":
+            return "error: clip.mode is %s; record start|stop needs clip.mode command" % g.cfg["clip.mode"]
+        if start:
+            if not g.configured:
+                return "error: no configuration saved yet: set the PACS and the patient, then save"
+            if g.spool is None:
+                return "error: no spool to record into: %s" % (g.alarms.text("spool") or "see status")
+            if g.recorder.requested:
+                return "already recording"
+            g.start_recording()
+            return "recording"
+        if not g.recorder.requested:
+            return "not recording: the recorder is idle"
+        g.stop_recording()
+        return "recording stopped; the clip goes to the spool"
+
+    def stream(self, start):
+        g = self.gateway
+        cfg = g.cfg
+        if not start:
+            g.stop_streaming()
+            return "streaming stopped" if g.live.stream is not None else "not streaming"
+        if g.storage is None:
+            return "error: no spool folder to write the SDP files into: %s" % (g.alarms.text("spool") or "see status")
+        if g.recorder.done:
+            return "error: the recorder has stopped (clip.count reached): no frames to stream"
+        g.start_streaming()
+        return "streaming to %s:%d, metadata to %s:%d; SDPs in %s" % (
+            cfg["rtv.host"], cfg["rtv.port"], cfg["rtv.host"], cfg["rtv.metadata_port"], g.storage.path(""))
+
+    def queue(self, args):
+        g = self.gateway
+        spool = g.spool
+        if spool is None:
+            return ["error: no spool: %s" % (g.alarms.text("spool") or "see status")]
+        if args == ["list"]:
+            lines = []
+            for folder, names in (("waiting", spool.pending()), ("quarantined", spool.quarantined())):
+                for name in names:
+                    lines.append("%s: %s" % (folder, _describe(spool, name, folder)))
+            for path in spool.unknown():
+                lines.append("not the spool's (left alone): %s" % path)
+            return lines or ["the spool is empty"]
+        if len(args) == 2 and args[0] == "retry":
+            answer = spool.retry(args[1])
+            if not spool.quarantined():
+                g.alarms.clear("quarantine")
+            g.sender.notify()
+            return [answer]
+        if args == ["purge-quarantine"]:
+            answer = "purged %d quarantined objects" % spool.purge_quarantine()
+            g.alarms.clear("quarantine")
+            return [answer]
+        return ["error: usage: queue [list|retry ID|purge-quarantine]"]
+
+    def log(self, n):
+        return self.gateway.log.recent[-n:] or ["(no log lines yet)"]
+
+    def check(self, values):
+        """Raise ConfigError unless values can apply on this box: what the
+        schema cannot know (the board's frame format and memory, TLS files
+        that exist and parse, a spool folder that is the spool's)."""
+        g = self.gateway
+        target = g.board
+        if values["board"] != g.board.name and self._load_board is not None:
+            target = self._load_board(values["board"])  # applies at the next start: checked against it
+        check_applicable(values, target, g.storage if target is g.board else None)
+        if g.storage is None:
+            problem = check_root(g.board.open_storage(values["spool.root"]))
+            if problem:
+                raise ConfigError("spool.root", problem)
+
+    def apply(self, values):
+        self.gateway.apply(values)
+
+    def new_study(self):
+        self.gateway.new_study()
+        return "the next clip starts a new study"
+
+    def reboot(self):
+        self.gateway.reboot_requested = True
+        self.gateway.stop()
+
+    def poweroff(self):
+        self.gateway.poweroff_requested = True
+        self.gateway.stop()
+        return "powering off"
+
+
+def _describe(spool, name, folder):
+    """One line for a queued or quarantined object (spool.describe)."""
+    d = spool.describe(name, "queue" if folder == "waiting" else "quarantine")
+    if not d:
+        return name
+    parts = [name, "patient %s" % (d.get("patient_name") or "(none)")]
+    for key, label in (("patient_id", "ID"), ("recorded", "recorded"),
+                       ("size", "bytes"), ("tries", "tries"), ("last_error", "last error")):
+        value = d.get(key)
+        if value not in (None, ""):
+            parts.append("%s %s" % (label, value))
+    return ", ".join(parts)

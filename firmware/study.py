@@ -1,0 +1,72 @@
+"""The patient and the study a clip belongs to, and the one place that turns
+them into DICOM attributes: for the clips the recorder stores, the live
+stream's metadata (PS3.22) and the host's `modgate capture` and `stream`
+alike.
+
+A change of patient or exam (config.EXAM_KEYS) or the console's `exam end`
+starts a new study; a change of what the series is made with (station, IOD,
+frame format) a new series of the same study (PS3.3 C.7.3.1: a series is
+one modality's, one equipment's). Instances are numbered from 1 in each
+series.
+"""
+
+from firmware.config import EXAM_KEYS
+from firmware.dicom import tags
+from firmware.dicom.uid import generate_uid
+
+# The configuration key of each patient and study attribute that comes
+# from the technician (PS3.3 C.7.1.1 Patient Module, C.7.2.1 General Study
+# Module). All are Type 2: present, and empty when not known.
+PATIENT_STUDY_KEYS = (
+    ("patient.name", tags.PatientName),
+    ("patient.id", tags.PatientID),
+    ("patient.birth_date", tags.PatientBirthDate),
+    ("patient.sex", tags.PatientSex),
+    ("study.accession_number", tags.AccessionNumber),
+    ("study.referring_physician", tags.ReferringPhysicianName),
+)
+
+
+def exam(cfg):
+    """What identifies one exam: its patient and study keys' values."""
+    return tuple(cfg[key] for key in EXAM_KEYS)
+
+
+def patient_attributes(values, study=None):
+    """The patient and study attributes that values give (the
+    configuration, or a host command's arguments under the same keys; a key
+    absent or None is empty). With study, those of the next instance of its
+    series too, and the description and station name when configured;
+    without, the encoder or the metadata flow make their own UIDs."""
+    attributes = {}
+    for key, tag in PATIENT_STUDY_KEYS:
+        attributes[tag] = values.get(key) or ""
+    if study is not None:
+        attributes[tags.StudyInstanceUID] = study.study_uid
+        attributes[tags.SeriesInstanceUID] = study.series_uid
+        attributes[tags.SeriesNumber] = study.series_number
+        attributes[tags.InstanceNumber] = study.instances
+        # Type 3 (PS3.3 C.7.2.1, C.7.5.1): only when there is a value.
+        if values.get("study.description"):
+            attributes[tags.StudyDescription] = values["study.description"]
+        if values.get("station.name"):
+            attributes[tags.StationName] = values["station.name"]
+    return attributes
+
+
+class Study:
+    """The study and series the next clip goes into."""
+
+    __slots__ = ("exam", "series_key", "study_uid", "series_uid", "series_number", "instances")
+
+    def __init__(self, exam, series_key, uid_root):
+        self.exam = exam
+        self.study_uid = generate_uid(uid_root)
+        self.series_number = 0
+        self.new_series(series_key, uid_root)
+
+    def new_series(self, series_key, uid_root):
+        self.series_key = series_key
+        self.series_uid = generate_uid(uid_root)
+        self.series_number += 1
+        self.instances = 0
