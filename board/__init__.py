@@ -36,6 +36,12 @@ class Board:
         # buffers about one more.
         self.max_frame_bytes = self.memory_budget_mib * 1024 * 1024 // 4
 
+    def frame_length(self, pixel, width, height):
+        """Bytes of one frame the acquisition drivers deliver (hal.acq)."""
+        from hal.acq import frame_length
+
+        return frame_length(pixel, width, height)
+
     def open_acquisition(self, width=None, height=None, pixel=None, rate=None, clock=None, paced=True):
         """The acquisition board, with the board's defaults overridden by
         any argument given (from the configuration). paced only applies to

@@ -23,7 +23,6 @@ from firmware.sender import Sender
 from firmware.services.storage import pacs_tls
 from firmware.spool import Spool, check_root
 from firmware.study import exam
-from hal.acq import frame_length
 
 # The share of spool.max_bytes past which the spool is nearly full (an alarm).
 NEARLY_FULL = 0.9
@@ -236,7 +235,7 @@ def check_applicable(cfg, board, storage=None):
     if pixel not in formats:
         raise ConfigError("acquisition.pixel", "clip.iod %s takes %s pixels; the board delivers %s: set acquisition.pixel" % (
             cfg["clip.iod"], " or ".join(formats), pixel))
-    length = frame_length(pixel, width, height)
+    length = board.frame_length(pixel, width, height)
     if length > board.max_frame_bytes:
         raise ConfigError("acquisition.width", "a %dx%d %s frame is %d bytes; board %s takes at most %d (a quarter of "
                           "its %d MiB memory budget)" % (width, height, pixel, length, board.name,

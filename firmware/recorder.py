@@ -15,7 +15,6 @@ from firmware.dicom.encoder import ObjectEncoder
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN
 from firmware.spool import SpoolFull
 from firmware.study import Study, exam, patient_attributes
-from hal.acq import frame_length
 
 # Seconds the recorder waits for a frame before it looks at its stop and
 # start signals again, whatever the frame rate (hal.acq read(timeout_s)).
@@ -212,7 +211,7 @@ class Recorder:
         """One clip with the values in force at its start."""
         g = self.gateway
         spool = g.spool
-        length = frame_length(acq.pixel, acq.width, acq.height)
+        length = g.board.frame_length(acq.pixel, acq.width, acq.height)
         expected = _expected_frames(cfg, acq) * length + HEADER_ALLOWANCE
         try:
             recording = spool.begin(expected)

@@ -126,3 +126,13 @@ def test_the_checks_see_a_bad_import(tmp_path):
     path.write_text("def f():\n    from tools import cli\n    from . import sibling\n")
     known = {"firmware.x": str(path), "firmware.sibling": "", "tools": "", "tools.cli": ""}
     assert imports(str(path), "firmware.x", known) == {"tools.cli", "firmware.sibling"}
+
+
+def test_firmware_reaches_hal_only_through_the_board_it_is_given():
+    """Above the entry (firmware/main.py wires a board), the firmware gets
+    its drivers from board.open_*: it imports neither hal nor board, so a
+    board with other drivers (a MicroPython board's) runs it unchanged."""
+    wrong = sorted("%s imports %s" % (name, target) for name, targets in graph().items()
+                   if _under(name, "firmware") and name != "firmware.main"
+                   for target in targets if _under(target, "hal") or _under(target, "board"))
+    assert not wrong, "\n".join(wrong)
