@@ -1,7 +1,9 @@
 """modgate firmware: the application and its sans-I/O protocol cores.
 
 Everything under this package imports on CPython and on MicroPython; see
-../shared/DESIGN.md, 'Rules that hold everywhere'.
+../shared/DESIGN.md, 'Rules that hold everywhere'. (compat/threads.py needs
+a MicroPython port with _thread; the WebAssembly port the tests use has
+none.)
 """
 
 __version__ = "0.1.0"
