@@ -1,7 +1,12 @@
 """The core on a real MicroPython: the WebAssembly port (npm
-@micropython/micropython-webassembly-pyscript 1.27) under Node.js encodes
-every test vector, and its bytes must equal CPython's. mpy-cross compiles
-all of firmware/."""
+@micropython/micropython-webassembly-pyscript 1.27) under Node.js runs
+every test vector (tests/vectors.py: dicom/, rtv/, net/ and the spool's
+pure logic), and its bytes must equal CPython's. mpy-cross compiles all of
+firmware/.
+
+Not run there: firmware/compat/threads.py's _thread path (the port has no
+threads; test_the_thread_shim_cannot_run_on_the_wasm_port), so MicroPython
+runs of the gateway's threads are untested."""
 
 import glob
 import hashlib
@@ -40,6 +45,9 @@ def test_vectors_byte_identical_on_micropython():
         theirs[name] = (int(length), digest)
     ours = {name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in vectors()}
     assert len(ours) > 80
+    for prefix in ("element-", "object-", "rtv-", "net-associate-", "net-pdus-file-", "net-pdus-stream-",
+                   "net-pdus-converted-", "net-reassembly", "net-association-", "net-convert-", "spool-"):
+        assert any(name.startswith(prefix) for name in ours), prefix
     mismatched = sorted(name for name in ours if theirs.get(name) != ours[name])
     assert not mismatched, mismatched
     assert set(theirs) == set(ours)
@@ -74,6 +82,27 @@ def test_core_refuses_bad_values_on_micropython(tmp_path):
     result = micropython(str(script), "firmware")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.count("refused") == 9
+
+
+def test_the_thread_shim_cannot_run_on_the_wasm_port(tmp_path):
+    """firmware/compat/threads.py falls back to _thread on MicroPython; the
+    WebAssembly port has no _thread, so that path is never run by these
+    tests (a board port with threads is where it runs). If this starts to
+    fail, the port gained threads: test the shim there."""
+    script = tmp_path / "threads.py"
+    script.write_text(
+        "try:\n"
+        "    import _thread\n"
+        "except ImportError:\n"
+        "    print('no _thread')\n"
+        "try:\n"
+        "    from firmware.compat import threads\n"
+        "except ImportError:\n"
+        "    print('no compat.threads')\n"
+    )
+    result = micropython(str(script), "firmware")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["no", "_thread", "no", "compat.threads"]
 
 
 def test_firmware_compiles_with_mpy_cross(tmp_path):

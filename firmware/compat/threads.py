@@ -3,6 +3,10 @@ MicroPython (which has only _thread) the small part of it modgate uses:
 
     Thread(target, args=(), name=None, daemon=False): start(), join(timeout)
     Event(): set(), clear(), is_set(), wait(timeout) -> bool
+
+The _thread path below is untested: the MicroPython the tests run (the
+WebAssembly port, tests/test_micropython.py) has no _thread, so there this
+module does not import at all. It needs a port built with threads.
 """
 
 try:

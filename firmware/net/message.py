@@ -189,23 +189,29 @@ class ConvertingReader:
         self.chunk = chunk
         self.converter = ExplicitToImplicit()
         self.pending = bytearray()
+        self.taken = 0  # bytes of pending already given out
         self.done = False
 
     def read_into(self, views, offset=None):
         total = 0
         for view in views:
             n = len(view)
-            while len(self.pending) < n and not self.done:
+            while len(self.pending) - self.taken < n and not self.done:
                 self._more()
-            take = min(n, len(self.pending))
-            view[:take] = self.pending[:take]
-            del self.pending[:take]
+            take = min(n, len(self.pending) - self.taken)
+            view[:take] = self.pending[self.taken : self.taken + take]
+            self.taken += take
             total += take
             if take < n:
                 break
         return total
 
     def _more(self):
+        if self.taken:
+            # Drop what was given out (a copy, not del pending[:taken]:
+            # MicroPython's bytearray has no slice deletion).
+            self.pending = self.pending[self.taken :]
+            self.taken = 0
         buf = bytearray(self.chunk)
         got = self.reader.read_into([memoryview(buf)], self.offset)
         self.offset += got

@@ -150,28 +150,33 @@ class PDUFramer:
         self._need = None  # (type, length) of the PDU being collected
 
     def feed(self, data):
-        self._buf.extend(data)
+        buf = self._buf
+        buf.extend(data)
         out = []
+        pos = 0  # bytes of buf taken, dropped once at the end: MicroPython's
+        # bytearray has no slice deletion (del buf[:n] is a TypeError there)
         while True:
             if self._need is None:
-                if len(self._buf) < PDU_HEADER_LENGTH:
+                if len(buf) - pos < PDU_HEADER_LENGTH:
                     break
-                head = bytes(self._buf[:6])
+                head = bytes(buf[pos : pos + 6])
                 pdu_type, _, length = struct.unpack(">BBI", head)
                 try:
                     self._check(pdu_type, length, head)
                 except PDUError:
                     self._buf = bytearray()  # the stream is dead; keep nothing
                     raise
-                del self._buf[:6]
+                pos += 6
                 self._need = (pdu_type, length)
             pdu_type, length = self._need
-            if len(self._buf) < length:
+            if len(buf) - pos < length:
                 break
-            body = bytes(self._buf[:length])
-            del self._buf[:length]
+            body = bytes(buf[pos : pos + length])
+            pos += length
             self._need = None
             out.append((pdu_type, body))
+        if pos:
+            self._buf = buf[pos:]
         return out
 
     def _check(self, pdu_type, length, head):
