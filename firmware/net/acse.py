@@ -111,6 +111,10 @@ class Negotiated:
             result, ts = info.contexts.get(context_id, (2, None))
             if result == ACCEPTANCE and ts in syntaxes:
                 self.accepted[context_id] = (abstract, ts)
+            elif result == ACCEPTANCE:
+                # PS3.8 9.3.3.2: the acceptor picks one of the proposed
+                # transfer syntaxes; another cannot be used.
+                self.refused[context_id] = (abstract, "accepted with transfer syntax %s, which was not proposed" % ts)
             else:
                 self.refused[context_id] = (abstract, CONTEXT_RESULTS.get(result, "result %d" % result))
         # PS3.8 D.1: 0 means no limit on what the acceptor takes.

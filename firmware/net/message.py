@@ -71,7 +71,9 @@ def message_pdus(context_id, command, data_set, limit, offset=0, size=None, batc
     it). data_set: None, bytes, or a reader: read_into(views, offset) ->
     bytes read. With size (bytes from offset) the reader is a file of known
     length and a short read raises ShortDataSet; without, it is a stream
-    read until it runs dry. Errors of the reader (OSError, ConversionError)
+    read until it runs dry, a short read being its end (so a stream reader
+    fills every view it is given until then, as ConvertingReader does).
+    Errors of the reader (OSError, ConversionError)
     come out of this generator, never out of the caller's sends."""
     head = fragments(context_id, command, limit, True)
     if data_set is None or isinstance(data_set, (bytes, bytearray, memoryview)):
