@@ -85,6 +85,7 @@ class Association:
         self.machine = None
         self.negotiated = None
         self._message_id = 0
+        self._held = []  # P-DATA that came in while we were sending, for the next wait
 
     # -- establishment and release (PS3.8 7.1, 7.2) --------------------------
     def open(self, contexts):
@@ -194,11 +195,11 @@ class Association:
             raise DataSetFault(why + " (association aborted)", True)
         raise DataSetFault(why, False)
 
-    def response(self, message_id, command_field, timeout=None):
+    def response(self, message_id, command_field, timeout=None, reader=None):
         """The next message, which must answer message_id with
         command_field: (context_id, command, data_set). Anything else aborts
-        the association (AssociationError)."""
-        context_id, command, data_set = self.receive(timeout)
+        the association (AssociationError). reader: as for receive()."""
+        context_id, command, data_set = self.receive(timeout, reader)
         if (command.get(dimse.CommandField) != command_field
                 or command.get(dimse.MessageIDBeingRespondedTo) != message_id):
             self.abort()
@@ -264,6 +265,11 @@ class Association:
         if self.connection is not None and self.connection.readable(0):
             self._receive_some()
         event = self.machine.next_event()
+        while event is not None and event[0] == "data":
+            # The peer may speak while we send (C-FIND responses still
+            # coming after our C-CANCEL): kept, in order, for the next wait.
+            self._held.append(event)
+            event = self.machine.next_event()
         if event is not None:
             self._lost(event)
         if self.connection is None:
@@ -272,7 +278,7 @@ class Association:
     def _wait(self, kinds, timeout, timer):
         deadline = self._now() + int(timeout * NS)
         while True:
-            event = self.machine.next_event()
+            event = self._held.pop(0) if self._held else self.machine.next_event()
             if event is not None:
                 if event[0] in kinds:
                     return event

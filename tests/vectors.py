@@ -899,6 +899,47 @@ def net_vectors():
             yield vector
 
 
+def _show(value):
+    """A decoded data set as text whatever the port's dict order."""
+    if isinstance(value, dict):
+        return "{" + ", ".join("%08X: %s" % (tag, _show(value[tag])) for tag in sorted(value)) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_show(v) for v in value) + "]"
+    if isinstance(value, str):
+        return "'" + "".join(c if 32 <= ord(c) < 127 else "\\u%04x" % ord(c) for c in value) + "'"
+    return repr(value)
+
+
+def worklist_vectors():
+    """The Modality Worklist query's identifier, and data sets read back
+    (firmware/dicom/decode.py): Latin-1, UTF-8 and no Specific Character
+    Set, Explicit and Implicit VR, nested sequences."""
+    from firmware.dicom.decode import decode_dataset
+    from firmware.services.worklist import Query, item_from
+
+    for explicit in (True, False):
+        kind = "explicit" if explicit else "implicit"
+        raw = Query("MODGATE", "ES", "20261126-20261127", "P1", "A1").identifier(explicit)
+        yield "worklist-identifier-" + kind, raw
+        yield "worklist-decoded-" + kind, text([_show(decode_dataset(raw, explicit))])
+    name_latin1 = bytes([0x4D, 0xFC, 0x6C, 0x6C, 0x65, 0x72, 0x5E, 0x4A, 0xFC, 0x72, 0x67, 0x65, 0x6E, 0x20])
+    name_utf8 = "Ørsted^Zoë 李".encode("utf-8")
+    if len(name_utf8) & 1:
+        name_utf8 += b" "
+    for label, charset, name in (("latin1", b"ISO_IR 100", name_latin1), ("utf8", b"ISO_IR 192", name_utf8),
+                                 ("none-latin1", None, name_latin1), ("none-utf8", None, name_utf8)):
+        head = b""
+        if charset is not None:
+            head = struct.pack("<HH2sH", 0x0008, 0x0005, b"CS", len(charset)) + charset
+        step = struct.pack("<HH2sH", 0x0040, 0x0009, b"SH", 4) + b"SPS1"
+        data = (head + struct.pack("<HH2sH", 0x0010, 0x0010, b"PN", len(name)) + name
+                + struct.pack("<HH2sHI", 0x0040, 0x0100, b"SQ", 0, 0xFFFFFFFF)
+                + struct.pack("<HHI", 0xFFFE, 0xE000, len(step)) + step
+                + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
+        item = item_from(decode_dataset(data, True))
+        yield "worklist-item-" + label, text(["%s = %s" % (k, _show(item[k])) for k in sorted(item)])
+
+
 def vectors():
     for vector in element_vectors():
         yield vector
@@ -909,6 +950,8 @@ def vectors():
     for vector in net_vectors():
         yield vector
     for vector in spool_vectors():
+        yield vector
+    for vector in worklist_vectors():
         yield vector
 
 

@@ -469,6 +469,72 @@ def scu_options(args):
     return options
 
 
+def count_of(what, low, high):
+    def check(text):
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError("%s is %d to %d, not %r" % (what, low, high, text))
+        return value
+
+    return check
+
+
+def worklist_date(text):
+    """--date: today, YYYYMMDD or a range YYYYMMDD-YYYYMMDD (PS3.4
+    C.2.2.2.5; either side may be left open)."""
+    if text == "today":
+        t = time.localtime()  # a schedule is kept in the hospital's local time
+        return "%04d%02d%02d" % (t[0], t[1], t[2])
+    from firmware.services.worklist import Query
+
+    try:
+        Query(date=text)
+    except ValueError as err:
+        raise argparse.ArgumentTypeError("a date is today, YYYYMMDD or YYYYMMDD-YYYYMMDD: %s" % err)
+    return text
+
+
+def cmd_worklist(args):
+    """C-FIND on the Modality Worklist (PS3.4 K): one line per item, like
+    DCMTK's findscu -W, or one JSON object per line keyed by keyword."""
+    import json
+
+    from firmware.association import Association, AssociationError
+    from firmware.net import acse
+    from firmware.services import worklist
+
+    options = scu_options(args)
+    query = worklist.Query(args.station_aet or args.aet, args.modality, args.date, args.patient_id, args.accession)
+    association = Association(host_board(), args.host, args.port, options["called_ae_title"],
+                              options["calling_ae_title"], timeouts=options["timeouts"], tls=options.get("tls"),
+                              log=log_line if args.verbose else None)
+    try:
+        association.open(acse.propose(worklist.CONTEXTS))
+        items, status, meaning, complete = worklist.find(association, query, args.max_matches)
+    except (AssociationError, ValueError) as err:
+        association.abort()
+        print("worklist %s:%d failed: %s" % (args.host, args.port, err))
+        return 1
+    association.release()
+    for item in items:
+        if args.json:
+            print(json.dumps(item, ensure_ascii=False, sort_keys=True))
+        else:
+            print("  ".join(item.get(k, "") or "-" for k in (
+                "ScheduledProcedureStepStartDate", "ScheduledProcedureStepStartTime", "PatientName", "PatientID",
+                "AccessionNumber", "ScheduledProcedureStepDescription")))
+    if not complete:
+        print("worklist: more than %d matches; the first %d are shown (--max-matches)" % (
+            args.max_matches, len(items)), file=sys.stderr)
+    if status not in (0x0000, 0xFE00) or (status == 0xFE00 and complete):
+        print("worklist %s:%d: %04X %s" % (args.host, args.port, status, meaning))
+        return 1
+    return 0
+
+
 def cmd_echo(args):
     from firmware.association import AssociationError
     from firmware.services.storage import StorageSCU
@@ -648,6 +714,20 @@ def build_parser():
     p = sub.add_parser("echo", help="C-ECHO: check that a DICOM peer answers (like DCMTK echoscu)")
     add_network_arguments(p)
     p.set_defaults(func=cmd_echo)
+
+    p = sub.add_parser("worklist", help="C-FIND on a Modality Worklist (like DCMTK findscu -W)")
+    add_network_arguments(p)
+    p.add_argument("--modality", type=dicom_text("CS"), help="Modality of the scheduled step (e.g. ES); default any")
+    p.add_argument("--date", type=worklist_date, default="today", metavar="DATE",
+                   help="Scheduled Procedure Step Start Date: today (default), YYYYMMDD or YYYYMMDD-YYYYMMDD")
+    p.add_argument("--station-aet", type=ae_title, metavar="S",
+                   help="Scheduled Station AE Title (default: --aet, ours)")
+    p.add_argument("--patient-id", type=dicom_text("LO"), metavar="ID")
+    p.add_argument("--accession", type=dicom_text("SH"), metavar="N", help="Accession Number")
+    p.add_argument("--max-matches", type=count_of("--max-matches", 1, 100000), default=1000, metavar="N",
+                   help="keep at most N matches, then cancel the query (default 1000)")
+    p.add_argument("--json", action="store_true", help="one JSON object per item, keyed by DICOM keyword")
+    p.set_defaults(func=cmd_worklist)
 
     p = sub.add_parser("store", help="C-STORE files or folders to a DICOM peer (like DCMTK storescu)")
     add_network_arguments(p)

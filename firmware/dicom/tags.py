@@ -121,6 +121,22 @@ AcquisitionContextSequence = const(0x00400555)
 PresentationLUTShape = const(0x20500020)
 PixelData = const(0x7FE00010)
 
+# PS3.4 K.6.1.2 (Table K.6-1): the Modality Worklist's query and return keys
+# beyond those above.
+OtherPatientIDsSequence = const(0x00101002)
+RequestedProcedureDescription = const(0x00321060)
+RequestedProcedureCodeSequence = const(0x00321064)
+AdmissionID = const(0x00380010)
+ScheduledStationAETitle = const(0x00400001)
+ScheduledProcedureStepStartDate = const(0x00400002)
+ScheduledProcedureStepStartTime = const(0x00400003)
+ScheduledPerformingPhysicianName = const(0x00400006)
+ScheduledProcedureStepDescription = const(0x00400007)
+ScheduledProtocolCodeSequence = const(0x00400008)
+ScheduledProcedureStepID = const(0x00400009)
+ScheduledProcedureStepSequence = const(0x00400100)
+RequestedProcedureID = const(0x00401001)
+
 # PS3.5 7.5: item and delimitation tags (no VR of their own).
 Item = const(0xFFFEE000)
 ItemDelimitationItem = const(0xFFFEE00D)
@@ -219,6 +235,19 @@ VR = {
     LossyImageCompression: "CS",
     AcquisitionContextSequence: "SQ",
     PresentationLUTShape: "CS",
+    OtherPatientIDsSequence: "SQ",
+    RequestedProcedureDescription: "LO",
+    RequestedProcedureCodeSequence: "SQ",
+    AdmissionID: "LO",
+    ScheduledStationAETitle: "AE",
+    ScheduledProcedureStepStartDate: "DA",
+    ScheduledProcedureStepStartTime: "TM",
+    ScheduledPerformingPhysicianName: "PN",
+    ScheduledProcedureStepDescription: "LO",
+    ScheduledProtocolCodeSequence: "SQ",
+    ScheduledProcedureStepID: "SH",
+    ScheduledProcedureStepSequence: "SQ",
+    RequestedProcedureID: "SH",
 }
 
 

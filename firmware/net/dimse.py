@@ -11,6 +11,9 @@ C_STORE_RQ = 0x0001
 C_STORE_RSP = 0x8001
 C_ECHO_RQ = 0x0030
 C_ECHO_RSP = 0x8030
+C_FIND_RQ = 0x0020
+C_FIND_RSP = 0x8020
+C_CANCEL_RQ = 0x0FFF
 
 # Command Data Set Type (PS3.7 E.1): 0x0101 means no data set follows.
 NO_DATA_SET = 0x0101
@@ -84,6 +87,26 @@ def c_store_rq(message_id, sop_class_uid, sop_instance_uid, priority=PRIORITY_ME
         (Priority, priority),
         (CommandDataSetType, DATA_SET_PRESENT),
         (AffectedSOPInstanceUID, sop_instance_uid),
+    ])
+
+
+def c_find_rq(message_id, sop_class_uid, priority=PRIORITY_MEDIUM):
+    """PS3.7 9.3.2.1: the identifier follows as the data set."""
+    return command_set([
+        (AffectedSOPClassUID, sop_class_uid),
+        (CommandField, C_FIND_RQ),
+        (MessageID, message_id),
+        (Priority, priority),
+        (CommandDataSetType, DATA_SET_PRESENT),
+    ])
+
+
+def c_cancel_rq(message_id_being_responded_to):
+    """PS3.7 9.3.2.3: cancel the C-FIND with that Message ID."""
+    return command_set([
+        (CommandField, C_CANCEL_RQ),
+        (MessageIDBeingRespondedTo, message_id_being_responded_to),
+        (CommandDataSetType, NO_DATA_SET),
     ])
 
 

@@ -1,0 +1,192 @@
+"""The Modality Worklist C-FIND SCU (firmware/services/worklist.py, `modgate
+worklist`) against DCMTK's wlmscpfs serving worklist files the test writes:
+Latin-1 and UTF-8 names, items of other stations and dates that must not
+match, and more matches than the limit."""
+
+import json
+import subprocess
+from io import BytesIO
+
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.filereader import read_dataset
+from pydicom.sequence import Sequence
+from pydicom.uid import ExplicitVRLittleEndian
+
+from firmware.dicom.decode import decode_dataset
+from firmware.services.worklist import Query
+from tests.conftest import free_port, modgate, tool, wait_for_port
+
+CALLED = "WLMSCP"
+DAY = "20261126"
+OTHER_DAY = "20261127"
+BUSY_DAY = "20261201"
+
+
+def worklist_item(path, name, patient_id, accession, station="MODGATE", date=DAY, modality="ES", charset=None,
+                  step_id="SPS1", description="Colonoscopy"):
+    ds = Dataset()
+    if charset:
+        ds.SpecificCharacterSet = charset
+    ds.AccessionNumber = accession
+    ds.ReferringPhysicianName = "Ref^Doctor"
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19700101"
+    ds.PatientSex = "F"
+    ds.StudyInstanceUID = "1.2.826.0.1.3680043.10.77." + patient_id[1:]
+    ds.RequestedProcedureDescription = "Lower GI endoscopy"
+    code = Dataset()
+    code.CodeValue = "45378"
+    code.CodingSchemeDesignator = "C4"
+    code.CodeMeaning = "Colonoscopy"
+    ds.RequestedProcedureCodeSequence = Sequence([code])
+    ds.AdmissionID = "ADM-" + patient_id
+    step = Dataset()
+    step.Modality = modality
+    step.ScheduledStationAETitle = station
+    step.ScheduledProcedureStepStartDate = date
+    step.ScheduledProcedureStepStartTime = "093000"
+    step.ScheduledPerformingPhysicianName = "Endo^Scopist"
+    step.ScheduledProcedureStepDescription = description
+    step.ScheduledProcedureStepID = step_id
+    ds.ScheduledProcedureStepSequence = Sequence([step])
+    ds.RequestedProcedureID = "RP-" + patient_id
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.31"
+    ds.file_meta.MediaStorageSOPInstanceUID = "1.2.826.0.1.3680043.10.78." + patient_id[1:]
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.save_as(str(path), enforce_file_format=True)
+
+
+@pytest.fixture(scope="module")
+def wlmscpfs(tmp_path_factory):
+    db = tmp_path_factory.mktemp("worklist")
+    folder = db / CALLED
+    folder.mkdir()
+    (folder / "lockfile").write_bytes(b"")
+    worklist_item(folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
+    worklist_item(folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", step_id="SPS2",
+                  description="Gastroscopy")
+    worklist_item(folder / "other-station.wl", "Other^Station", "P300", "A300", station="OTHERAE")
+    worklist_item(folder / "other-date.wl", "Other^Date", "P400", "A400", date=OTHER_DAY)
+    worklist_item(folder / "other-modality.wl", "Other^Modality", "P500", "A500", modality="US")
+    for n in range(5):
+        worklist_item(folder / ("busy%d.wl" % n), "Busy^Patient%d" % n, "P9%02d" % n, "A9%02d" % n, date=BUSY_DAY)
+    port = free_port()
+    # -csk: each item's own Specific Character Set in its response, as a
+    # worklist with several character sets is served (the default leaves it
+    # out; test_names_without_a_specific_character_set covers that).
+    proc = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(db), str(port)], stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for_port(port)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def worklist(port, *options):
+    result = modgate("worklist", "--aec", CALLED, "--json", *options, "127.0.0.1", str(port), timeout=60)
+    items = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return result, items
+
+
+def test_json_returns_exactly_the_matching_items_with_every_key(wlmscpfs):
+    result, items = worklist(wlmscpfs, "--date", DAY, "--modality", "ES")
+    assert result.returncode == 0, result.stdout + result.stderr
+    by_id = dict((item["PatientID"], item) for item in items)
+    assert sorted(by_id) == ["P100", "P200"], items  # not another station's, date's or modality's
+    latin1, utf8 = by_id["P100"], by_id["P200"]
+    assert latin1["PatientName"] == "Müller^Jürgen" and latin1["SpecificCharacterSet"] == "ISO_IR 100"
+    assert utf8["PatientName"] == "Ørsted^Zoë 李" and utf8["SpecificCharacterSet"] == "ISO_IR 192"
+    assert latin1 == dict(latin1, AccessionNumber="A100", PatientBirthDate="19700101", PatientSex="F",
+                          StudyInstanceUID="1.2.826.0.1.3680043.10.77.100", RequestedProcedureID="RP-P100",
+                          RequestedProcedureDescription="Lower GI endoscopy", ReferringPhysicianName="Ref^Doctor",
+                          AdmissionID="ADM-P100", Modality="ES", ScheduledStationAETitle="MODGATE",
+                          ScheduledProcedureStepStartDate=DAY, ScheduledProcedureStepStartTime="093000",
+                          ScheduledPerformingPhysicianName="Endo^Scopist", ScheduledProcedureStepID="SPS1",
+                          ScheduledProcedureStepDescription="Colonoscopy")
+    assert latin1["RequestedProcedureCodeSequence"] == [
+        {"CodeValue": "45378", "CodingSchemeDesignator": "C4", "CodeMeaning": "Colonoscopy"}]
+    assert utf8["ScheduledProcedureStepID"] == "SPS2"
+
+
+def test_the_filters_narrow_the_match(wlmscpfs):
+    _, items = worklist(wlmscpfs, "--date", DAY, "--patient-id", "P200")
+    assert [i["PatientID"] for i in items] == ["P200"]
+    _, items = worklist(wlmscpfs, "--date", DAY, "--accession", "A100")
+    assert [i["PatientID"] for i in items] == ["P100"]
+    _, items = worklist(wlmscpfs, "--date", DAY, "--station-aet", "OTHERAE")
+    assert [i["PatientID"] for i in items] == ["P300"]
+    _, items = worklist(wlmscpfs, "--date", "%s-%s" % (DAY, OTHER_DAY), "--modality", "ES")
+    assert sorted(i["PatientID"] for i in items) == ["P100", "P200", "P400"]
+    _, items = worklist(wlmscpfs, "--date", DAY, "--modality", "US")
+    assert [i["PatientID"] for i in items] == ["P500"]
+
+
+def test_more_matches_than_the_limit_are_cancelled(wlmscpfs):
+    result, items = worklist(wlmscpfs, "--date", BUSY_DAY, "--max-matches", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert len(items) == 2 and all(i["PatientName"].startswith("Busy^") for i in items)
+    assert "more than 2 matches" in result.stderr
+    result, items = worklist(wlmscpfs, "--date", BUSY_DAY)
+    assert len(items) == 5
+
+
+def test_one_line_per_item_without_json(wlmscpfs):
+    result = modgate("worklist", "--aec", CALLED, "--date", DAY, "--modality", "ES", "127.0.0.1", str(wlmscpfs))
+    assert result.returncode == 0
+    lines = sorted(result.stdout.splitlines())
+    assert lines == [DAY + "  093000  Müller^Jürgen  P100  A100  Colonoscopy",
+                     DAY + "  093000  Ørsted^Zoë 李  P200  A200  Gastroscopy"], lines
+
+
+def test_a_wrong_called_ae_or_a_bad_date_is_refused():
+    result = modgate("worklist", "--date", "2026-11-26", "127.0.0.1", "104")
+    assert result.returncode == 2 and "--date" in result.stderr
+    port = free_port()
+    result = modgate("worklist", "--connect-timeout", "2", "127.0.0.1", str(port))
+    assert result.returncode == 1 and "failed" in result.stdout
+
+
+@pytest.mark.parametrize("explicit", [True, False])
+def test_the_identifier_reads_back(explicit):
+    """The query's identifier is a data set pydicom and our own decoder read
+    alike, with the date range written as it is (PS3.4 C.2.2.2.5)."""
+    raw = Query("MODGATE", "ES", "%s-%s" % (DAY, OTHER_DAY), "P1", "A1").identifier(explicit)
+    ours = decode_dataset(raw, explicit)
+    theirs = read_dataset(BytesIO(raw), is_implicit_VR=not explicit, is_little_endian=True)
+    step = theirs.ScheduledProcedureStepSequence[0]
+    assert step.ScheduledProcedureStepStartDate == "%s-%s" % (DAY, OTHER_DAY)
+    assert step.ScheduledStationAETitle == "MODGATE" and theirs.PatientID == "P1" and theirs.AccessionNumber == "A1"
+    assert ours[0x00400100][0][0x00400002] == step.ScheduledProcedureStepStartDate
+
+
+def test_names_without_a_specific_character_set(tmp_path):
+    """wlmscpfs's default (-cs0) answers without Specific Character Set: the
+    Latin-1 and UTF-8 bytes still come out as the names they are
+    (firmware/dicom/decode.py: valid UTF-8 is UTF-8, else Latin-1), never
+    with a replacement character."""
+    folder = tmp_path / CALLED
+    folder.mkdir()
+    (folder / "lockfile").write_bytes(b"")
+    worklist_item(folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
+    worklist_item(folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192")
+    port = free_port()
+    proc = subprocess.Popen([tool("wlmscpfs"), "-dfp", str(tmp_path), str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port)
+        result, items = worklist(port, "--date", DAY)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert result.returncode == 0, result.stdout
+    names = dict((i["PatientID"], i["PatientName"]) for i in items)
+    assert names == {"P100": "Müller^Jürgen", "P200": "Ørsted^Zoë 李"}
+    assert all("SpecificCharacterSet" not in i for i in items)
