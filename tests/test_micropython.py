@@ -46,7 +46,7 @@ def test_vectors_byte_identical_on_micropython():
     ours = {name: (len(data), hashlib.sha256(data).hexdigest()) for name, data in vectors()}
     assert len(ours) > 80
     for prefix in ("element-", "object-", "rtv-", "net-associate-", "net-pdus-file-", "net-pdus-stream-",
-                   "net-pdus-converted-", "net-reassembly", "net-association-", "net-convert-", "spool-", "worklist-"):
+                   "net-pdus-converted-", "net-reassembly", "net-association-", "net-convert-", "spool-", "worklist-", "mpps-"):
         assert any(name.startswith(prefix) for name in ours), prefix
     mismatched = sorted(name for name in ours if theirs.get(name) != ours[name])
     assert not mismatched, mismatched

@@ -938,6 +938,19 @@ def worklist_vectors():
                 + struct.pack("<HHI", 0xFFFE, 0xE0DD, 0))
         item = item_from(decode_dataset(data, True))
         yield "worklist-item-" + label, text(["%s = %s" % (k, _show(item[k])) for k in sorted(item)])
+        if label == "utf8":
+            # The MPPS attribute lists made from that item (services/mpps.py).
+            from firmware.dicom.element import encode_dataset
+            from firmware.dicom.vr import UTF8
+            from firmware.services import mpps
+
+            item["StudyInstanceUID"] = "1.2.826.0.1.3680043.10.77.100"
+            now = (2026, 11, 26, 9, 30, 15, 0)
+            created = mpps.in_progress(item, "MODGATE", "ROOM1", "ES", "PPS-1", now)
+            done = mpps.completed(now, [("1.2.3.4", "Video", "Colonoscopy", [("1.2.840.10008.5.1.4.1.1.77.1.1.1",
+                                                                           "1.2.3.4.1")])])
+            yield "mpps-n-create-utf8", encode_dataset(created, True, UTF8)
+            yield "mpps-n-set-completed", encode_dataset(done, False)
 
 
 def vectors():

@@ -137,6 +137,34 @@ ScheduledProcedureStepID = const(0x00400009)
 ScheduledProcedureStepSequence = const(0x00400100)
 RequestedProcedureID = const(0x00401001)
 
+# PS3.3 C.4.13-C.4.16 (Modality Performed Procedure Step, PS3.4 F.7.2).
+RetrieveAETitle = const(0x00080054)
+ReferencedStudySequence = const(0x00081110)
+ReferencedPatientSequence = const(0x00081120)
+ProcedureCodeSequence = const(0x00081032)
+PerformingPhysicianName = const(0x00081050)
+OperatorsName = const(0x00081070)
+ReferencedImageSequence = const(0x00081140)
+ReferencedSOPClassUID = const(0x00081150)
+ReferencedSOPInstanceUID = const(0x00081155)
+ProtocolName = const(0x00181030)
+ReferencedNonImageCompositeSOPInstanceSequence = const(0x00400220)
+PerformedStationAETitle = const(0x00400241)
+PerformedStationName = const(0x00400242)
+PerformedLocation = const(0x00400243)
+PerformedProcedureStepStartDate = const(0x00400244)
+PerformedProcedureStepStartTime = const(0x00400245)
+PerformedProcedureStepEndDate = const(0x00400250)
+PerformedProcedureStepEndTime = const(0x00400251)
+PerformedProcedureStepStatus = const(0x00400252)
+PerformedProcedureStepID = const(0x00400253)
+PerformedProcedureStepDescription = const(0x00400254)
+PerformedProcedureTypeDescription = const(0x00400255)
+PerformedProtocolCodeSequence = const(0x00400260)
+ScheduledStepAttributesSequence = const(0x00400270)
+PerformedProcedureStepDiscontinuationReasonCodeSequence = const(0x00400281)
+PerformedSeriesSequence = const(0x00400340)
+
 # PS3.5 7.5: item and delimitation tags (no VR of their own).
 Item = const(0xFFFEE000)
 ItemDelimitationItem = const(0xFFFEE00D)
@@ -248,6 +276,32 @@ VR = {
     ScheduledProcedureStepID: "SH",
     ScheduledProcedureStepSequence: "SQ",
     RequestedProcedureID: "SH",
+    RetrieveAETitle: "AE",
+    ReferencedStudySequence: "SQ",
+    ReferencedPatientSequence: "SQ",
+    ProcedureCodeSequence: "SQ",
+    PerformingPhysicianName: "PN",
+    OperatorsName: "PN",
+    ReferencedImageSequence: "SQ",
+    ReferencedSOPClassUID: "UI",
+    ReferencedSOPInstanceUID: "UI",
+    ProtocolName: "LO",
+    ReferencedNonImageCompositeSOPInstanceSequence: "SQ",
+    PerformedStationAETitle: "AE",
+    PerformedStationName: "SH",
+    PerformedLocation: "SH",
+    PerformedProcedureStepStartDate: "DA",
+    PerformedProcedureStepStartTime: "TM",
+    PerformedProcedureStepEndDate: "DA",
+    PerformedProcedureStepEndTime: "TM",
+    PerformedProcedureStepStatus: "CS",
+    PerformedProcedureStepID: "SH",
+    PerformedProcedureStepDescription: "LO",
+    PerformedProcedureTypeDescription: "LO",
+    PerformedProtocolCodeSequence: "SQ",
+    ScheduledStepAttributesSequence: "SQ",
+    PerformedProcedureStepDiscontinuationReasonCodeSequence: "SQ",
+    PerformedSeriesSequence: "SQ",
 }
 
 

@@ -24,6 +24,8 @@ VIDEO_PHOTOGRAPHIC_IMAGE = "1.2.840.10008.5.1.4.1.1.77.1.4.1"
 VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
 # PS3.4 K.6.1: Modality Worklist Information Model - FIND.
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
+# PS3.4 F.7.3: Modality Performed Procedure Step SOP Class.
+MODALITY_PERFORMED_PROCEDURE_STEP = "1.2.840.10008.3.1.2.3.3"
 
 # PS3.22 / PS3.6 Table A-1: the real-time communication SOP classes and the
 # transfer syntax of a ST 2110-20 progressive video flow.

@@ -14,6 +14,10 @@ C_ECHO_RSP = 0x8030
 C_FIND_RQ = 0x0020
 C_FIND_RSP = 0x8020
 C_CANCEL_RQ = 0x0FFF
+N_SET_RQ = 0x0120
+N_SET_RSP = 0x8120
+N_CREATE_RQ = 0x0140
+N_CREATE_RSP = 0x8140
 
 # Command Data Set Type (PS3.7 E.1): 0x0101 means no data set follows.
 NO_DATA_SET = 0x0101
@@ -34,13 +38,15 @@ OffendingElement = 0x00000901
 ErrorComment = 0x00000902
 ErrorID = 0x00000903
 AffectedSOPInstanceUID = 0x00001000
+RequestedSOPClassUID = 0x00000003
+RequestedSOPInstanceUID = 0x00001001
 MoveOriginatorApplicationEntityTitle = 0x00001030
 MoveOriginatorMessageID = 0x00001031
 
 COMMAND_VR = {
     CommandGroupLength: "UL",
     AffectedSOPClassUID: "UI",
-    0x00000003: "UI",
+    RequestedSOPClassUID: "UI",
     CommandField: "US",
     MessageID: "US",
     MessageIDBeingRespondedTo: "US",
@@ -52,6 +58,7 @@ COMMAND_VR = {
     ErrorComment: "LO",
     ErrorID: "US",
     AffectedSOPInstanceUID: "UI",
+    RequestedSOPInstanceUID: "UI",
     MoveOriginatorApplicationEntityTitle: "AE",
     MoveOriginatorMessageID: "US",
 }
@@ -107,6 +114,29 @@ def c_cancel_rq(message_id_being_responded_to):
         (CommandField, C_CANCEL_RQ),
         (MessageIDBeingRespondedTo, message_id_being_responded_to),
         (CommandDataSetType, NO_DATA_SET),
+    ])
+
+
+def n_create_rq(message_id, sop_class_uid, sop_instance_uid):
+    """PS3.7 10.3.5.1: the attribute list follows as the data set; we give
+    the instance's UID ourselves (the SCP may do it, we keep it spooled)."""
+    return command_set([
+        (AffectedSOPClassUID, sop_class_uid),
+        (CommandField, N_CREATE_RQ),
+        (MessageID, message_id),
+        (CommandDataSetType, DATA_SET_PRESENT),
+        (AffectedSOPInstanceUID, sop_instance_uid),
+    ])
+
+
+def n_set_rq(message_id, sop_class_uid, sop_instance_uid):
+    """PS3.7 10.3.3.1: the modification list follows as the data set."""
+    return command_set([
+        (RequestedSOPClassUID, sop_class_uid),
+        (CommandField, N_SET_RQ),
+        (MessageID, message_id),
+        (CommandDataSetType, DATA_SET_PRESENT),
+        (RequestedSOPInstanceUID, sop_instance_uid),
     ])
 
 
@@ -185,6 +215,41 @@ STATUS_RANGES = (
     (0xFF00, 0xFE00, FAILURE, "Cancel"),
     (0x0000, 0x0000, FAILURE, "Unknown status"),
 )
+
+
+# PS3.7 C.1 / C.4 and 10.1: the statuses of DIMSE-N services, for the
+# services that use them (MPPS, storage commitment). Warnings 0107 and 0116
+# mean the operation was done.
+N_STATUS_MEANINGS = {
+    0x0000: "Success",
+    0x0105: "No such attribute",
+    0x0106: "Invalid attribute value",
+    0x0107: "Warning: attribute list error",
+    0x0110: "Processing failure",
+    0x0111: "Duplicate SOP Instance",
+    0x0112: "No such SOP Instance",
+    0x0116: "Warning: attribute value out of range",
+    0x0117: "Invalid object instance",
+    0x0118: "No such SOP Class",
+    0x0119: "Class-instance conflict",
+    0x0120: "Missing attribute",
+    0x0121: "Missing attribute value",
+    0x0124: "Refused: not authorized",
+    0x0210: "Duplicate invocation",
+    0x0211: "Unrecognized operation",
+    0x0212: "Mistyped argument",
+    0x0213: "Resource limitation",
+}
+
+
+def n_status_class(status):
+    """(class, meaning) of a DIMSE-N response status."""
+    meaning = N_STATUS_MEANINGS.get(status, "Unknown status")
+    if status == 0x0000:
+        return SUCCESS, meaning
+    if status in (0x0107, 0x0116) or status & 0xF000 == 0xB000:
+        return WARNING, meaning
+    return FAILURE, meaning
 
 
 def status_class(status):
