@@ -10,7 +10,7 @@ import json
 
 from firmware.compat import all_digits
 from firmware.dicom.iod import IODS as _IOD_TABLE
-from firmware.dicom.uid import generate_uid
+from firmware.dicom.uid import check_uid, generate_uid
 from firmware.dicom.vr import UTF8, encode_value
 
 
@@ -162,6 +162,27 @@ def _interface(v):
         return "must be an interface name (1-15 characters, no '/' or spaces)"
 
 
+def _uid_or_empty(v):
+    if v == "":
+        return None
+    if not isinstance(v, str):
+        return "must be text"
+    try:
+        check_uid(v)
+    except ValueError as err:
+        return str(err)
+
+
+def _optional_host(v):
+    return None if v is None else _host(v)
+
+
+def _optional_modality(v):
+    if v is None:
+        return None
+    return _dicom("CS", empty=False)(v)
+
+
 def _optional_path(v):
     if v is not None and not (isinstance(v, str) and v):
         return "must be a file path or null"
@@ -205,6 +226,10 @@ SCHEMA = {
     "study.accession_number": ("", _dicom("SH"), "Accession Number"),
     "study.description": ("", _dicom("LO"), "Study Description"),
     "study.referring_physician": ("", _dicom("PN"), "Referring Physician's Name"),
+    "study.instance_uid": ("", _uid_or_empty, "Study Instance UID of the procedure (from the worklist); empty: a new one per study"),
+    "study.requested_procedure_id": ("", _dicom("SH"), "Requested Procedure ID (worklist); also the Study ID"),
+    "study.scheduled_step_id": ("", _dicom("SH"), "Scheduled Procedure Step ID (worklist)"),
+    "study.scheduled_step_description": ("", _dicom("LO"), "Scheduled Procedure Step Description (worklist)"),
     "station.ae_title": ("MODGATE", _ae_title, "our AE title (calling AE)"),
     "station.name": ("", _dicom("SH"), "Station Name"),
     "station.uid_root": (None, _uid_root, "UID root; null: 2.25 UUID-derived UIDs"),
@@ -226,6 +251,11 @@ SCHEMA = {
     "network.address": (None, _address, "static address; null: as the OS configured it (DHCP)"),
     "network.netmask": (None, _netmask, "static netmask or prefix length"),
     "network.gateway": (None, _address, "default gateway for the static address"),
+    "worklist.host": (None, _optional_host, "the Modality Worklist SCP's host name or address; null: no worklist"),
+    "worklist.port": (104, _int(1, 65535), "the Modality Worklist SCP's TCP port"),
+    "worklist.ae_title": ("ANY-SCP", _ae_title, "the Modality Worklist SCP's AE title (called AE)"),
+    "worklist.modality": (None, _optional_modality, "Modality to ask for; null: the IOD's (ES, XC, OT)"),
+    "worklist.max_matches": (100, _int(1, 10000), "items kept from one query; more are cancelled (C-CANCEL)"),
     "rtv.host": ("239.1.1.1", _multicast_or_unicast, "PS3.22 real-time video destination (multicast group or unicast)"),
     "rtv.port": (5004, _int(1, 65535), "RTP destination port"),
     "rtv.ttl": (1, _int(0, 255), "multicast TTL"),
@@ -245,7 +275,8 @@ SCHEMA = {
 # The keys that name the patient and the exam: a change of any of them starts
 # a new study (the recorder), and the console's `exam end` clears them all.
 EXAM_KEYS = ("patient.name", "patient.id", "patient.birth_date", "patient.sex",
-             "study.accession_number", "study.description", "study.referring_physician")
+             "study.accession_number", "study.description", "study.referring_physician", "study.instance_uid",
+             "study.requested_procedure_id", "study.scheduled_step_id", "study.scheduled_step_description")
 
 
 def defaults():

@@ -199,7 +199,7 @@ class Recorder:
             if self.study is not None:
                 self.gateway.log("recorder: %s; new study" % (
                     "exam ended" if self._new_study else "patient or exam changed"))
-            study = self.study = Study(exam(cfg), series_key, uid_root)
+            study = self.study = Study(exam(cfg), series_key, uid_root, cfg["study.instance_uid"])
             self._new_study = False
         elif study.series_key != series_key:
             self.gateway.log("recorder: station or frame format changed; new series")

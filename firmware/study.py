@@ -27,6 +27,15 @@ PATIENT_STUDY_KEYS = (
 )
 
 
+# The Request Attributes Sequence's item (PS3.3 Table 10-9), from the
+# worklist's values.
+REQUEST_KEYS = (
+    ("study.scheduled_step_description", tags.ScheduledProcedureStepDescription),
+    ("study.scheduled_step_id", tags.ScheduledProcedureStepID),
+    ("study.requested_procedure_id", tags.RequestedProcedureID),
+)
+
+
 def exam(cfg):
     """What identifies one exam: its patient and study keys' values."""
     return tuple(cfg[key] for key in EXAM_KEYS)
@@ -46,6 +55,16 @@ def patient_attributes(values, study=None):
         attributes[tags.SeriesInstanceUID] = study.series_uid
         attributes[tags.SeriesNumber] = study.series_number
         attributes[tags.InstanceNumber] = study.instances
+        # The procedure selected from the worklist (IHE Scheduled Workflow:
+        # the modality copies these into every image): the Requested
+        # Procedure ID is the Study ID (PS3.17 / IHE RAD TF-2 Table 4.6-6),
+        # and the Request Attributes Sequence (PS3.3 C.7.3.1, Type 3) names
+        # the requested procedure and the scheduled step the series fulfils.
+        if values.get("study.requested_procedure_id"):
+            attributes[tags.StudyID] = values["study.requested_procedure_id"]
+        request = [(tag, values[key]) for key, tag in REQUEST_KEYS if values.get(key)]
+        if request:
+            attributes[tags.RequestAttributesSequence] = [request]
         # Type 3 (PS3.3 C.7.2.1, C.7.5.1): only when there is a value.
         if values.get("study.description"):
             attributes[tags.StudyDescription] = values["study.description"]
@@ -59,9 +78,11 @@ class Study:
 
     __slots__ = ("exam", "series_key", "study_uid", "series_uid", "series_number", "instances")
 
-    def __init__(self, exam, series_key, uid_root):
+    def __init__(self, exam, series_key, uid_root, study_uid=None):
         self.exam = exam
-        self.study_uid = generate_uid(uid_root)
+        # The worklist's Study Instance UID when a procedure was selected:
+        # the objects join the study the RIS made (IHE SWF).
+        self.study_uid = study_uid or generate_uid(uid_root)
         self.series_number = 0
         self.new_series(series_key, uid_root)
 

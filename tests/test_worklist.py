@@ -190,3 +190,71 @@ def test_names_without_a_specific_character_set(tmp_path):
     names = dict((i["PatientID"], i["PatientName"]) for i in items)
     assert names == {"P100": "Müller^Jürgen", "P200": "Ørsted^Zoë 李"}
     assert all("SpecificCharacterSet" not in i for i in items)
+
+
+def test_a_clip_of_a_selected_procedure_carries_it(wlmscpfs, tmp_path):
+    """The box: `worklist refresh` on the console lists this station's
+    procedures of today, `worklist select N` makes one the procedure, and
+    the next clip carries its patient, Study Instance UID, Accession Number,
+    Study ID and Request Attributes Sequence, and passes dciodvfy; `exam
+    end` ends it."""
+    import time
+
+    import pydicom
+
+    from tests.conftest import Storescp, dciodvfy
+    from tests.test_console import RunningGateway
+    from tests.test_faults import wait_for
+    from tests.test_gateway import H, W
+
+    scp = Storescp(tmp_path / "rx", "+xa")
+    today = time.strftime("%Y%m%d", time.gmtime())
+    folder = tmp_path / "db" / "TODAY"
+    folder.mkdir(parents=True)
+    (folder / "lockfile").write_bytes(b"")
+    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    worklist_item(folder / "b.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", date=today,
+                  step_id="SPS2", description="Gastroscopy")
+    worklist_item(folder / "c.wl", "Other^Station", "P300", "A300", station="OTHERAE", date=today)
+    port = free_port()
+    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    cfg = {
+        "acquisition": {"width": W, "height": H, "pixel": "rgb8", "paced": True},
+        "clip": {"mode": "command"},
+        "pacs": {"port": scp.port, "ae_title": "STORESCP", "idle_release": 0.2},
+        "worklist": {"host": "127.0.0.1", "port": port, "ae_title": "TODAY"},
+        "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0, "max_bytes": 64 * 1024 * 1024},
+    }
+    gw = RunningGateway(tmp_path, cfg)
+    try:
+        listed = gw.client("worklist refresh")
+        assert listed.returncode == 0, listed.stdout + listed.stderr
+        assert "2 items" in listed.stdout and "Müller^Jürgen" in listed.stdout and "Ørsted^Zoë 李" in listed.stdout
+        assert "Other^Station" not in listed.stdout
+        number = [l.split()[0] for l in listed.stdout.splitlines() if "P200" in l][0]
+        chosen = gw.client("worklist", "worklist select %s" % number, "record start")
+        assert chosen.returncode == 0, chosen.stdout + chosen.stderr
+        assert "procedure: Ørsted^Zoë 李, ID P200, accession A200" in chosen.stdout
+        time.sleep(0.4)
+        assert gw.client("record stop").returncode == 0
+        assert wait_for(lambda: len(scp.files()) == 1), gw.client("status", "log 30").stdout
+        refused = gw.client("worklist select 9")
+        assert refused.returncode == 1 and "no item 9" in refused.stderr
+        assert gw.client("exam end").returncode == 0
+    finally:
+        assert gw.stop() == 0
+        scp.stop()
+        wl.terminate()
+        wl.wait(10)
+    path = scp.files()[0]
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    assert str(ds.PatientName) == "Ørsted^Zoë 李" and ds.PatientID == "P200" and ds.AccessionNumber == "A200"
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.77.200" and ds.StudyID == "RP-P200"
+    assert ds.PatientBirthDate == "19700101" and ds.PatientSex == "F"
+    request = ds.RequestAttributesSequence[0]
+    assert (request.RequestedProcedureID, request.ScheduledProcedureStepID,
+            request.ScheduledProcedureStepDescription) == ("RP-P200", "SPS2", "Gastroscopy")
+    errors, _ = dciodvfy(path)
+    assert errors == [], errors

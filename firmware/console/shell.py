@@ -62,6 +62,8 @@ HELP = {
     "reboot": ("reboot", "restart the gateway"),
     "poweroff": ("poweroff", "shut the box down cleanly (spool and configuration kept)"),
     "exam": ("exam end", "end the exam: clear the patient and study keys, saved too; the next clip starts a new study"),
+    "worklist": ("worklist [refresh|select N]", "the Modality Worklist: list today's procedures for this station, "
+                 "ask the SCP again, or make item N the procedure the next clips belong to"),
 }
 
 
@@ -102,18 +104,24 @@ class Settings:
         (persisted and applied) and in the working copy; other unsaved
         edits stay unsaved. Returns the keys that had another value in
         either. On an error (ConfigError, OSError) nothing changes."""
+        return self.put(dict((key, config.SCHEMA[key][0]) for key in keys))
+
+    def put(self, values):
+        """Sets keys to values in the saved configuration (persisted and
+        applied) and in the working copy, like reset; each value is checked
+        first (ConfigError names the key). The keys whose value changed."""
+        for key, value in values.items():
+            config.check(key, value)
         saved = dict(self.saved)
-        for key in keys:
-            saved[key] = config.SCHEMA[key][0]
-        changed = sorted(k for k in keys if self.saved.get(k) != saved[k] or self.working.get(k) != saved[k])
+        saved.update(values)
+        changed = sorted(k for k in values if self.saved.get(k) != saved[k] or self.working.get(k) != saved[k])
         if saved != self.saved:
-            # No config.validate here: the rest was valid when saved and
-            # the defaults are valid, and an exam must end even if, say, a
-            # CA file has gone since (persist still says so if it cannot
-            # apply).
+            # No config.validate here: the rest was valid when saved, and
+            # an exam must start or end even if, say, a CA file has gone
+            # since (persist still says so if it cannot apply).
             self._persist(dict(saved))
             self.saved = saved
-        for key in keys:
+        for key in values:
             self.working[key] = saved[key]
         return changed
 
@@ -456,6 +464,28 @@ class Console:
             return ["error: the patient and study keys could not be cleared: %s; %s" % (err, ended)]
         return ["exam ended; cleared (saved): %s" % (", ".join(cleared) or "nothing, no patient or study was set"),
                 ended]
+
+    def _cmd_worklist(self, args, text):
+        if not args:
+            return self.system.worklist_lines()
+        if args == ["refresh"]:
+            return self.system.worklist_refresh()
+        if len(args) != 2 or args[0] != "select":
+            return ["error: usage: worklist [refresh|select N]"]
+        item = self.system.worklist_item(args[1])
+        if isinstance(item, str):
+            return [item]
+        # The procedure's patient and study become the saved keys, as if
+        # typed and saved, but checked by the same rules first: a value the
+        # objects could not carry is refused here, naming its key.
+        try:
+            self.settings.put(item)
+        except (config.ConfigError, OSError) as err:
+            return ["error: item %s not selected: %s" % (args[1], err)]
+        return ["procedure: %s, ID %s, accession %s, study %s" % (
+            item["patient.name"] or "(no name)", item["patient.id"] or "(none)",
+            item["study.accession_number"] or "(none)", item["study.instance_uid"] or "(new)"),
+            "the next clip starts this procedure's study; exam end ends it"]
 
     # -- completion ---------------------------------------------------------
     def _complete(self, line):

@@ -164,6 +164,7 @@ PerformedProtocolCodeSequence = const(0x00400260)
 ScheduledStepAttributesSequence = const(0x00400270)
 PerformedProcedureStepDiscontinuationReasonCodeSequence = const(0x00400281)
 PerformedSeriesSequence = const(0x00400340)
+RequestAttributesSequence = const(0x00400275)  # PS3.3 C.7.3.1 General Series, Type 3
 
 # PS3.5 7.5: item and delimitation tags (no VR of their own).
 Item = const(0xFFFEE000)
@@ -302,6 +303,7 @@ VR = {
     ScheduledStepAttributesSequence: "SQ",
     PerformedProcedureStepDiscontinuationReasonCodeSequence: "SQ",
     PerformedSeriesSequence: "SQ",
+    RequestAttributesSequence: "SQ",
 }
 
 

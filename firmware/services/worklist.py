@@ -177,3 +177,57 @@ def find(association, query, max_matches):
         except ValueError:
             association.abort()
             raise
+
+
+def query_configured(cfg, board, today, log=None):
+    """The gateway's worklist query, from its worklist.* keys: this
+    station's steps (station.ae_title) for today's date, of the modality
+    worklist.modality or else the IOD's. (items, status, meaning, complete);
+    AssociationError when the SCP cannot be asked. today: "YYYYMMDD"."""
+    from firmware.association import Association, Timeouts
+    from firmware.dicom.iod import IODS
+    from firmware.net import acse
+
+    query = Query(cfg["station.ae_title"], cfg["worklist.modality"] or IODS[cfg["clip.iod"]].modality, today)
+    association = Association(board, cfg["worklist.host"], cfg["worklist.port"], cfg["worklist.ae_title"],
+                              cfg["station.ae_title"],
+                              timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"],
+                                                cfg["pacs.dimse_timeout"], cfg["pacs.network_timeout"]),
+                              log=log)
+    association.open(acse.propose(CONTEXTS))
+    try:
+        result = find(association, query, cfg["worklist.max_matches"])
+    except ValueError as err:
+        raise AssociationError("a worklist item modgate cannot read: %s" % err)
+    association.release()
+    return result
+
+
+# What selecting an item sets: configuration key <- worklist keyword (the
+# patient and study keys the clips are made with, config.EXAM_KEYS).
+SELECT_KEYS = (
+    ("patient.name", "PatientName"),
+    ("patient.id", "PatientID"),
+    ("patient.birth_date", "PatientBirthDate"),
+    ("patient.sex", "PatientSex"),
+    ("study.accession_number", "AccessionNumber"),
+    ("study.description", "RequestedProcedureDescription"),
+    ("study.referring_physician", "ReferringPhysicianName"),
+    ("study.instance_uid", "StudyInstanceUID"),
+    ("study.requested_procedure_id", "RequestedProcedureID"),
+    ("study.scheduled_step_id", "ScheduledProcedureStepID"),
+    ("study.scheduled_step_description", "ScheduledProcedureStepDescription"),
+)
+
+
+def selected_values(item):
+    """{configuration key: value} for the item selected as the procedure."""
+    return dict((key, item.get(keyword) or "") for key, keyword in SELECT_KEYS)
+
+
+def line(number, item):
+    """One item as the console lists it."""
+    return "%2d  %s %s  %s  %s  %s  %s" % (
+        number, item.get("ScheduledProcedureStepStartDate", ""), item.get("ScheduledProcedureStepStartTime", "")[:4],
+        item.get("PatientName", "") or "-", item.get("PatientID", "") or "-", item.get("AccessionNumber", "") or "-",
+        item.get("ScheduledProcedureStepDescription", "") or item.get("RequestedProcedureDescription", "") or "-")
