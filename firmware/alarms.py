@@ -44,22 +44,24 @@ class Alarms:
         return [(key, since, text, hint) for since, key, text, hint in items]
 
 
-def hint_for(message):
+def hint_for(message, peer="pacs", name="the PACS"):
     """What to check for an association fault, from its message (the
-    rejection reasons of PS3.8 9.3.4 and the transport's errors)."""
+    rejection reasons of PS3.8 9.3.4 and the transport's errors). peer: the
+    configuration section of the peer ("pacs", "worklist"), name: what the
+    technician calls it."""
     text = message.lower().replace("-", " ").replace("_", " ")
     if "called ae" in text:
-        return "check pacs.ae_title: the PACS does not know that called AE title"
+        return "check %s.ae_title: %s does not know that called AE title" % (peer, name)
     if "calling ae" in text:
-        return "check station.ae_title: the PACS does not know our calling AE title"
+        return "check station.ae_title: %s does not know our calling AE title" % name
     if "http" in text:
-        return "pacs.port answers HTTP, not DICOM: check pacs.port"
+        return "%s.port answers HTTP, not DICOM: check %s.port" % (peer, peer)
     if "refused" in text:
-        return "nothing accepts connections there: check pacs.host, pacs.port and that the PACS runs"
+        return "nothing accepts connections there: check %s.host, %s.port and that %s runs" % (peer, peer, name)
     if "timed out" in text or "timeout" in text or "unreachable" in text or "no route" in text:
-        return "no answer: check the network, pacs.host and pacs.port"
+        return "no answer: check the network, %s.host and %s.port" % (peer, peer)
     if "certificate" in text or "ssl" in text or "tls" in text:
         return "TLS failed: check pacs.ca, pacs.cert and pacs.key"
     if "name or service" in text or "resolve" in text or "getaddrinfo" in text:
-        return "the host name does not resolve: check pacs.host and the DNS"
+        return "the host name does not resolve: check %s.host and the DNS" % peer
     return ""

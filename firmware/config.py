@@ -256,6 +256,7 @@ SCHEMA = {
     "worklist.ae_title": ("ANY-SCP", _ae_title, "the Modality Worklist SCP's AE title (called AE)"),
     "worklist.modality": (None, _optional_modality, "Modality to ask for; null: the IOD's (ES, XC, OT)"),
     "worklist.max_matches": (100, _int(1, 10000), "items kept from one query; more are cancelled (C-CANCEL)"),
+    "worklist.refresh": (300, _int(0, 86400), "seconds between worklist queries; 0: only on the console's worklist refresh"),
     "rtv.host": ("239.1.1.1", _multicast_or_unicast, "PS3.22 real-time video destination (multicast group or unicast)"),
     "rtv.port": (5004, _int(1, 65535), "RTP destination port"),
     "rtv.ttl": (1, _int(0, 255), "multicast TTL"),

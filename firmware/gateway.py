@@ -19,6 +19,7 @@ from firmware.dicom.iod import IODS
 from firmware.live import LiveFeed
 from firmware.log import Log
 from firmware.recorder import Recorder
+from firmware.schedule import Schedule
 from firmware.sender import Sender
 from firmware.services.storage import pacs_tls
 from firmware.spool import Spool, check_root
@@ -53,6 +54,7 @@ class Gateway:
         self.sender = Sender(self)
         self.live = LiveFeed(self)
         self.recorder = Recorder(self, self.live)
+        self.schedule = Schedule(self)
         if open_spool:
             self.open_spool(cfg)
         try:
@@ -182,7 +184,8 @@ class Gateway:
         """Run until stop(); until_sent: also return once the recorder has
         finished its clip count and the queue is empty."""
         threads = [Thread(target=self._guard, args=("recorder", self.recorder.run), name="recorder"),
-                   Thread(target=self._guard, args=("sender", self.sender.run), name="sender")]
+                   Thread(target=self._guard, args=("sender", self.sender.run), name="sender"),
+                   Thread(target=self._guard, args=("worklist", self.schedule.run), name="worklist")]
         for t in threads:
             t.start()
         deadline = None if timeout is None else self.clock.monotonic_ns() + int(timeout * 1000000000)

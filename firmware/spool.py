@@ -46,6 +46,9 @@ SENT = "sent"
 FOLDERS = (TMP, QUEUE, QUARANTINE, SENT)
 SUFFIX = ".dcm"
 MARKER = "modgate-spool"
+# The box's other state kept beside the queue: the last good Modality
+# Worklist (firmware/schedule.py).
+WORKLIST = "worklist.json"
 MARKER_TEXT = b"modgate spool: every name in this folder is modgate's; see README, 'The spool'\n"
 # A file system made on a dedicated partition has this folder at its root;
 # it is never touched, and a spool may be made beside it.
@@ -224,7 +227,7 @@ class Spool:
         found = []
         files = self.storage.files("")
         for name in self.storage.listdir(""):
-            if name in (MARKER, LOST_FOUND) or (name in FOLDERS and name not in files):
+            if name in (MARKER, LOST_FOUND, WORKLIST) or (name in FOLDERS and name not in files):
                 continue
             found.append(name)
         for folder in FOLDERS:

@@ -258,3 +258,47 @@ def test_a_clip_of_a_selected_procedure_carries_it(wlmscpfs, tmp_path):
             request.ScheduledProcedureStepDescription) == ("RP-P200", "SPS2", "Gastroscopy")
     errors, _ = dciodvfy(path)
     assert errors == [], errors
+
+
+def test_the_box_keeps_the_last_good_list_and_refreshes_it_by_itself(tmp_path):
+    """firmware/schedule.py: with worklist.refresh the gateway asks on its
+    own; the list is kept in the spool folder, so a restart shows it again,
+    and an SCP that went away keeps it and raises the `worklist` alarm."""
+    import time
+
+    import board
+    from firmware.gateway import Gateway
+    from firmware.spool import WORKLIST
+    from tests.test_faults import running, wait_for
+    from tests.test_gateway import settings
+
+    today = time.strftime("%Y%m%d", time.gmtime())
+    folder = tmp_path / "db" / "TODAY"
+    folder.mkdir(parents=True)
+    (folder / "lockfile").write_bytes(b"")
+    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    port = free_port()
+    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    cfg = settings(tmp_path, free_port(), **{"clip.count": 0, "clip.mode": "command", "worklist.host": "127.0.0.1",
+                                             "worklist.port": port, "worklist.ae_title": "TODAY",
+                                             "worklist.refresh": 1})
+    try:
+        wait_for_port(port)
+        gateway = Gateway(cfg, board.load("host"))
+        with running(gateway):
+            assert wait_for(lambda: gateway.schedule.items, timeout=20)
+        assert [i["PatientName"] for i in gateway.schedule.items] == ["Müller^Jürgen"]
+        assert (tmp_path / "spool" / WORKLIST).exists() and gateway.spool.unknown() == []
+    finally:
+        wl.terminate()
+        wl.wait(10)
+    again = Gateway(cfg, board.load("host"))
+    again.schedule.load()
+    assert [i["PatientID"] for i in again.schedule.items] == ["P100"]
+    assert "Müller^Jürgen" in "\n".join(again.schedule.lines())
+    problem = again.schedule.refresh()
+    assert problem and "cannot be asked" in problem
+    assert [i["PatientID"] for i in again.schedule.items] == ["P100"]
+    (key, _, text, hint), = again.alarms.active()
+    assert key == "worklist" and "cannot be asked" in text and "check worklist.host, worklist.port" in hint

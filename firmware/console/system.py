@@ -4,7 +4,6 @@ reads and drives the gateway and its parts through their public methods and
 attributes only."""
 
 from firmware.alarms import hint_for
-from firmware.association import AssociationError
 from firmware.compat import all_digits
 from firmware.services import worklist
 from firmware.config import ConfigError
@@ -20,47 +19,27 @@ class ConsoleSystem:
         self.gateway = gateway
         self.nic = nic
         self._load_board = load_board
-        self.worklist = None  # the last good worklist: (when, [items]), or None
 
-    # -- the Modality Worklist -------------------------------------------------
+    # -- the Modality Worklist (firmware/schedule.py) ---------------------------
     def worklist_refresh(self):
-        g = self.gateway
-        cfg = g.cfg
-        if not cfg["worklist.host"]:
-            return ["error: no worklist configured: set worklist.host (and worklist.port, worklist.ae_title), save"]
-        now = g.clock.wall_utc()
-        try:
-            items, status, meaning, complete = worklist.query_configured(cfg, g.board, "%04d%02d%02d" % now[:3], g.log)
-        except AssociationError as err:
-            g.alarms.set("worklist", str(err), hint_for(str(err)))
-            return ["error: the worklist cannot be asked: %s%s" % (
-                err, "; the last list is kept" if self.worklist else "")]
-        if status not in (0x0000, 0xFE00):
-            g.alarms.set("worklist", "C-FIND %04X %s" % (status, meaning), "check worklist.ae_title and the SCP")
-            return ["error: the worklist SCP answered %04X %s" % (status, meaning)]
-        g.alarms.clear("worklist")
-        self.worklist = (now, items)
-        lines = self.worklist_lines()
-        if not complete:
-            lines.append("(more than worklist.max_matches = %d items; the rest were not kept)" % cfg["worklist.max_matches"])
-        return lines
+        schedule = self.gateway.schedule
+        problem = schedule.refresh()
+        if problem is not None:
+            return ["error: %s%s" % (problem, "; the last list is kept" if schedule.fetched else "")]
+        return schedule.lines()
 
     def worklist_lines(self):
-        if self.worklist is None:
-            return ["no worklist yet: worklist refresh"]
-        when, items = self.worklist
-        lines = ["worklist of %04d-%02d-%02d %02d:%02d:%02dZ, %d items" % (when[:6] + (len(items),))]
-        lines.extend(worklist.line(n + 1, item) for n, item in enumerate(items))
-        return lines
+        return self.gateway.schedule.lines()
 
     def worklist_item(self, number):
         """The configuration values item number gives, or an error line."""
-        if self.worklist is None:
+        schedule = self.gateway.schedule
+        if schedule.fetched is None:
             return "error: no worklist yet: worklist refresh"
-        items = self.worklist[1]
-        if not all_digits(number) or not 1 <= int(number) <= len(items):
-            return "error: no item %s: the list has %d (worklist)" % (number, len(items))
-        return worklist.selected_values(items[int(number) - 1])
+        item = schedule.item(int(number)) if all_digits(number) else None
+        if item is None:
+            return "error: no item %s: the list has %d (worklist)" % (number, len(schedule.items))
+        return worklist.selected_values(item)
 
     def status(self):
         g = self.gateway
