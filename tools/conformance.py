@@ -28,11 +28,12 @@ import sys
 from firmware import __version__, config, recorder, sender
 from firmware.compat import crypto
 from firmware.console import shell
-from firmware.dicom import uid
+from firmware.dicom import decode, tags, uid
 from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
+from firmware.services import worklist
 from firmware.association import Timeouts
 from hal.tcp import tls_context
 
@@ -293,6 +294,7 @@ def build():
     doc.heading(2, "Network Services")
     rows = [("Transfer", "", "")]
     rows += [(name_of(sop_class), "Yes", "No") for sop_class in storage_sop_classes()]
+    rows += [("Workflow Management", "", ""), (name_of(uid.MODALITY_WORKLIST_FIND), "Yes", "No")]
     rows += [("Verification", "", ""), (name_of(acse.VERIFICATION), "Yes", "No")]
     doc.table(("SOP Class", "User of Service (SCU)", "Provider of Service (SCP)"), rows)
     rows = [("Video (SMPTE ST 2110-20 flow)", "Yes", "No")]
@@ -378,7 +380,8 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.heading(2, "AE Specifications")
     doc.heading(3, "Storage SCU AE Specification")
     doc.heading(4, "SOP Classes")
-    rows = [(name_of(s), "`%s`" % s, "Yes", "No") for s in [acse.VERIFICATION] + storage_sop_classes()]
+    rows = [(name_of(s), "`%s`" % s, "Yes", "No") for s in [acse.VERIFICATION, uid.MODALITY_WORKLIST_FIND]
+            + storage_sop_classes()]
     doc.table(("SOP Class Name", "SOP Class UID", "SCU", "SCP"), rows)
     doc.heading(4, "Association Policies")
     doc.p("General: the application context name is `%s` (PS3.7 A.2.1). The maximum PDU length modgate "
@@ -388,7 +391,8 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.p("Number of associations: one storage association at a time (one sender); the console's `echo` opens "
           "a second, short-lived one.")
     doc.table(("Maximum number of simultaneous associations", "Value"),
-              [("Initiated, storage", "1"), ("Initiated, verification (console echo)", "1"), ("Accepted", "0")])
+              [("Initiated, storage", "1"), ("Initiated, verification (console echo)", "1"),
+               ("Initiated, worklist query", "1"), ("Accepted", "0")])
     doc.p("Asynchronous nature: no Asynchronous Operations Window is proposed, so one operation is outstanding "
           "at a time (PS3.7 D.3.3.3).")
     doc.p("Implementation identifying information (PS3.7 D.3.3.2):")
@@ -437,6 +441,7 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.p("The console's `echo` command opens an association proposing only Verification, sends one C-ECHO, "
           "reports the status and releases the association.")
     doc.table(CONTEXT_HEADERS, _context_rows(verification_contexts()))
+    _worklist(doc, defaults)
     doc.heading(4, "Association Acceptance Policy")
     doc.p("modgate accepts no associations.")
 
@@ -468,12 +473,53 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.table(("AE", "AE title", "Address"), [
         ("Local: Storage SCU", "`station.ae_title` (default `%s`)" % ae_title, "the box's address"),
         ("Remote: Storage SCP", "`pacs.ae_title` (default `%s`)" % defaults["pacs.ae_title"],
-         "`pacs.host`:`pacs.port` (default %s:%s)" % (defaults["pacs.host"], defaults["pacs.port"]))])
+         "`pacs.host`:`pacs.port` (default %s:%s)" % (defaults["pacs.host"], defaults["pacs.port"])),
+        ("Remote: Modality Worklist SCP", "`worklist.ae_title` (default `%s`)" % defaults["worklist.ae_title"],
+         "`worklist.host`:`worklist.port` (default none: no worklist)")])
     doc.heading(3, "Parameters")
     doc.p("Every configuration key, its default and its meaning (firmware/config.py SCHEMA):")
     doc.table(("Key", "Default", "Meaning"), all_config_rows())
 
     _realtime(doc, defaults, metadata)
+
+
+def _worklist(doc, defaults):
+    """Activity: Query the Modality Worklist, from services/worklist.py's
+    tables."""
+    doc.heading(5, "Activity: Query the Modality Worklist")
+    doc.p("Description and sequencing: with `worklist.host` set, the AE queries the Modality Worklist SCP every "
+          "`worklist.refresh` seconds (default %s; 0: only on command) and when the technician types `worklist "
+          "refresh` on the console, on an association of its own that is released after the query. The last "
+          "good list is kept on the box; a failed query keeps it and raises an alarm. At most "
+          "`worklist.max_matches` matches (default %d) are kept: at the next pending response a C-CANCEL-RQ is "
+          "sent (PS3.7 9.3.2.3) and the responses that follow are read and dropped. Each identifier is read "
+          "into a bound of %d bytes; a larger one aborts the association." % (
+              defaults["worklist.refresh"], defaults["worklist.max_matches"], worklist.MAX_IDENTIFIER))
+    contexts = [(a, ts) for _, a, syntaxes in acse.propose(worklist.CONTEXTS) for ts in syntaxes]
+    doc.table(CONTEXT_HEADERS, _context_rows(contexts))
+    doc.p("Matching keys (PS3.4 K.6.1.2.1): Scheduled Station AE Title = `station.ae_title`; Modality = "
+          "`worklist.modality`, else the configured IOD's modality; Scheduled Procedure Step Start Date = "
+          "today (the box's clock). The host utility `modgate worklist` also takes a date range, a Patient ID "
+          "and an Accession Number. Every return key is sent empty (universal matching):")
+    rows = [(keyword, tags.tag_str(tag), "") for keyword, tag in worklist.TOP_KEYS]
+    rows += [(keyword, tags.tag_str(tag), "in the Scheduled Procedure Step Sequence") for keyword, tag
+             in worklist.STEP_KEYS]
+    rows += [("RequestedProcedureCodeSequence", tags.tag_str(tags.RequestedProcedureCodeSequence),
+              "CodeValue, CodingSchemeDesignator, CodeMeaning")]
+    doc.table(("Return key", "Tag", "Where"), rows)
+    doc.p("Character sets of the responses: %s; a response without Specific Character Set whose text is not "
+          "ASCII is read as UTF-8 when it is valid UTF-8, else as ISO_IR 100. Any other character set makes the "
+          "item unreadable (the query fails and says so) rather than shown garbled." % ", ".join(
+              "`%s`" % c for c in sorted(decode.CHARSETS) if c))
+    doc.p("C-FIND response statuses:")
+    doc.table(("Status", "Meaning"), [("%04X" % code, meaning) for code, meaning in
+                                      sorted(worklist.STATUS_MEANINGS.items())] +
+              [("Cxxx", worklist.status_meaning(0xC000))])
+    doc.p("Selecting an item (`worklist select N`) sets these configuration keys, which every object recorded "
+          "afterwards carries (the Requested Procedure ID also as Study ID, and the Scheduled Procedure Step ID "
+          "and Description with the Requested Procedure ID in the Request Attributes Sequence, PS3.3 C.7.3.1):")
+    doc.table(("Worklist attribute", "Configuration key"), [(keyword, "`%s`" % key) for key, keyword
+                                                            in worklist.SELECT_KEYS])
 
 
 def _realtime(doc, defaults, metadata):

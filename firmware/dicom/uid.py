@@ -46,6 +46,8 @@ UID_NAMES = {
     VIDEO_ENDOSCOPIC_IMAGE: "Video Endoscopic Image Storage",
     VIDEO_PHOTOGRAPHIC_IMAGE: "Video Photographic Image Storage",
     VERIFICATION: "Verification SOP Class",
+    MODALITY_WORKLIST_FIND: "Modality Worklist Information Model - FIND",
+    MODALITY_PERFORMED_PROCEDURE_STEP: "Modality Performed Procedure Step SOP Class",
     VIDEO_ENDOSCOPIC_IMAGE_RTC: "Video Endoscopic Image Real-Time Communication",
     VIDEO_PHOTOGRAPHIC_IMAGE_RTC: "Video Photographic Image Real-Time Communication",
     SMPTE_ST2110_20_PROGRESSIVE: "SMPTE ST 2110-20 Uncompressed Progressive Active Video",
