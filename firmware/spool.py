@@ -227,7 +227,9 @@ class Spool:
         found = []
         files = self.storage.files("")
         for name in self.storage.listdir(""):
-            if name in (MARKER, LOST_FOUND, WORKLIST) or (name in FOLDERS and name not in files):
+            # WORKLIST + ".new": config.write_atomic's temporary, left by a
+            # power cut in the middle of a write.
+            if name in (MARKER, LOST_FOUND, WORKLIST, WORKLIST + ".new") or (name in FOLDERS and name not in files):
                 continue
             found.append(name)
         for folder in FOLDERS:
