@@ -198,6 +198,61 @@ def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_pat
     report("clip of %d frames (%.1f MB) from vivid stored and verified" % (frames, os.path.getsize(path) / 1e6))
 
 
+def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
+    """The box asks a wlmscpfs on the host (10.0.2.2) for today's
+    procedures, the technician selects one on the console, and the clip
+    recorded from vivid carries its patient, study and request, and passes
+    dciodvfy."""
+    import subprocess
+
+    from tests.conftest import tool, wait_for_port
+    from tests.test_worklist import worklist_item
+
+    today = time.strftime("%Y%m%d", time.gmtime())  # the box's clock is the host's, in UTC
+    folder = tmp_path / "db" / "WLM"
+    folder.mkdir(parents=True)
+    (folder / "lockfile").write_bytes(b"")
+    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    port = free_port()
+    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    scp = Storescp(tmp_path / "rx")
+    try:
+        wait_for_port(port)
+        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
+                      "set worklist.host 10.0.2.2", "set worklist.port %d" % port, "set worklist.ae_title WLM",
+                      "set worklist.refresh 0", "save",
+                      "worklist refresh", "worklist select 1")
+        assert "1 items" in out and "Müller^Jürgen" in out, out
+        assert "procedure: Müller^Jürgen, ID P100, accession A100" in out, out
+        mark = len(box.box_log())
+        session = Session(box)
+        try:
+            assert session.run("record start") == ["recording"]
+            time.sleep(2)
+            session.run("record stop")
+        finally:
+            session.close()
+        deadline = time.monotonic() + 60
+        while not queued_clips(box, mark) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        clips = queued_clips(box, mark)
+        assert len(clips) == 1, box.box_log()[mark:]
+        [(frames, name, uid)] = clips
+        box.wait_for_log("sender: %s stored" % name, timeout=120, after=mark)
+        [path] = wait_files(scp, 1, 30, box)
+        console(box, "exam end", "unset worklist.host", "unset worklist.refresh", "save")
+    finally:
+        scp.stop()
+        wl.terminate()
+        wl.wait(10)
+    ds = check_object(path, frames, 640, 480)
+    assert ds.SOPInstanceUID == uid and str(ds.PatientName) == "Müller^Jürgen" and ds.PatientID == "P100"
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.77.100" and ds.AccessionNumber == "A100"
+    assert ds.RequestAttributesSequence[0].ScheduledProcedureStepID == "SPS1"
+    report("worklist procedure selected on the box; its clip of %d frames carries it" % frames)
+
+
 def test_console_survives_garbage_on_the_serial_line(box):
 
     rng = random.Random(7)
