@@ -12,6 +12,7 @@ import json
 
 from firmware.alarms import hint_for
 from firmware.association import AssociationError
+from firmware.compat.threads import Lock
 from firmware.config import write_atomic
 from firmware.services import worklist
 from firmware.spool import WORKLIST as WORKLIST_FILE
@@ -26,6 +27,10 @@ class Schedule:
         self.fetched = None  # wall time (Y, M, D, h, m, s, us) of the list, or None
         self.items = []
         self.complete = True
+        # One query at a time: the console's `worklist refresh` waits for
+        # the periodic one under way (two would race on the kept file, and
+        # some SCPs serve one association at a time).
+        self._querying = Lock()
 
     def load(self):
         """The list kept from before the last start, if any."""
@@ -42,6 +47,10 @@ class Schedule:
 
     def refresh(self):
         """Ask the SCP now: None on success, else why not (the list stays)."""
+        with self._querying:
+            return self._refresh()
+
+    def _refresh(self):
         g = self.gateway
         cfg = g.cfg
         if not cfg["worklist.host"]:

@@ -3,6 +3,7 @@ MicroPython (which has only _thread) the small part of it modgate uses:
 
     Thread(target, args=(), name=None, daemon=False): start(), join(timeout)
     Event(): set(), clear(), is_set(), wait(timeout) -> bool
+    Lock(): a context manager (with lock: ...)
 
 The _thread path below is untested: the MicroPython the tests run (the
 WebAssembly port, tests/test_micropython.py) has no _thread, so there this
@@ -10,13 +11,16 @@ module does not import at all. It needs a port built with threads.
 """
 
 try:
-    from threading import Event, Thread  # noqa: F401
+    from threading import Event, Lock, Thread  # noqa: F401
 except ImportError:  # MicroPython
     import time
 
     import _thread
 
     _POLL_S = 0.01  # MicroPython's locks take no timeout everywhere: poll
+
+    # _thread's lock has acquire/release and is a context manager.
+    Lock = _thread.allocate_lock
 
     class Event:
         def __init__(self):
