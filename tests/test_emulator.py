@@ -203,22 +203,14 @@ def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
     procedures, the technician selects one on the console, and the clip
     recorded from vivid carries its patient, study and request, and passes
     dciodvfy."""
-    import subprocess
-
-    from tests.conftest import tool, wait_for_port
-    from tests.test_worklist import worklist_item
+    from tests.test_worklist import Wlmscpfs, worklist_item
 
     today = time.strftime("%Y%m%d", time.gmtime())  # the box's clock is the host's, in UTC
-    folder = tmp_path / "db" / "WLM"
-    folder.mkdir(parents=True)
-    (folder / "lockfile").write_bytes(b"")
-    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
-    port = free_port()
-    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wl = Wlmscpfs(tmp_path / "db", "WLM")
+    worklist_item(wl.folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
     scp = Storescp(tmp_path / "rx")
     try:
-        wait_for_port(port)
+        port = wl.start()
         out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
                       "set worklist.host 10.0.2.2", "set worklist.port %d" % port, "set worklist.ae_title WLM",
                       "set worklist.refresh 0", "save",
@@ -244,8 +236,7 @@ def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
         console(box, "exam end", "unset worklist.host", "unset worklist.refresh", "save")
     finally:
         scp.stop()
-        wl.terminate()
-        wl.wait(10)
+        wl.stop()
     ds = check_object(path, frames, 640, 480)
     assert ds.SOPInstanceUID == uid and str(ds.PatientName) == "Müller^Jürgen" and ds.PatientID == "P100"
     assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.77.100" and ds.AccessionNumber == "A100"

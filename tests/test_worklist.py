@@ -59,12 +59,43 @@ def worklist_item(path, name, patient_id, accession, station="MODGATE", date=DAY
     ds.save_as(str(path), enforce_file_format=True)
 
 
+class Wlmscpfs:
+    """DCMTK's wlmscpfs on a loopback port serving the worklist files put in
+    .folder (DB/<called AE title>/ with its lockfile), stopped at the end.
+    -csk by default: each item's own Specific Character Set in its
+    response, as a worklist with several character sets is served (without
+    it wlmscpfs leaves it out; test_names_without_a_specific_character_set
+    covers that)."""
+
+    def __init__(self, db, called, options=("-csk",)):
+        self.db = db
+        self.folder = db / called
+        self.folder.mkdir(parents=True)
+        (self.folder / "lockfile").write_bytes(b"")
+        self.options = options
+        self.proc = None
+
+    def start(self):
+        self.port = free_port()
+        self.proc = subprocess.Popen([tool("wlmscpfs"), *self.options, "-dfp", str(self.db), str(self.port)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port)
+        return self.port
+
+    def stop(self):
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
 @pytest.fixture(scope="module")
 def wlmscpfs(tmp_path_factory):
-    db = tmp_path_factory.mktemp("worklist")
-    folder = db / CALLED
-    folder.mkdir()
-    (folder / "lockfile").write_bytes(b"")
+    scp = Wlmscpfs(tmp_path_factory.mktemp("worklist"), CALLED)
+    folder = scp.folder
     worklist_item(folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
     worklist_item(folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", step_id="SPS2",
                   description="Gastroscopy")
@@ -73,21 +104,10 @@ def wlmscpfs(tmp_path_factory):
     worklist_item(folder / "other-modality.wl", "Other^Modality", "P500", "A500", modality="US")
     for n in range(5):
         worklist_item(folder / ("busy%d.wl" % n), "Busy^Patient%d" % n, "P9%02d" % n, "A9%02d" % n, date=BUSY_DAY)
-    port = free_port()
-    # -csk: each item's own Specific Character Set in its response, as a
-    # worklist with several character sets is served (the default leaves it
-    # out; test_names_without_a_specific_character_set covers that).
-    proc = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(db), str(port)], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
     try:
-        wait_for_port(port)
-        yield port
+        yield scp.start()
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        scp.stop()
 
 
 def worklist(port, *options):
@@ -146,7 +166,7 @@ def test_one_line_per_item_without_json(wlmscpfs):
                      DAY + "  093000  Ørsted^Zoë 李  P200  A200  Gastroscopy"], lines
 
 
-def test_a_wrong_called_ae_or_a_bad_date_is_refused():
+def test_a_bad_date_is_refused_and_no_peer_is_a_failure():
     result = modgate("worklist", "--date", "2026-11-26", "127.0.0.1", "104")
     assert result.returncode == 2 and "--date" in result.stderr
     port = free_port()
@@ -172,20 +192,13 @@ def test_names_without_a_specific_character_set(tmp_path):
     Latin-1 and UTF-8 bytes still come out as the names they are
     (firmware/dicom/decode.py: valid UTF-8 is UTF-8, else Latin-1), never
     with a replacement character."""
-    folder = tmp_path / CALLED
-    folder.mkdir()
-    (folder / "lockfile").write_bytes(b"")
-    worklist_item(folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
-    worklist_item(folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192")
-    port = free_port()
-    proc = subprocess.Popen([tool("wlmscpfs"), "-dfp", str(tmp_path), str(port)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    scp = Wlmscpfs(tmp_path, CALLED, options=())
+    worklist_item(scp.folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
+    worklist_item(scp.folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192")
     try:
-        wait_for_port(port)
-        result, items = worklist(port, "--date", DAY)
+        result, items = worklist(scp.start(), "--date", DAY)
     finally:
-        proc.terminate()
-        proc.wait(10)
+        scp.stop()
     assert result.returncode == 0, result.stdout
     names = dict((i["PatientID"], i["PatientName"]) for i in items)
     assert names == {"P100": "Müller^Jürgen", "P200": "Ørsted^Zoë 李"}
@@ -209,17 +222,12 @@ def test_a_clip_of_a_selected_procedure_carries_it(wlmscpfs, tmp_path):
 
     scp = Storescp(tmp_path / "rx", "+xa")
     today = time.strftime("%Y%m%d", time.gmtime())
-    folder = tmp_path / "db" / "TODAY"
-    folder.mkdir(parents=True)
-    (folder / "lockfile").write_bytes(b"")
-    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
-    worklist_item(folder / "b.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", date=today,
+    wl = Wlmscpfs(tmp_path / "db", "TODAY")
+    worklist_item(wl.folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    worklist_item(wl.folder / "b.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", date=today,
                   step_id="SPS2", description="Gastroscopy")
-    worklist_item(folder / "c.wl", "Other^Station", "P300", "A300", station="OTHERAE", date=today)
-    port = free_port()
-    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for_port(port)
+    worklist_item(wl.folder / "c.wl", "Other^Station", "P300", "A300", station="OTHERAE", date=today)
+    port = wl.start()
     cfg = {
         "acquisition": {"width": W, "height": H, "pixel": "rgb8", "paced": True},
         "clip": {"mode": "command"},
@@ -246,8 +254,7 @@ def test_a_clip_of_a_selected_procedure_carries_it(wlmscpfs, tmp_path):
     finally:
         assert gw.stop() == 0
         scp.stop()
-        wl.terminate()
-        wl.wait(10)
+        wl.stop()
     path = scp.files()[0]
     ds = pydicom.dcmread(path, stop_before_pixels=True)
     assert str(ds.PatientName) == "Ørsted^Zoë 李" and ds.PatientID == "P200" and ds.AccessionNumber == "A200"
@@ -273,26 +280,19 @@ def test_the_box_keeps_the_last_good_list_and_refreshes_it_by_itself(tmp_path):
     from tests.test_gateway import settings
 
     today = time.strftime("%Y%m%d", time.gmtime())
-    folder = tmp_path / "db" / "TODAY"
-    folder.mkdir(parents=True)
-    (folder / "lockfile").write_bytes(b"")
-    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
-    port = free_port()
-    wl = subprocess.Popen([tool("wlmscpfs"), "-csk", "-dfp", str(tmp_path / "db"), str(port)],
-                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wl = Wlmscpfs(tmp_path / "db", "TODAY")
+    worklist_item(wl.folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
     cfg = settings(tmp_path, free_port(), **{"clip.count": 0, "clip.mode": "command", "worklist.host": "127.0.0.1",
-                                             "worklist.port": port, "worklist.ae_title": "TODAY",
+                                             "worklist.port": wl.start(), "worklist.ae_title": "TODAY",
                                              "worklist.refresh": 1})
     try:
-        wait_for_port(port)
         gateway = Gateway(cfg, board.load("host"))
         with running(gateway):
             assert wait_for(lambda: gateway.schedule.items, timeout=20)
         assert [i["PatientName"] for i in gateway.schedule.items] == ["Müller^Jürgen"]
         assert (tmp_path / "spool" / WORKLIST).exists() and gateway.spool.unknown() == []
     finally:
-        wl.terminate()
-        wl.wait(10)
+        wl.stop()
     again = Gateway(cfg, board.load("host"))
     again.schedule.load()
     assert [i["PatientID"] for i in again.schedule.items] == ["P100"]

@@ -124,13 +124,7 @@ def _file(context_id, reader, limit, offset, size, batch):
             raise ShortDataSet("it shrank while being sent (%d bytes short)" % (remaining - got))
         offset += got
         remaining -= got
-        pos = 0
-        for i, part in enumerate(parts):
-            last = MCH_LAST if remaining == 0 and i == len(parts) - 1 else 0
-            struct.pack_into(_HEADER, buf, pos, P_DATA_TF, 0, len(part) + PDV_HEADER_LENGTH, len(part) + 2,
-                             context_id, last)
-            pos += PDU_OVERHEAD + len(part)
-        yield view[:end], got
+        yield view[: _seal(buf, context_id, limit, len(parts), got, remaining == 0)], got
 
 
 def _stream(context_id, reader, limit, batch):

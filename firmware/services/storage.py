@@ -228,6 +228,12 @@ def store_files(board, names, host, port, open_object, log=None, **options):
         scu.release()
 
 
+def pacs_timeouts(cfg):
+    """The waits of every association the box opens (pacs.*_timeout)."""
+    return Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
+                    cfg["pacs.network_timeout"])
+
+
 def pacs_tls(cfg, board):
     """The TLS context for the configured PACS (PS3.15 B.9), or None
     without pacs.tls. Raises OSError or ValueError for files that do not
@@ -244,6 +250,5 @@ def storage_scu(cfg, board, tls=None, log=None, open_object=None):
     return StorageSCU(
         board, cfg["pacs.host"], cfg["pacs.port"], called_ae_title=cfg["pacs.ae_title"],
         calling_ae_title=cfg["station.ae_title"], maximum_length=cfg["pacs.maximum_length"],
-        timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"], cfg["pacs.dimse_timeout"],
-                          cfg["pacs.network_timeout"]),
+        timeouts=pacs_timeouts(cfg),
         tls=tls, log=log, open_object=open_object)

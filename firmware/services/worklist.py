@@ -11,14 +11,16 @@ as PS3.4 K.6.1.2 returns them). More matches than max_matches: a C-CANCEL
 (PS3.7 9.3.2.3) is sent and the rest are not kept.
 """
 
-from firmware.association import AssociationError
+from firmware.association import Association, AssociationError
 from firmware.dicom import tags
 from firmware.dicom.decode import decode_dataset
 from firmware.dicom.element import (ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINED_LENGTH, element_header, encode_dataset,
                                     item_header)
+from firmware.dicom.iod import IODS
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, MODALITY_WORKLIST_FIND
 from firmware.dicom.vr import encode_value
-from firmware.net import dimse, message
+from firmware.net import acse, dimse, message
+from firmware.services.storage import pacs_timeouts
 
 CONTEXTS = [(MODALITY_WORKLIST_FIND, EXPLICIT_VR_LITTLE_ENDIAN)]  # acse.propose adds Implicit VR LE
 MAX_IDENTIFIER = 64 * 1024  # one match's identifier; a bigger one aborts the association
@@ -184,16 +186,9 @@ def query_configured(cfg, board, today, log=None):
     station's steps (station.ae_title) for today's date, of the modality
     worklist.modality or else the IOD's. (items, status, meaning, complete);
     AssociationError when the SCP cannot be asked. today: "YYYYMMDD"."""
-    from firmware.association import Association, Timeouts
-    from firmware.dicom.iod import IODS
-    from firmware.net import acse
-
     query = Query(cfg["station.ae_title"], cfg["worklist.modality"] or IODS[cfg["clip.iod"]].modality, today)
     association = Association(board, cfg["worklist.host"], cfg["worklist.port"], cfg["worklist.ae_title"],
-                              cfg["station.ae_title"],
-                              timeouts=Timeouts(cfg["pacs.connect_timeout"], cfg["pacs.acse_timeout"],
-                                                cfg["pacs.dimse_timeout"], cfg["pacs.network_timeout"]),
-                              log=log)
+                              cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), log=log)
     association.open(acse.propose(CONTEXTS))
     try:
         result = find(association, query, cfg["worklist.max_matches"])
