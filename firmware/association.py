@@ -31,6 +31,9 @@ from firmware.net.fsm import StateMachine
 # The Maximum Length we receive (PS3.8 D.1), and the most we send per PDU.
 DEFAULT_MAXIMUM_LENGTH = 65536
 NS = 1000000000
+# The peer's requests kept while we wait for a response (poll() takes
+# them); one more than this is a peer not waiting its turn: aborted.
+MAX_HELD_REQUESTS = 16
 
 
 class AssociationError(Exception):
@@ -86,6 +89,11 @@ class Association:
         self.negotiated = None
         self._message_id = 0
         self._held = []  # P-DATA that came in while we were sending, for the next wait
+        self._incoming = None  # the MessageReader of poll(): a message may span polls
+        self._requests = []  # the peer's requests that came while we awaited a response
+        # The largest data set of a message we did not ask for (a request of
+        # the peer's; a service that expects big ones raises it).
+        self.max_data_set = dimse.MAX_COMMAND_SET
 
     # -- establishment and release (PS3.8 7.1, 7.2) --------------------------
     def open(self, contexts):
@@ -199,7 +207,14 @@ class Association:
         """The next message, which must answer message_id with
         command_field: (context_id, command, data_set). Anything else aborts
         the association (AssociationError). reader: as for receive()."""
-        context_id, command, data_set = self.receive(timeout, reader)
+        while True:
+            context_id, command, data_set = self.receive(timeout, reader)
+            field = command.get(dimse.CommandField, 0)
+            if field & 0x8000 or len(self._requests) >= MAX_HELD_REQUESTS:
+                break
+            # A request of the peer's in between (a storage commitment
+            # report while we store, PS3.4 J.3.3): kept for poll().
+            self._requests.append((context_id, command, data_set))
         if (command.get(dimse.CommandField) != command_field
                 or command.get(dimse.MessageIDBeingRespondedTo) != message_id):
             self.abort()
@@ -214,7 +229,7 @@ class Association:
         """The next whole message: (context_id, command, data_set), waiting
         up to timeout (the DIMSE timeout). reader: a message.MessageReader
         with the sinks the service wants for data sets."""
-        reader = reader or message.MessageReader()
+        reader = reader or message.MessageReader(self.max_data_set)
         while True:
             event = self._wait(("data",), self.timeouts.dimse if timeout is None else timeout, "DIMSE")
             for context_id, control, data in event[1]:
@@ -225,6 +240,31 @@ class Association:
                     raise AssociationError("malformed DIMSE message: %s" % err)
                 if whole is not None:
                     return whole
+
+    def poll(self, timeout=0.0):
+        """A request the peer sent us unasked (PS3.4 J.3.3: a storage
+        commitment report on the association we opened): the whole message
+        (context_id, command, data_set) if one came within timeout, else
+        None; the association goes on either way (a message half in stays
+        for the next poll). Raises AssociationError as receive() does."""
+        if self._requests:
+            return self._requests.pop(0)
+        if self._incoming is None:
+            self._incoming = message.MessageReader(self.max_data_set)
+        while True:
+            event = self._wait(("data",), timeout, "DIMSE", quiet=True)
+            if event is None:
+                return None
+            for context_id, control, data in event[1]:
+                try:
+                    whole = self._incoming.add(context_id, control, data)
+                except dimse.DIMSEError as err:
+                    self.abort()
+                    raise AssociationError("malformed DIMSE message: %s" % err)
+                if whole is not None:
+                    self._incoming = None
+                    return whole
+            timeout = 0.0
 
     # -- the connection --------------------------------------------------------
     def _now(self):
@@ -275,8 +315,12 @@ class Association:
         if self.connection is None:
             raise AssociationError("connection closed while sending")
 
-    def _wait(self, kinds, timeout, timer):
+    def _wait(self, kinds, timeout, timer, quiet=False):
+        """The next event of kinds within timeout; anything else ends the
+        association. Out of time: None if quiet, else the association is
+        aborted and DIMSETimeout raised."""
         deadline = self._now() + int(timeout * NS)
+        looked = False  # a quiet wait reads what is there at least once
         while True:
             event = self._held.pop(0) if self._held else self.machine.next_event()
             if event is not None:
@@ -286,6 +330,12 @@ class Association:
             if self.connection is None:
                 raise AssociationError("connection closed while waiting for %s" % " or ".join(kinds))
             left = deadline - self._now()
+            if left <= 0 and quiet:
+                if looked or not self.connection.readable(0):
+                    return None
+                looked = True
+                self._receive_some()
+                continue
             if left <= 0:
                 self.log("%s timeout after %.1f s; aborting the association" % (timer, timeout))
                 self.abort()

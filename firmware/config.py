@@ -247,6 +247,12 @@ SCHEMA = {
     "pacs.dimse_timeout": (60.0, _num(0.1, 3600), "seconds to wait for a C-STORE-RSP or C-ECHO-RSP"),
     "pacs.network_timeout": (60.0, _num(0.1, 3600), "seconds any single socket send or receive may take"),
     "pacs.idle_release": (5.0, _num(0, 3600), "release the association after this many idle seconds"),
+    "pacs.commit": (False, _bool, "Storage Commitment (PS3.4 J): keep every object in the spool until the PACS "
+                                  "commits to it"),
+    "pacs.commit_timeout": (600.0, _num(1, 7 * 86400), "seconds to wait for a commitment report before asking again"),
+    "pacs.commit_port": (0, _int(0, 65535), "TCP port the box listens on for the PACS's commitment reports on a new "
+                                           "association (only the PACS's AE title and address); 0: no listener, "
+                                           "reports only on the association the request went on"),
     "network.interface": (None, _interface, "the NIC to use; null: the board's"),
     "network.address": (None, _address, "static address; null: as the OS configured it (DHCP)"),
     "network.netmask": (None, _netmask, "static netmask or prefix length"),
@@ -394,6 +400,9 @@ def validate(values):
         raise ConfigError("pacs.ca", "pacs.tls needs a CA file to verify the SCP with")
     if bool(values["pacs.cert"]) != bool(values["pacs.key"]):
         raise ConfigError("pacs.key", "pacs.cert and pacs.key go together")
+    if values["pacs.tls"] and values["pacs.commit"] and values["pacs.commit_port"] and not values["pacs.cert"]:
+        raise ConfigError("pacs.cert", "a TLS listener for commitment reports (pacs.commit_port) needs our certificate "
+                                       "and key (pacs.cert, pacs.key)")
     if values["spool.backoff_max"] < values["spool.backoff_initial"]:
         raise ConfigError("spool.backoff_max", "must not be less than spool.backoff_initial")
     if values["clip.iod"] == "vl-endoscopic" and values["clip.mode"] != "frames":

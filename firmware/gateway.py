@@ -13,6 +13,7 @@ sender finds the queue as it was, the recorder starts a new session.
 """
 
 from firmware.alarms import Alarms
+from firmware.committer import Committer
 from firmware.compat.threads import Event, Thread
 from firmware.config import ConfigError
 from firmware.dicom.iod import IODS
@@ -52,6 +53,7 @@ class Gateway:
         self.spool = None
         self.storage = None
         self.sender = Sender(self)
+        self.committer = Committer(self)
         self.live = LiveFeed(self)
         self.recorder = Recorder(self, self.live)
         self.schedule = Schedule(self)
@@ -203,10 +205,14 @@ class Gateway:
                 t.join()
 
     def waiting(self):
-        """The queue's objects still to send (["?"] when the queue cannot be
-        read: not known to be empty)."""
+        """The queue's objects still to send, and with storage commitment
+        those still to be committed (["?"] when the queue cannot be read:
+        not known to be empty)."""
         try:
-            return self.spool.pending()
+            waiting = self.spool.pending()
+            if self.cfg["pacs.commit"]:
+                waiting += self.spool.awaiting()
+            return waiting
         except OSError:
             return ["?"]  # unreadable: not known to be empty
 

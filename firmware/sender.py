@@ -17,6 +17,7 @@ from firmware.alarms import hint_for
 from firmware.association import AssociationError
 from firmware.compat.threads import Event
 from firmware.net import dimse
+from firmware.services import commitment
 from firmware.services.storage import object_info, storage_scu
 
 # Queued objects whose SOP classes a new association proposes contexts for.
@@ -34,7 +35,7 @@ DISPOSITION = {
 # The settings an association is made with: a change renews it.
 PACS_KEYS = ("pacs.host", "pacs.port", "pacs.ae_title", "pacs.maximum_length", "pacs.tls", "pacs.ca", "pacs.cert", "pacs.key",
              "pacs.connect_timeout", "pacs.acse_timeout", "pacs.dimse_timeout", "pacs.network_timeout",
-             "station.ae_title")
+             "pacs.commit", "station.ae_title")
 
 
 # -- the Storage SCU ---------------------------------------------------------------
@@ -87,8 +88,18 @@ class _Association:
             wanted.add((meta.sop_class_uid, meta.transfer_syntax_uid))
         self.settings = settings
         scu = storage_scu(cfg, board, tls, log, open_object=spool.open)
-        scu.associate(sorted(wanted))
+        pairs = sorted(wanted)
+        if cfg["pacs.commit"]:
+            # The report may come on this association (PS3.4 J.3.3).
+            pairs += commitment.CONTEXTS
+            scu.association.max_data_set = commitment.MAX_REPORT
+        scu.associate(pairs)
         self.scu = scu
+
+    @property
+    def association(self):
+        """The open association under the SCU, or None."""
+        return self.scu.association if self.scu is not None and self.scu.usable else None
 
     def store(self, name, meta):
         """C-STORE one spooled object; its result (a StoreResult)."""
@@ -169,8 +180,30 @@ class Sender:
                     g.alarms.set("queue", "cannot read the queue: %s" % err, "check the spool's storage")
                     continue
                 g.alarms.clear("queue")
+                settings = [cfg[k] for k in PACS_KEYS]
+                if cfg["pacs.commit"] != spool.commitment:
+                    self._commitment_changed(cfg["pacs.commit"])
+                if spool.commitment:
+                    # Storage commitment (firmware/committer.py): reports
+                    # in, requests out, on this association.
+                    try:
+                        if not pending and association.scu is None and g.committer.unrequested():
+                            association.open(cfg, g.board, self.tls, g.log, settings, spool, pending)
+                        g.committer.step(association.association, not pending)
+                    except AssociationError as err:
+                        association.abort()
+                        attempt += 1
+                        delay = _backoff(cfg, attempt)
+                        retry_at = clock.monotonic_ns() + _ns(delay)
+                        g.alarms.set("pacs", str(err), hint_for(str(err)))
+                        g.log("sender: storage commitment: %s; retry %d in %.1f s" % (err, attempt, delay))
+                        continue
                 if not pending:
-                    if association.scu is not None and now - idle_since >= _ns(cfg["pacs.idle_release"]):
+                    # The association stays while a report is due on it
+                    # (no listener for one on a new association).
+                    awaiting_report = spool.commitment and g.committer.outstanding() and not cfg["pacs.commit_port"]
+                    if (association.scu is not None and not awaiting_report
+                            and now - idle_since >= _ns(cfg["pacs.idle_release"])):
                         association.release()
                     self._queued.wait(0.2)
                     self._queued.clear()
@@ -188,7 +221,6 @@ class Sender:
                     continue
                 # The association is the PACS's: a fault setting it up is
                 # retried with backoff and counts against no object.
-                settings = [cfg[k] for k in PACS_KEYS]
                 try:
                     if not association.fits(settings, meta):
                         if association.scu is not None and settings != association.settings:
@@ -224,7 +256,8 @@ class Sender:
                 if getattr(result, "object_fault", False):
                     self._give_up(name, result.meaning)
                 elif DISPOSITION[result.category][0] == "stored":
-                    spool.stored(name)
+                    if spool.stored(name) is not None:
+                        g.committer.stored()
                     self.stored += 1
                     g.check_space()
                     g.log("sender: %s stored (%s)" % (name, result))
@@ -233,6 +266,20 @@ class Sender:
                     self._failed(name, str(result))
         finally:
             association.release()
+
+    def _commitment_changed(self, on):
+        """pacs.commit was turned on or off. Off: what waited in stored/ for
+        a commitment that will not be asked for is done with, as any stored
+        object without commitment (the PACS's C-STORE-RSP said stored)."""
+        g = self.gateway
+        g.spool.commitment = on
+        if on:
+            return
+        waiting = g.spool.awaiting()
+        for name in waiting:
+            g.spool.committed(name)
+        if waiting:
+            g.log("sender: pacs.commit is off; %d stored objects no longer wait for commitment" % len(waiting))
 
     def _failed(self, name, why):
         """One more failure for a queued object; quarantined at the limit."""

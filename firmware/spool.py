@@ -8,13 +8,18 @@ with it after a power cut:
     queue/NNNNNNNNNNNN.dcm          ready to send, oldest first
     queue/NNNNNNNNNNNN.fK.dcm       the same after K failures (failure
                                     statuses, associations it broke)
+    stored/...            stored, awaiting the PACS's storage commitment
+                          (PS3.4 J; only with commitment on): kept until
+                          it commits, back to queue/ if it fails to
     quarantine/...        given up on after max_failures failures; kept,
                           visible, deleted only on a person's command
     sent/...              kept after success when retain_sent > 0
 
 An object enters the queue only whole: written under tmp/, fsynced, then
 renamed into queue/ and the directory fsynced. It leaves the queue only after
-the PACS answered its C-STORE with a success or warning status. A crash at
+the PACS answered its C-STORE with a success or warning status, and with
+storage commitment on it is kept in stored/ until the PACS commits to it
+(the transactions are in COMMITMENT, firmware/committer.py). A crash at
 any instant therefore leaves each object either in tmp/ (discarded at start,
 it was never complete), in queue/ (sent again: at least once, with the same
 SOP Instance UID), or gone because it was stored.
@@ -29,7 +34,7 @@ accepts are ever renamed or deleted, folders are skipped, and a rename
 never replaces an existing name: the object gets a fresh sequence number
 instead. Whatever else is found is left alone and reported (unknown()).
 
-Bounded: queue, quarantine and tmp together never exceed max_bytes; when an
+Bounded: queue, stored, quarantine and tmp together never exceed max_bytes; when an
 object does not fit, recording is refused (SpoolFull) and the alarm is
 raised. Objects that are not yet sent are never deleted to make room; kept
 sent ones are.
@@ -43,12 +48,18 @@ TMP = "tmp"
 QUEUE = "queue"
 QUARANTINE = "quarantine"
 SENT = "sent"
-FOLDERS = (TMP, QUEUE, QUARANTINE, SENT)
+STORED = "stored"
+FOLDERS = (TMP, QUEUE, QUARANTINE, SENT, STORED)
 SUFFIX = ".dcm"
 MARKER = "modgate-spool"
 # The box's other state kept beside the queue: the last good Modality
 # Worklist (firmware/schedule.py).
 WORKLIST = "worklist.json"
+# ... and the storage commitment transactions under way (firmware/committer.py).
+COMMITMENT = "commitment.json"
+# The box's own files at the root, each written by config.write_atomic
+# (whose NAME.new a power cut may leave).
+OWN_FILES = (WORKLIST, COMMITMENT)
 MARKER_TEXT = b"modgate spool: every name in this folder is modgate's; see README, 'The spool'\n"
 # A file system made on a dedicated partition has this folder at its root;
 # it is never touched, and a spool may be made beside it.
@@ -159,9 +170,12 @@ class Spool:
         self.max_failures = max_failures
         self.retain_sent = retain_sent
         self.min_free_bytes = min_free_bytes
+        # Storage commitment on: a stored object waits in stored/ for it
+        # (None until the sender says, firmware/sender.py).
+        self.commitment = None
         self.log = log or (lambda message: None)
         self.alarm = None  # the reason recording is refused, or None
-        self._used = 0  # bytes in queue, quarantine and tmp
+        self._used = 0  # bytes in queue, stored, quarantine and tmp
         self._reserved = 0  # promised to recordings in progress
         self._next = 1
         self._reasons = {}  # "folder/name": the last failure reason, this run
@@ -197,7 +211,7 @@ class Spool:
         # Numbering goes on after the highest spool-like name, whatever it
         # is (a folder or a link too), so a new object never meets one.
         highest = 0
-        for folder in (QUEUE, QUARANTINE, SENT):
+        for folder in (QUEUE, QUARANTINE, SENT, STORED):
             for name in _by_sequence(self.storage.listdir(folder)):
                 highest = max(highest, parse_name(name)[0])
         self._next = highest + 1
@@ -208,10 +222,10 @@ class Spool:
                 len(unknown), _root(self.storage), _some(unknown)))
 
     def _recount(self):
-        """_used from what queue/ and quarantine/ hold (at start, and when a
-        file went away behind the spool's back)."""
+        """_used from what queue/, stored/ and quarantine/ hold (at start,
+        and when a file went away behind the spool's back)."""
         used = 0
-        for folder in (QUEUE, QUARANTINE):
+        for folder in (QUEUE, STORED, QUARANTINE):
             for name in _by_sequence(self.storage.files(folder)):
                 try:
                     used += self.storage.size(folder + "/" + name)
@@ -227,9 +241,10 @@ class Spool:
         found = []
         files = self.storage.files("")
         for name in self.storage.listdir(""):
-            # WORKLIST + ".new": config.write_atomic's temporary, left by a
-            # power cut in the middle of a write.
-            if name in (MARKER, LOST_FOUND, WORKLIST, WORKLIST + ".new") or (name in FOLDERS and name not in files):
+            # NAME.new: config.write_atomic's temporary, left by a power cut
+            # in the middle of a write.
+            own = name in OWN_FILES or (name.endswith(".new") and name[:-4] in OWN_FILES)
+            if own or name in (MARKER, LOST_FOUND) or (name in FOLDERS and name not in files):
                 continue
             found.append(name)
         for folder in FOLDERS:
@@ -326,16 +341,47 @@ class Spool:
         return self.storage.open_read(folder + "/" + name)
 
     def stored(self, name):
-        """The PACS took the object (success or warning status)."""
+        """The PACS took the object (success or warning status). With
+        commitment on it waits in stored/ for the PACS to commit to it;
+        returns its name there (None when it is done with)."""
         self._reasons.pop(QUEUE + "/" + name, None)
+        if self.commitment:
+            try:
+                # Its failure count goes with it: an object the PACS
+                # stores and then never commits ends in quarantine too.
+                return self._move(QUEUE, name, STORED, parse_name(name)[1])
+            except OSError as err:
+                if not self._vanished(err, QUEUE, name, "marked stored"):
+                    raise
+                return None
+        self._done(QUEUE, name, "marked stored")
+        return None
+
+    def awaiting(self):
+        """Objects stored and awaiting commitment, oldest first."""
+        return _by_sequence(self.storage.files(STORED))
+
+    def committed(self, name):
+        """The PACS committed to the stored object (PS3.4 J.3.3): it is done
+        with, as after a C-STORE without commitment."""
+        self._done(STORED, name, "marked committed")
+
+    def not_committed(self, name, why):
+        """The PACS reported it could not commit to the stored object: back
+        to the queue with one more failure (quarantine at the limit), to be
+        stored and committed again. Returns the new name or None."""
+        return self.failed(name, why, STORED)
+
+    def _done(self, folder, name, doing):
+        """Delete the object, or keep it in sent/ while retain_sent allows."""
         try:
-            size = self.storage.size(QUEUE + "/" + name)
+            size = self.storage.size(folder + "/" + name)
             if self.retain_sent > 0:
-                self._move(QUEUE, name, SENT, 0)
+                self._move(folder, name, SENT, 0)
             else:
-                self.storage.remove(QUEUE + "/" + name)
+                self.storage.remove(folder + "/" + name)
         except OSError as err:
-            if not self._vanished(err, QUEUE, name, "marked stored"):
+            if not self._vanished(err, folder, name, doing):
                 raise
             return
         self._used -= size
@@ -345,26 +391,27 @@ class Spool:
                 self._reasons.pop(SENT + "/" + old, None)
                 self.storage.remove(SENT + "/" + old)
 
-    def failed(self, name, why):
+    def failed(self, name, why, folder=QUEUE):
         """The object was not stored: the PACS answered with a failure
         status, or the object keeps breaking associations (the sender calls
-        this for both). Returns the new name, or None once the object has
+        this for both), or (folder STORED) the PACS did not commit to it.
+        Returns the new name in the queue, or None once the object has
         moved to quarantine (or has vanished meanwhile)."""
         parsed = parse_name(name)
         if parsed is None:
             self.log("spool: failed(%r): not a spool object, left alone" % (name,))
             return None
-        self._reasons[QUEUE + "/" + name] = str(why)[:_MAX_REASON]
+        self._reasons[folder + "/" + name] = str(why)[:_MAX_REASON]
         self._bound_reasons()
         failures = parsed[1] + 1
         try:
             if failures >= self.max_failures:
-                new = self._move(QUEUE, name, QUARANTINE, failures)
+                new = self._move(folder, name, QUARANTINE, failures)
                 self.log("ALARM spool: %s quarantined as %s after %d failures: %s" % (name, new, failures, why))
                 return None
-            return self._move(QUEUE, name, QUEUE, failures)
+            return self._move(folder, name, QUEUE, failures)
         except OSError as err:
-            if not self._vanished(err, QUEUE, name, "counted as failed (%s)" % (why,)):
+            if not self._vanished(err, folder, name, "counted as failed (%s)" % (why,)):
                 raise
             return None
 

@@ -166,6 +166,13 @@ PerformedProcedureStepDiscontinuationReasonCodeSequence = const(0x00400281)
 PerformedSeriesSequence = const(0x00400340)
 RequestAttributesSequence = const(0x00400275)  # PS3.3 C.7.3.1 General Series, Type 3
 
+# PS3.4 J.3 (Storage Commitment Push Model): the action and event
+# information.
+FailureReason = const(0x00081197)
+FailedSOPSequence = const(0x00081198)
+ReferencedSOPSequence = const(0x00081199)
+TransactionUID = const(0x00081195)
+
 # PS3.5 7.5: item and delimitation tags (no VR of their own).
 Item = const(0xFFFEE000)
 ItemDelimitationItem = const(0xFFFEE00D)
@@ -303,6 +310,10 @@ VR = {
     ScheduledStepAttributesSequence: "SQ",
     PerformedProcedureStepDiscontinuationReasonCodeSequence: "SQ",
     PerformedSeriesSequence: "SQ",
+    FailureReason: "US",
+    FailedSOPSequence: "SQ",
+    ReferencedSOPSequence: "SQ",
+    TransactionUID: "UI",
     RequestAttributesSequence: "SQ",
 }
 

@@ -26,6 +26,10 @@ VERIFICATION = "1.2.840.10008.1.1"  # PS3.4 A.4
 MODALITY_WORKLIST_FIND = "1.2.840.10008.5.1.4.31"
 # PS3.4 F.7.3: Modality Performed Procedure Step SOP Class.
 MODALITY_PERFORMED_PROCEDURE_STEP = "1.2.840.10008.3.1.2.3.3"
+# PS3.4 J.3.5 / J.6: Storage Commitment Push Model SOP Class and its
+# well-known SOP Instance.
+STORAGE_COMMITMENT_PUSH_MODEL = "1.2.840.10008.1.20.1"
+STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE = "1.2.840.10008.1.20.1.1"
 
 # PS3.22 / PS3.6 Table A-1: the real-time communication SOP classes and the
 # transfer syntax of a ST 2110-20 progressive video flow.
@@ -48,6 +52,7 @@ UID_NAMES = {
     VERIFICATION: "Verification SOP Class",
     MODALITY_WORKLIST_FIND: "Modality Worklist Information Model - FIND",
     MODALITY_PERFORMED_PROCEDURE_STEP: "Modality Performed Procedure Step SOP Class",
+    STORAGE_COMMITMENT_PUSH_MODEL: "Storage Commitment Push Model SOP Class",
     VIDEO_ENDOSCOPIC_IMAGE_RTC: "Video Endoscopic Image Real-Time Communication",
     VIDEO_PHOTOGRAPHIC_IMAGE_RTC: "Video Photographic Image Real-Time Communication",
     SMPTE_ST2110_20_PROGRESSIVE: "SMPTE ST 2110-20 Uncompressed Progressive Active Video",

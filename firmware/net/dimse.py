@@ -18,6 +18,10 @@ N_SET_RQ = 0x0120
 N_SET_RSP = 0x8120
 N_CREATE_RQ = 0x0140
 N_CREATE_RSP = 0x8140
+N_EVENT_REPORT_RQ = 0x0100
+N_EVENT_REPORT_RSP = 0x8100
+N_ACTION_RQ = 0x0130
+N_ACTION_RSP = 0x8130
 
 # Command Data Set Type (PS3.7 E.1): 0x0101 means no data set follows.
 NO_DATA_SET = 0x0101
@@ -38,6 +42,8 @@ OffendingElement = 0x00000901
 ErrorComment = 0x00000902
 ErrorID = 0x00000903
 AffectedSOPInstanceUID = 0x00001000
+EventTypeID = 0x00001002
+ActionTypeID = 0x00001008
 RequestedSOPClassUID = 0x00000003
 RequestedSOPInstanceUID = 0x00001001
 MoveOriginatorApplicationEntityTitle = 0x00001030
@@ -58,6 +64,8 @@ COMMAND_VR = {
     ErrorComment: "LO",
     ErrorID: "US",
     AffectedSOPInstanceUID: "UI",
+    EventTypeID: "US",
+    ActionTypeID: "US",
     RequestedSOPInstanceUID: "UI",
     MoveOriginatorApplicationEntityTitle: "AE",
     MoveOriginatorMessageID: "US",
@@ -138,6 +146,45 @@ def n_set_rq(message_id, sop_class_uid, sop_instance_uid):
         (CommandDataSetType, DATA_SET_PRESENT),
         (RequestedSOPInstanceUID, sop_instance_uid),
     ])
+
+
+def n_action_rq(message_id, sop_class_uid, sop_instance_uid, action_type_id):
+    """PS3.7 10.3.4.1: the action information follows as the data set."""
+    return command_set([
+        (RequestedSOPClassUID, sop_class_uid),
+        (CommandField, N_ACTION_RQ),
+        (MessageID, message_id),
+        (CommandDataSetType, DATA_SET_PRESENT),
+        (RequestedSOPInstanceUID, sop_instance_uid),
+        (ActionTypeID, action_type_id),
+    ])
+
+
+def n_event_report_rsp(message_id_being_responded_to, sop_class_uid, sop_instance_uid, event_type_id, status):
+    """PS3.7 10.3.1.2: the answer to an N-EVENT-REPORT-RQ, without an event
+    reply (none is defined for the SOP classes modgate receives)."""
+    return command_set([
+        (AffectedSOPClassUID, sop_class_uid),
+        (CommandField, N_EVENT_REPORT_RSP),
+        (MessageIDBeingRespondedTo, message_id_being_responded_to),
+        (CommandDataSetType, NO_DATA_SET),
+        (Status, status),
+        (AffectedSOPInstanceUID, sop_instance_uid),
+        (EventTypeID, event_type_id),
+    ])
+
+
+def refusal(command, status):
+    """The response to a request command that we do not perform: its
+    Command Field with the response bit (PS3.7 E.1), a failure status."""
+    elements = [(CommandField, command.get(CommandField, 0) | 0x8000),
+                (MessageIDBeingRespondedTo, command.get(MessageID, 0)),
+                (CommandDataSetType, NO_DATA_SET),
+                (Status, status)]
+    for tag in (AffectedSOPClassUID, AffectedSOPInstanceUID):
+        if command.get(tag):
+            elements.append((tag, command[tag]))
+    return command_set(elements)
 
 
 def parse_command(data):
@@ -240,6 +287,9 @@ N_STATUS_MEANINGS = {
     0x0212: "Mistyped argument",
     0x0213: "Resource limitation",
 }
+
+
+UNRECOGNIZED_OPERATION = 0x0211
 
 
 def n_status_class(status):
