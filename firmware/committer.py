@@ -168,6 +168,114 @@ class Committer:
                 self.apply(report)
 
     def handle(self, association, context_id, command, data_set):
+        """One request the PACS sent (services/commitment.take_report): the
+        Report, or None."""
+        return commitment.take_report(association, context_id, command, data_set, self.gateway.log)
+
+    # -- the transactions in the spool -------------------------------------------
+    def _load(self):
+        """The transactions kept from before this start (once per spool)."""
+        g = self.gateway
+        storage = g.storage
+        if storage is self._loaded_storage:
+            return
+        self._loaded_storage = storage
+        self.transactions = []
+        if storage is None or not storage.exists(COMMITMENT):
+            return
+        now = g.clock.monotonic_ns()
+        try:
+            with storage.open_read(COMMITMENT) as f:
+                kept = json.loads(f.read().decode("utf-8"))
+            for t in kept["transactions"]:
+                objects = {}
+                for name, sop_class, instance in t["objects"]:
+                    objects[instance] = (name, sop_class)
+                self.transactions.append(Transaction(t["uid"], objects, now, t.get("sent", False)))
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            # Its objects are still in stored/: they are requested again.
+            g.log("commitment: the kept transactions in %s cannot be read (%s); their objects are asked for again" % (
+                COMMITMENT, err))
+            self.transactions = []
+            return
+        if self.transactions:
+            g.log("commitment: %d transactions from before this start await their report" % len(self.transactions))
+
+    def _save(self):
+        """Durably, before the request leaves and after a report is applied.
+        Raises OSError."""
+        write_atomic(self.gateway.storage, COMMITMENT,
+                     json.dumps({"transactions": [t.record() for t in self.transactions]}).encode("utf-8"))
+
+    # -- what the sender calls ----------------------------------------------------
+    def stored(self):
+        """The sender moved one more object into stored/."""
+        self._stored_since += 1
+
+    def deliver(self, report):
+        """A report from another thread (the listener): applied on the
+        sender's thread at its next step."""
+        with self._lock:
+            self._reports.append(report)
+
+    def outstanding(self):
+        return len(self.transactions)
+
+    def unrequested(self):
+        """How many objects in stored/ no transaction under way names, when
+        a request for them may go now (else 0)."""
+        spool = self.gateway.spool
+        if spool is None or self.gateway.clock.monotonic_ns() < self._not_before:
+            return 0
+        self._load()
+        asked = self._asked()
+        try:
+            return len([name for name in spool.awaiting() if name not in asked])
+        except OSError:
+            return 0
+
+    def _asked(self):
+        asked = set()
+        for t in self.transactions:
+            for name, _ in t.objects.values():
+                asked.add(name)
+        return asked
+
+    def step(self, association, queue_empty):
+        """Apply the reports in, drop transactions past pacs.commit_timeout,
+        and when the queue is empty (or a request's worth was stored) ask
+        for commitment of what waits in stored/. association: the sender's
+        open StorageSCU association, or None. Raises AssociationError from
+        the association (the sender's to handle)."""
+        g = self.gateway
+        if g.spool is None:
+            return
+        self._load()
+        with self._lock:
+            reports, self._reports = self._reports, []
+        for report in reports:
+            self.apply(report)
+        if association is not None and association.usable:
+            self.poll(association)
+        self._expire()
+        if association is not None and association.usable and g.clock.monotonic_ns() >= self._not_before and (
+                queue_empty or self._stored_since >= commitment.MAX_REFERENCES):
+            self._request(association)
+
+    def poll(self, association, timeout=0.0):
+        """Reports that came on the association (PS3.4 J.3.3): answered and
+        applied; other requests of the peer's are refused."""
+        while True:
+            incoming = association.poll(timeout)
+            if incoming is None:
+                return
+            timeout = 0.0
+            context_id, command, data_set = incoming
+            report = self.handle(association, context_id, command, data_set)
+            if report is not None:
+                self.apply(report)
+
+    def handle(self, association, context_id, command, data_set):
         """Answer one request the PACS sent: a commitment report is answered
         with success and returned (the caller applies it, or deliver()s it
         to the sender's thread); anything else is refused. Never raises

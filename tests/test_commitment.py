@@ -19,10 +19,11 @@ from pynetdicom import AE, AllStoragePresentationContexts, evt
 from pynetdicom.sop_class import StorageCommitmentPushModel
 
 import board
+from firmware.console.system import ConsoleSystem
 from firmware.gateway import Gateway
 from firmware.services import commitment
 from firmware.spool import COMMITMENT
-from tests.conftest import ROOT
+from tests.conftest import ROOT, modgate
 from tests.test_gateway import settings
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
@@ -162,6 +163,9 @@ def test_no_report_keeps_every_object_and_asks_again(tmp_path):
                           board.load("host"))
         assert _run_until(gateway, lambda: len(scp.requests) >= 2, timeout=30), scp.requests
         alarm = gateway.alarms.text("commitment")
+        system = ConsoleSystem(gateway)
+        status = "\n".join(system.status())
+        listing = "\n".join(system.queue(["list"]))
     finally:
         scp.stop()
     uids = sorted(c.sop_instance_uid for c in gateway.clips)
@@ -170,6 +174,10 @@ def test_no_report_keeps_every_object_and_asks_again(tmp_path):
     assert len(_files(tmp_path, "stored")) == 2
     assert sorted(scp.requests[1][1]) == uids and scp.requests[0][0] != scp.requests[1][0]
     assert alarm and "no storage commitment report" in alarm
+    # The technician sees them waiting, and why.
+    assert "commitment 2 stored, awaiting the PACS's commitment" in status, status
+    assert "no storage commitment report" in status
+    assert listing.count("awaiting commitment: ") == 2 and "patient Test^Gateway" in listing, listing
 
 
 def test_commitment_off_releases_what_waited(tmp_path):
@@ -260,3 +268,38 @@ def test_report_parsing_refuses_what_is_not_a_report():
         commitment.report_from(dict(command, **{dimse.EventTypeID: 7}), data, True)
     with pytest.raises(ValueError):
         commitment.report_from(command, encode_dataset([(tags.ReferencedSOPSequence, [])], True), True)
+
+
+def test_store_commit_on_the_same_association(clips):
+    scp = CommitmentSCP("report")
+    try:
+        result = modgate("store", "--aec", "COMMITSCP", "--commit", "--commit-timeout", "20", "127.0.0.1",
+                         str(scp.port), clips["video"], clips["still"], clips["word"], timeout=60)
+    finally:
+        scp.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "storage commitment: 3 of 3 committed" in result.stdout
+    assert len(scp.requests) == 1 and sorted(scp.requests[0][1]) == sorted(scp.stored)
+
+
+def test_store_commit_partial_failure_and_no_report_exit_non_zero(clips):
+    scp = CommitmentSCP("fail-once")
+    try:
+        result = modgate("store", "--aec", "COMMITSCP", "--commit", "127.0.0.1", str(scp.port),
+                         clips["video"], clips["still"], timeout=60)
+    finally:
+        scp.stop()
+    assert result.returncode == 1
+    assert "storage commitment: 1 of 2 committed" in result.stdout
+    assert "not committed: 0112 No such object instance" in result.stdout
+    scp = CommitmentSCP("never")
+    try:
+        started = time.monotonic()
+        result = modgate("store", "--aec", "COMMITSCP", "--commit", "--commit-timeout", "2", "127.0.0.1",
+                         str(scp.port), clips["video"], timeout=60)
+        took = time.monotonic() - started
+    finally:
+        scp.stop()
+    assert result.returncode == 1 and took < 30
+    assert "storage commitment: 0 of 1 committed" in result.stdout
+    assert "not committed: no report within 2 s" in result.stdout

@@ -598,6 +598,7 @@ def cmd_store(args):
     if progress:
         options["progress"] = progress
     failures = count = 0
+    stored = []
     for result in store_files(host_board(), collect_paths(args.paths), args.host, args.port, open_file,
                               log=log_line if args.verbose else None, **options):
         if progress:
@@ -605,12 +606,90 @@ def cmd_store(args):
         count += 1
         if not result.stored:
             failures += 1
+        else:
+            stored.append((result.sop_class_uid, result.sop_instance_uid))
         note = " (sent as Implicit VR Little Endian)" if result.converted else ""
         print("%s%s" % (result, note))
     if count == 0:
         print("no files to send")
         return 1
+    if args.commit:
+        options.pop("progress", None)
+        if not commit_stored(args, options, stored):
+            return 1
     return 1 if failures else 0
+
+
+def commit_stored(args, options, references):
+    """Storage commitment (PS3.4 J.3) for what was stored: N-ACTION on a new
+    association, then the reports, on that association or on a new one the
+    peer opens to --commit-port, until --commit-timeout. Prints the tally;
+    True when every object was committed."""
+    from firmware.association import Association, AssociationError
+    from firmware.dicom.uid import generate_uid
+    from firmware.net import acse
+    from firmware.services import commitment
+
+    if not references:
+        print("storage commitment: 0 of 0 committed (nothing was stored)")
+        return False
+    board = host_board()
+    log = log_line if args.verbose else None
+    reports = []
+    listener = stop = None
+    if args.commit_port is not None:
+        listener, stop = _report_listener(args, options, board, reports, log)
+    transactions = {}
+    assoc = Association(board, args.host, args.port, args.aec, args.aet, log=log,
+                        **{k: v for k, v in options.items() if k in ("maximum_length", "timeouts", "tls")})
+    assoc.max_data_set = commitment.MAX_REPORT
+    deadline = time.monotonic() + args.commit_timeout
+    try:
+        assoc.open(acse.propose(commitment.CONTEXTS))
+        for start in range(0, len(references), commitment.MAX_REFERENCES):
+            batch = references[start: start + commitment.MAX_REFERENCES]
+            uid = generate_uid(None)
+            status, meaning = commitment.request(assoc, uid, batch)
+            if status != 0x0000:
+                print("storage commitment: the peer refused the request: N-ACTION %04X %s" % (status, meaning))
+                return False
+            transactions[uid] = batch
+        while time.monotonic() < deadline and len(set(r.transaction_uid for r in reports) & set(transactions)) < len(
+                transactions):
+            incoming = assoc.poll(min(0.2, max(0.0, deadline - time.monotonic()))) if assoc.usable else None
+            if incoming is None:
+                if not assoc.usable:
+                    time.sleep(0.1)  # the report can only come on the listener now
+                continue
+            context_id, command, data_set = incoming
+            report = commitment.take_report(assoc, context_id, command, data_set, log or (lambda text: None))
+            if report is not None:
+                reports.append(report)
+        assoc.release()
+    except AssociationError as err:
+        assoc.abort()
+        print("storage commitment: %s" % err)
+        return False
+    finally:
+        if listener is not None:
+            stop.set()
+            listener.join(10)
+    committed, failed = set(), {}
+    for report in reports:
+        if report.transaction_uid not in transactions:
+            continue
+        committed.update(i for _, i in report.committed)
+        for _, instance, reason in report.failed:
+            failed[instance] = reason
+    asked = [i for batch in transactions.values() for _, i in batch]
+    done = [i for i in asked if i in committed and i not in failed]
+    print("storage commitment: %d of %d committed" % (len(done), len(asked)))
+    for instance in asked:
+        if instance in failed:
+            print("  %s not committed: %s" % (instance, commitment.failure_text(failed[instance])))
+        elif instance not in committed:
+            print("  %s not committed: no report within %.0f s" % (instance, args.commit_timeout))
+    return len(done) == len(asked)
 
 
 def add_network_arguments(p):
@@ -735,6 +814,14 @@ def build_parser():
     p.add_argument("--maximum-length", "--max-pdu", type=maximum_length, default=65536, metavar="N",
                    help="Maximum Length (PS3.8 D.1): the largest P-DATA-TF we receive, and the most we send "
                         "(default 65536)")
+    p.add_argument("--commit", action="store_true",
+                   help="then request Storage Commitment (PS3.4 J) for what was stored and wait for the report; "
+                        "exit 0 only if every object was committed")
+    p.add_argument("--commit-timeout", type=seconds, default=60.0, metavar="S",
+                   help="how long to wait for the commitment report (default 60)")
+    p.add_argument("--commit-port", type=port_number, metavar="P",
+                   help="also listen on P for the report on a new association from the peer (its AE title --aec, "
+                        "its address HOST); without it the report must come on the request's association")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Part 10 files or folders of them")
     p.set_defaults(func=cmd_store)
 

@@ -8,7 +8,7 @@ from firmware.compat import all_digits
 from firmware.services import worklist
 from firmware.config import ConfigError
 from firmware.gateway import check_applicable
-from firmware.spool import check_root
+from firmware.spool import QUARANTINE, QUEUE, STORED, check_root
 
 
 class ConsoleSystem:
@@ -74,6 +74,14 @@ class ConsoleSystem:
                 waiting = "unreadable (%s)" % err
             lines.append("queue      %s waiting, %d quarantined, %d of %d bytes used, %d free on the disk" % (
                 waiting, len(spool.quarantined()), spool.used_bytes(), spool.max_bytes, spool.storage.free_bytes()))
+            if cfg["pacs.commit"] or spool.awaiting():
+                committer = g.committer
+                lines.append("commitment %d stored, awaiting the PACS's commitment (%d transactions under way); "
+                             "%d committed, %d failed this run" % (len(spool.awaiting()), committer.outstanding(),
+                                                                   committer.committed, committer.failed))
+                if committer.last_report:
+                    t, text = committer.last_report
+                    lines.append("last report %04d-%02d-%02d %02d:%02d:%02dZ %s" % (t[:6] + (text,)))
         if g.sender.last_send:
             t, name, result = g.sender.last_send
             lines.append("last send  %04d-%02d-%02d %02d:%02d:%02dZ %s %s" % (t[:6] + (name, result)))
@@ -144,7 +152,8 @@ class ConsoleSystem:
             return ["error: no spool: %s" % (g.alarms.text("spool") or "see status")]
         if args == ["list"]:
             lines = []
-            for folder, names in (("waiting", spool.pending()), ("quarantined", spool.quarantined())):
+            for folder, names in (("waiting", spool.pending()), ("awaiting commitment", spool.awaiting()),
+                                  ("quarantined", spool.quarantined())):
                 for name in names:
                     lines.append("%s: %s" % (folder, _describe(spool, name, folder)))
             for path in spool.unknown():
@@ -198,7 +207,7 @@ class ConsoleSystem:
 
 def _describe(spool, name, folder):
     """One line for a queued or quarantined object (spool.describe)."""
-    d = spool.describe(name, "queue" if folder == "waiting" else "quarantine")
+    d = spool.describe(name, {"waiting": QUEUE, "awaiting commitment": STORED}.get(folder, QUARANTINE))
     if not d:
         return name
     parts = [name, "patient %s" % (d.get("patient_name") or "(none)")]

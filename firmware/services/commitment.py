@@ -133,6 +133,28 @@ def report_from(command, data_set, explicit):
     return Report(transaction_uid, committed, failed)
 
 
+def take_report(association, context_id, command, data_set, log):
+    """Answer one request the peer sent us: a storage commitment report is
+    answered with success and returned (the caller applies it); a report
+    that cannot be read is answered Invalid Argument Value, anything else
+    refused; both return None. Raises AssociationError only."""
+    if not is_report(command):
+        log("commitment: refused DIMSE command 0x%04X from the peer (only the N-EVENT-REPORT of storage "
+            "commitment is taken)" % command.get(dimse.CommandField, 0))
+        refuse(association, context_id, command)
+        return None
+    try:
+        report = report_from(command, data_set, explicit(association, context_id))
+    except ValueError as err:
+        log("commitment: a report that cannot be read: %s" % err)
+        answer(association, context_id, command, INVALID_ARGUMENT_VALUE)
+        return None
+    # Answered at once: were the box to go down before the report is
+    # applied, its transaction is asked for again, never lost.
+    answer(association, context_id, command)
+    return report
+
+
 def explicit(association, context_id):
     """Whether the data sets on context_id are in Explicit VR."""
     return association.negotiated.accepted[context_id][1] != IMPLICIT_VR_LITTLE_ENDIAN

@@ -32,9 +32,10 @@ class StoreResult:
     will fail the same way every time; meaning names it and why."""
 
     def __init__(self, name, sop_instance_uid, status=None, category=dimse.FAILURE, meaning="", sent_bytes=0,
-                 seconds=0.0, converted=False, object_fault=False):
+                 seconds=0.0, converted=False, object_fault=False, sop_class_uid=None):
         self.name = name
         self.sop_instance_uid = sop_instance_uid
+        self.sop_class_uid = sop_class_uid
         self.status = status
         self.category = category
         self.meaning = meaning
@@ -166,7 +167,8 @@ class StorageSCU:
             self.log("warning %04X for %s: %s (stored)" % (status, meta.sop_instance_uid, meaning))
         elif category == dimse.FAILURE:
             self.log("failure %04X for %s: %s" % (status, meta.sop_instance_uid, meaning))
-        return StoreResult(name, meta.sop_instance_uid, status, category, meaning, sent, converted=converted)
+        return StoreResult(name, meta.sop_instance_uid, status, category, meaning, sent, converted=converted,
+                           sop_class_uid=meta.sop_class_uid)
 
 
 def _pairs(infos):
