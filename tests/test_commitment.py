@@ -265,7 +265,7 @@ def test_report_parsing_refuses_what_is_not_a_report():
     assert report.failed == [("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4", 0x0213)]
     assert "Resource limitation" in commitment.failure_text(0x0213)
     with pytest.raises(ValueError):
-        commitment.report_from(dict(command, **{dimse.EventTypeID: 7}), data, True)
+        commitment.report_from({**command, dimse.EventTypeID: 7}, data, True)
     with pytest.raises(ValueError):
         commitment.report_from(command, encode_dataset([(tags.ReferencedSOPSequence, [])], True), True)
 
