@@ -18,6 +18,7 @@ whatever raised it (pytest.skip, a skipif mark, pytest.importorskip, a
 plugin). The one kind of skip that needs no opt-out is does_not_apply(why):
 a case that has no meaning on this machine (not one that cannot run on it)."""
 
+import json
 import os
 import re
 import shutil
@@ -262,3 +263,59 @@ def clips(tmp_path_factory):
             capture_object(out, board, frames, iod, (2026, 11, 23, 10, 0, 0, 0), {tags.PatientID: "P-" + name})
         made[name] = path
     return made
+
+
+def http(port, path, body=None):
+    """Orthanc's REST API on loopback: the response's bytes."""
+    import urllib.request
+
+    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body)
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.read()
+
+
+class Orthanc:
+    """Debian's Orthanc with a configuration of the test's own on loopback
+    ports (AE title ORTHANC), stopped by stop(). extra: more configuration
+    (plugins, DicomModalities...)."""
+
+    def __init__(self, folder, **extra):
+        self.dicom_port, self.http_port = free_port(), free_port()
+        config = {
+            "Name": "modgate-test",
+            "StorageDirectory": str(folder / "storage"),
+            "IndexDirectory": str(folder / "index"),
+            "DicomAet": "ORTHANC",
+            "DicomPort": self.dicom_port,
+            "HttpPort": self.http_port,
+            "RemoteAccessAllowed": False,
+            "AuthenticationEnabled": False,
+            "DicomCheckCalledAet": True,
+            "DicomAlwaysAllowEcho": True,
+            "DicomAlwaysAllowStore": True,
+            "StorageCompression": False,
+            "Plugins": [],
+        }
+        config.update(extra)
+        path = folder / "orthanc.json"
+        path.write_text(json.dumps(config))
+        self.log = open(folder / "orthanc.log", "w")
+        self.proc = subprocess.Popen([tool("Orthanc"), str(path)], stdout=self.log, stderr=subprocess.STDOUT)
+        try:
+            wait_for_port(self.http_port, timeout=30)
+            wait_for_port(self.dicom_port, timeout=30)
+        except BaseException:
+            self.stop()
+            raise
+
+    def rest(self, path, body=None):
+        return json.loads(http(self.http_port, path, body))
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()

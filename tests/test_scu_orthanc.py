@@ -4,56 +4,21 @@ what arrived and hands back the stored file."""
 
 import json
 import os
-import subprocess
 import time
-import urllib.request
 
 import pytest
 
 from firmware.dicom.part10 import read_file_meta
-from tests.conftest import free_port, modgate, tool, wait_for_port
-
-
-def http(port, path, body=None):
-    request = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=body)
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.read()
+from tests.conftest import Orthanc, http, modgate
 
 
 @pytest.fixture
 def orthanc(tmp_path):
-    dicom_port, http_port = free_port(), free_port()
-    config = {
-        "Name": "modgate-test",
-        "StorageDirectory": str(tmp_path / "storage"),
-        "IndexDirectory": str(tmp_path / "index"),
-        "DicomAet": "ORTHANC",
-        "DicomPort": dicom_port,
-        "HttpPort": http_port,
-        "RemoteAccessAllowed": False,
-        "AuthenticationEnabled": False,
-        "DicomCheckCalledAet": True,
-        "DicomAlwaysAllowEcho": True,
-        "DicomAlwaysAllowStore": True,
-        "StorageCompression": False,
-        "Plugins": [],
-    }
-    path = tmp_path / "orthanc.json"
-    path.write_text(json.dumps(config))
-    log = open(tmp_path / "orthanc.log", "w")
-    proc = subprocess.Popen([tool("Orthanc"), str(path)], stdout=log, stderr=subprocess.STDOUT)
+    server = Orthanc(tmp_path)
     try:
-        wait_for_port(http_port, timeout=30)
-        wait_for_port(dicom_port, timeout=30)
-        yield dicom_port, http_port
+        yield server.dicom_port, server.http_port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        server.stop()
 
 
 def dataset_bytes(data):

@@ -15,9 +15,10 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from firmware.dicom.decode import decode_dataset
 from firmware.services.worklist import Query
-from tests.conftest import free_port, modgate, tool, wait_for_port
+from tests.conftest import Orthanc, free_port, modgate, tool, wait_for_port
 
 CALLED = "WLMSCP"
+PLUGINS = "/usr/share/orthanc/plugins"  # Debian's orthanc package
 DAY = "20261126"
 OTHER_DAY = "20261127"
 BUSY_DAY = "20261201"
@@ -302,3 +303,33 @@ def test_the_box_keeps_the_last_good_list_and_refreshes_it_by_itself(tmp_path):
     assert [i["PatientID"] for i in again.schedule.items] == ["P100"]
     (key, _, text, hint), = again.alarms.active()
     assert key == "worklist" and "cannot be asked" in text and "check worklist.host, worklist.port" in hint
+
+
+def test_orthanc_worklist_plugin_as_a_second_scp(tmp_path):
+    """Orthanc's ModalityWorklists plugin (Debian's package) serving the
+    same kind of files: the same matches, names decoded, filters honoured."""
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    worklist_item(folder / "latin1.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100")
+    worklist_item(folder / "utf8.wl", "Ørsted^Zoë 李", "P200", "A200", charset="ISO_IR 192", step_id="SPS2")
+    worklist_item(folder / "other-station.wl", "Other^Station", "P300", "A300", station="OTHERAE")
+    worklist_item(folder / "other-date.wl", "Other^Date", "P400", "A400", date=OTHER_DAY)
+    server = Orthanc(tmp_path, Plugins=[PLUGINS + "/libModalityWorklists.so"],
+                     Worklists={"Enable": True, "Database": str(folder)},
+                     DicomModalities={"box": ["MODGATE", "127.0.0.1", 104]},  # Orthanc answers only known AEs
+                     DefaultEncoding="Utf8")  # else it answers in Latin-1, where 李 has no place
+    try:
+        args = ("worklist", "--aec", "ORTHANC", "--json", "--date", DAY, "--modality", "ES")
+        result = modgate(*args, "127.0.0.1", str(server.dicom_port), timeout=60)
+        filtered = modgate(*args, "--patient-id", "P200", "127.0.0.1", str(server.dicom_port), timeout=60)
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    items = [json.loads(line) for line in result.stdout.splitlines()]
+    by_id = dict((item["PatientID"], item) for item in items)
+    assert sorted(by_id) == ["P100", "P200"], items
+    assert by_id["P100"]["PatientName"] == "Müller^Jürgen"
+    assert by_id["P200"]["PatientName"] == "Ørsted^Zoë 李"
+    assert by_id["P100"]["StudyInstanceUID"] == "1.2.826.0.1.3680043.10.77.100"
+    assert by_id["P100"]["AccessionNumber"] == "A100" and by_id["P200"]["ScheduledProcedureStepID"] == "SPS2"
+    assert [json.loads(line)["PatientID"] for line in filtered.stdout.splitlines()] == ["P200"]
