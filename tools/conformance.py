@@ -33,7 +33,7 @@ from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
-from firmware.services import worklist
+from firmware.services import commitment, worklist
 from firmware.association import Timeouts
 from hal.tcp import tls_context
 
@@ -442,6 +442,7 @@ def _networking(doc, defaults, ae_title, metadata):
           "reports the status and releases the association.")
     doc.table(CONTEXT_HEADERS, _context_rows(verification_contexts()))
     _worklist(doc, defaults)
+    _commitment(doc, defaults)
     doc.heading(4, "Association Acceptance Policy")
     doc.p("modgate accepts no associations.")
 
@@ -520,6 +521,39 @@ def _worklist(doc, defaults):
           "and Description with the Requested Procedure ID in the Request Attributes Sequence, PS3.3 C.7.3.1):")
     doc.table(("Worklist attribute", "Configuration key"), [(keyword, "`%s`" % key) for key, keyword
                                                             in worklist.SELECT_KEYS])
+
+
+def _commitment(doc, defaults):
+    """Activity: Request Storage Commitment, from services/commitment.py's
+    tables and firmware/committer.py's behaviour."""
+    doc.heading(5, "Activity: Request Storage Commitment")
+    doc.p("Description and sequencing: with `pacs.commit` true (default %s), the association that stores the "
+          "objects also proposes the Storage Commitment Push Model SOP Class (SCU role). An object the PACS "
+          "stored (success or warning) is not deleted: it waits in the spool's `stored/` folder. When the queue "
+          "is empty, or after %d objects, the AE sends an N-ACTION (Action Type ID %d, Requested SOP Instance "
+          "`%s`) naming at most %d of them by SOP Class and Instance UID under a new Transaction UID, which is "
+          "written to the spool (fsynced) before the request leaves. The N-EVENT-REPORT may come on that "
+          "association (it is then kept open while a report is due and no listener is configured) or on a new "
+          "association from the PACS to `pacs.commit_port` (Association Acceptance Policy). Committed objects "
+          "leave the spool (or move to `sent/` while `spool.retain_sent` allows); objects in the Failed SOP "
+          "Sequence go back to the queue with one more failure: they are sent and requested again, and after "
+          "`spool.max_failures` failures they are quarantined with an alarm. A transaction without a report "
+          "within `pacs.commit_timeout` seconds (default %s) is requested again under a new Transaction UID. "
+          "A report for a transaction no longer under way is answered and ignored. A PACS that does not accept "
+          "the context or refuses the N-ACTION raises the `commitment` alarm; the objects keep waiting. Turning "
+          "`pacs.commit` off releases what waited." % (
+              defaults["pacs.commit"], commitment.MAX_REFERENCES, commitment.REQUEST_STORAGE_COMMITMENT,
+              uid.STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE, commitment.MAX_REFERENCES, defaults["pacs.commit_timeout"]))
+    contexts = [(a, ts) for _, a, syntaxes in acse.propose(commitment.CONTEXTS) for ts in syntaxes]
+    doc.table(CONTEXT_HEADERS, _context_rows(contexts))
+    doc.p("Failure Reasons in a report (PS3.3 C.14.1.1), as the log, the alarm and `queue list` show them:")
+    doc.table(("Failure Reason", "Meaning"), [("%04X" % code, meaning) for code, meaning in
+                                              sorted(commitment.FAILURE_REASONS.items())])
+    doc.p("The N-EVENT-REPORT is answered with status 0000 once it has been read (a power cut before it is "
+          "applied only means the transaction is requested again), %04X for a report that cannot be read, and "
+          "any other DIMSE request from the PACS with %04X (Unrecognized Operation). Reports are read into a "
+          "bound of %d bytes." % (commitment.INVALID_ARGUMENT_VALUE, dimse.UNRECOGNIZED_OPERATION,
+                                  commitment.MAX_REPORT))
 
 
 def _realtime(doc, defaults, metadata):
