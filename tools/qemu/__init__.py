@@ -90,8 +90,12 @@ class Emulator:
     block stops the box, and kills QEMU if anything went wrong."""
 
     def __init__(self, image=DEFAULT_IMAGE, disk=None, workdir=None, memory_mib=512, cpus=2,
-                 append="", boot_timeout=120.0, console_link=None, quiet=True):
+                 append="", boot_timeout=120.0, console_link=None, quiet=True, forwards=()):
         self.image = image
+        # (host port, box port): TCP connections to 127.0.0.1:host port reach
+        # the box's port (user-mode networking's hostfwd; inside the box they
+        # come from 10.0.2.2, the host's address there).
+        self.forwards = list(forwards)
         self.disk = disk or os.path.join(image, "data.img")
         self.memory_mib = memory_mib
         self.cpus = cpus
@@ -127,7 +131,8 @@ class Emulator:
             "-serial", "pty", "-monitor", "none",
             "-drive", "file=%s,if=none,format=raw,id=data,cache=writeback" % path(self.disk),
             "-device", "virtio-blk-device,drive=data",
-            "-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0",
+            "-netdev", "user,id=net0" + "".join(",hostfwd=tcp:127.0.0.1:%d-:%d" % f for f in self.forwards),
+            "-device", "virtio-net-device,netdev=net0",
             "-device", "virtio-serial-device",
             "-chardev", "file,id=log,path=%s,append=on" % path(self.log_path), "-device", "virtconsole,chardev=log",
             "-chardev", "socket,id=ctl,path=%s,server=on,wait=off" % ctl,
