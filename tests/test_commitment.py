@@ -23,7 +23,7 @@ from firmware.console.system import ConsoleSystem
 from firmware.gateway import Gateway
 from firmware.services import commitment
 from firmware.spool import COMMITMENT
-from tests.conftest import ROOT, modgate
+from tests.conftest import ROOT, Orthanc, free_port, modgate
 from tests.test_gateway import settings
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
@@ -303,3 +303,43 @@ def test_store_commit_partial_failure_and_no_report_exit_non_zero(clips):
     assert result.returncode == 1 and took < 30
     assert "storage commitment: 0 of 1 committed" in result.stdout
     assert "not committed: no report within 2 s" in result.stdout
+
+
+def _orthanc_for(tmp_path, box_port):
+    """Orthanc as Storage Commitment SCP: it reports on a new association
+    to the modality declared in its configuration (the box, AE MODGATE,
+    listening on box_port)."""
+    return Orthanc(tmp_path, DicomModalities={"box": ["MODGATE", "127.0.0.1", box_port]})
+
+
+def test_store_commit_into_orthanc_reports_on_the_listener(tmp_path, clips):
+    listen = free_port()
+    server = _orthanc_for(tmp_path, listen)
+    try:
+        paths = [clips["video"], clips["still"], clips["word"]]
+        result = modgate("store", "--aec", "ORTHANC", "--commit", "--commit-port", str(listen),
+                         "--commit-timeout", "30", "127.0.0.1", str(server.dicom_port), *paths, timeout=90)
+        stored = server.rest("/instances")
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "storage commitment: 3 of 3 committed" in result.stdout
+    assert len(stored) == 3
+
+
+def test_the_gateway_into_orthanc_keeps_nothing_once_committed(tmp_path):
+    listen = free_port()
+    server = _orthanc_for(tmp_path, listen)
+    try:
+        cfg = settings(tmp_path, server.dicom_port, "ORTHANC", **{
+            "pacs.commit": True, "pacs.commit_port": listen, "pacs.commit_timeout": 30.0, "clip.count": 3})
+        gateway = Gateway(cfg, board.load("host"))
+        assert _run_until(gateway, lambda: len(gateway.clips) == 3 and gateway.waiting() == []
+                          and gateway.committer.committed == 3, timeout=90), gateway.log.recent[-20:]
+        uids = sorted(server.rest("/instances/%s" % i)["MainDicomTags"]["SOPInstanceUID"]
+                      for i in server.rest("/instances"))
+    finally:
+        server.stop()
+    assert uids == sorted(c.sop_instance_uid for c in gateway.clips)
+    assert _files(tmp_path, "stored") == [] and _files(tmp_path, "queue") == []
+    assert any("commitment: transaction" in line and "3 committed" in line for line in gateway.log.recent)
