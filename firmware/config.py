@@ -260,6 +260,7 @@ SCHEMA = {
     "worklist.host": (None, _optional_host, "the Modality Worklist SCP's host name or address; null: no worklist"),
     "worklist.port": (104, _int(1, 65535), "the Modality Worklist SCP's TCP port"),
     "worklist.ae_title": ("ANY-SCP", _ae_title, "the Modality Worklist SCP's AE title (called AE)"),
+    "worklist.tls": (False, _bool, "DICOM TLS (PS3.15) to the worklist SCP, with pacs.ca, pacs.cert and pacs.key"),
     "worklist.modality": (None, _optional_modality, "Modality to ask for; null: the IOD's (ES, XC, OT)"),
     "worklist.max_matches": (100, _int(1, 10000), "items kept from one query; more are cancelled (C-CANCEL)"),
     "worklist.refresh": (300, _int(0, 86400), "seconds between worklist queries; 0: only on the console's worklist refresh"),
@@ -396,6 +397,8 @@ def validate(values):
     """Checks that concern more than one key."""
     if values["network.address"] and not values["network.netmask"]:
         raise ConfigError("network.netmask", "a static network.address needs a netmask")
+    if values["worklist.tls"] and not values["pacs.ca"]:
+        raise ConfigError("pacs.ca", "worklist.tls needs a CA file (pacs.ca) to verify the worklist SCP with")
     if values["pacs.tls"] and not values["pacs.ca"]:
         raise ConfigError("pacs.ca", "pacs.tls needs a CA file to verify the SCP with")
     if bool(values["pacs.cert"]) != bool(values["pacs.key"]):

@@ -16,6 +16,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 from firmware.dicom.decode import decode_dataset
 from firmware.services.worklist import Query
 from tests.conftest import Orthanc, free_port, modgate, tool, wait_for_port
+from tests.test_scu_tls import pki  # noqa: F401 (a fixture)
 
 CALLED = "WLMSCP"
 PLUGINS = "/usr/share/orthanc/plugins"  # Debian's orthanc package
@@ -333,3 +334,40 @@ def test_orthanc_worklist_plugin_as_a_second_scp(tmp_path):
     assert by_id["P100"]["StudyInstanceUID"] == "1.2.826.0.1.3680043.10.77.100"
     assert by_id["P100"]["AccessionNumber"] == "A100" and by_id["P200"]["ScheduledProcedureStepID"] == "SPS2"
     assert [json.loads(line)["PatientID"] for line in filtered.stdout.splitlines()] == ["P200"]
+
+
+def test_the_box_asks_a_tls_worklist_scp(tmp_path, pki):
+    """worklist.tls: the box's worklist query over DICOM TLS (PS3.15 B.9)
+    to Orthanc's worklist plugin, which requires our client certificate;
+    the box's identity and trusted CAs are pacs.ca/cert/key. Without TLS
+    the same SCP is not reached."""
+    import time
+
+    import board
+    from firmware.gateway import Gateway
+    from tests.test_gateway import settings
+
+    folder = tmp_path / "wl"
+    folder.mkdir()
+    today = time.strftime("%Y%m%d", time.gmtime())
+    worklist_item(folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    server = Orthanc(tmp_path, Plugins=[PLUGINS + "/libModalityWorklists.so"],
+                     Worklists={"Enable": True, "Database": str(folder)},
+                     DicomModalities={"box": ["MODGATE", "127.0.0.1", 104]}, DefaultEncoding="Utf8",
+                     DicomTlsEnabled=True, DicomTlsCertificate=pki["server.crt"],
+                     DicomTlsPrivateKey=pki["server.key"], DicomTlsTrustedCertificates=pki["ca.crt"],
+                     DicomTlsRemoteCertificateRequired=True)
+    try:
+        cfg = settings(tmp_path, free_port(), **{
+            "clip.count": 0, "clip.mode": "command", "worklist.host": "127.0.0.1",
+            "worklist.port": server.dicom_port, "worklist.ae_title": "ORTHANC", "worklist.refresh": 0,
+            "worklist.tls": True, "pacs.ca": pki["ca.crt"], "pacs.cert": pki["client.crt"],
+            "pacs.key": pki["client.key"], "pacs.connect_timeout": 5.0})
+        gateway = Gateway(cfg, board.load("host"))
+        assert gateway.schedule.refresh() is None, gateway.log.recent[-5:]
+        assert [i["PatientName"] for i in gateway.schedule.items] == ["Müller^Jürgen"]
+        plain = Gateway(dict(cfg, **{"worklist.tls": False}), board.load("host"))
+        problem = plain.schedule.refresh()
+    finally:
+        server.stop()
+    assert problem and "cannot be asked" in problem

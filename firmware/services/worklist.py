@@ -187,8 +187,15 @@ def query_configured(cfg, board, today, log=None):
     worklist.modality or else the IOD's. (items, status, meaning, complete);
     AssociationError when the SCP cannot be asked. today: "YYYYMMDD"."""
     query = Query(cfg["station.ae_title"], cfg["worklist.modality"] or IODS[cfg["clip.iod"]].modality, today)
+    tls = None
+    if cfg["worklist.tls"]:
+        # The box has one TLS identity and one set of trusted CAs (pacs.*).
+        try:
+            tls = board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+        except (OSError, ValueError) as err:
+            raise AssociationError("the TLS settings do not load: %s" % err, permanent=True)
     association = Association(board, cfg["worklist.host"], cfg["worklist.port"], cfg["worklist.ae_title"],
-                              cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), log=log)
+                              cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), tls=tls, log=log)
     association.open(acse.propose(CONTEXTS))
     try:
         result = find(association, query, cfg["worklist.max_matches"])
