@@ -109,6 +109,25 @@ class Board:
 
         return tls_context(ca_file, cert_file, key_file, verify)
 
+    def open_listener(self, port, tls=None, host=""):
+        """A listening TCP socket (hal.tcp.Listener) for associations peers
+        open to the box; tls: a context from open_server_tls, or None."""
+        from hal.tcp import listen
+
+        return listen(host, port, tls)
+
+    def open_server_tls(self, ca_file, cert_file, key_file, verify=True):
+        """A DICOM TLS server context for the listener (hal.tcp)."""
+        from hal.tcp import server_tls_context
+
+        return server_tls_context(ca_file, cert_file, key_file, verify)
+
+    def resolve(self, host):
+        """The addresses of host (hal.tcp.resolve); OSError if none."""
+        from hal.tcp import resolve
+
+        return resolve(host)
+
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
         if console["driver"] == "stdio":

@@ -24,7 +24,7 @@ fragment bit, PS3.8 E.2, cannot be taken back).
 """
 
 from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME
-from firmware.net import acse, dimse, message
+from firmware.net import acse, dimse, message, pdu
 from firmware.net.convert import ConversionError
 from firmware.net.fsm import StateMachine
 
@@ -84,6 +84,7 @@ class Association:
         self.timeouts = timeouts or Timeouts()
         self.tls = tls
         self.log = log or (lambda text: None)
+        self.acceptor = False  # the peer opened it (accept())
         self.connection = None
         self.machine = None
         self.negotiated = None
@@ -96,6 +97,61 @@ class Association:
         self.max_data_set = dimse.MAX_COMMAND_SET
 
     # -- establishment and release (PS3.8 7.1, 7.2) --------------------------
+    @classmethod
+    def accept(cls, board, connection, peer, decide, maximum_length=DEFAULT_MAXIMUM_LENGTH, timeouts=None, log=None):
+        """The acceptor's side of an association that a peer opened on
+        connection (PS3.8 9.2: Sta2 -> Sta3 -> Sta6): the A-ASSOCIATE-RQ is
+        awaited for the ACSE timeout (ARTIM), and decide(info) answers it,
+        with an acse.Rejection or with (results, roles) for
+        acse.associate_ac. Returns the Association, on which receive() and
+        send() then work (receive() gives None once the peer released it).
+        Raises AssociationError (rejected, timed out, malformed, closed);
+        the connection is closed then."""
+        assoc = cls(board, peer, None, "", "", maximum_length, timeouts, None, log)
+        assoc.acceptor = True
+        assoc.connection = connection
+        machine = assoc.machine = StateMachine(maximum_length, requestor=False)
+        machine.transport_indication()
+        deadline = assoc._now() + int(assoc.timeouts.acse * NS)
+        while True:
+            event = machine.next_event()
+            if event is not None and event[0] == "requested":
+                break
+            if event is not None or machine.state == "Sta13":
+                # A malformed request (the machine sent A-ABORT, AA-1) or
+                # the peer's own abort.
+                why = machine.error or (event and event[0]) or "aborted"
+                assoc._await_close()
+                assoc._close()
+                raise AssociationError("from %s: no valid A-ASSOCIATE-RQ: %s" % (peer, why))
+            if assoc.connection is None:
+                raise AssociationError("from %s: closed before its A-ASSOCIATE-RQ" % peer)
+            left = deadline - assoc._now()
+            if left <= 0:
+                machine.artim_expired()  # Evt18 in Sta2: AA-2, close (PS3.8 9.1.5)
+                assoc._close()
+                raise DIMSETimeout("from %s: no A-ASSOCIATE-RQ within %.1f s" % (peer, assoc.timeouts.acse))
+            if connection.readable(left / NS):
+                assoc._receive_some()
+        info = event[1]
+        assoc.called_ae_title, assoc.calling_ae_title = info.called_ae_title, info.calling_ae_title
+        verdict = decide(info)
+        if isinstance(verdict, acse.Rejection):
+            machine.reject(pdu.a_associate_rj(verdict.result, verdict.source, verdict.reason))  # AE-8
+            try:
+                assoc._flush()
+            except AssociationError:
+                pass
+            assoc._await_close()
+            assoc._close()
+            raise AssociationError("from %s (%s): %s" % (peer, info.calling_ae_title, verdict), permanent=True)
+        results, roles = verdict
+        machine.accept(acse.associate_ac(info, results, roles, maximum_length, IMPLEMENTATION_CLASS_UID,
+                                         IMPLEMENTATION_VERSION_NAME))  # AE-7
+        assoc._flush()
+        assoc.negotiated = acse.accepted(info, results)
+        return assoc
+
     def open(self, contexts):
         """A-ASSOCIATE with the proposed presentation contexts
         (acse.propose); the Negotiated outcome. Raises AssociationError."""
@@ -203,6 +259,21 @@ class Association:
             raise DataSetFault(why + " (association aborted)", True)
         raise DataSetFault(why, False)
 
+    def _released_by_peer(self):
+        """The peer's A-RELEASE-RQ (AR-2): answered (AR-4), then the peer
+        closes (ARTIM). An acceptor's receive() returns None; a requestor
+        did not expect it: AssociationError."""
+        self.machine.release_response()
+        try:
+            self._flush()
+        except AssociationError:
+            pass
+        self._await_close()
+        self._close()
+        if not self.acceptor:
+            raise AssociationError("the peer released the association while we awaited a message")
+        return None
+
     def response(self, message_id, command_field, timeout=None, reader=None):
         """The next message, which must answer message_id with
         command_field: (context_id, command, data_set). Anything else aborts
@@ -231,7 +302,10 @@ class Association:
         with the sinks the service wants for data sets."""
         reader = reader or message.MessageReader(self.max_data_set)
         while True:
-            event = self._wait(("data",), self.timeouts.dimse if timeout is None else timeout, "DIMSE")
+            event = self._wait(("data", "release_requested"), self.timeouts.dimse if timeout is None else timeout,
+                               "DIMSE")
+            if event[0] == "release_requested":
+                return self._released_by_peer()
             for context_id, control, data in event[1]:
                 try:
                     whole = reader.add(context_id, control, data)

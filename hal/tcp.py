@@ -7,6 +7,8 @@ associations (firmware/association.py runs the PS3.8 state machine over one).
     conn.readable(timeout_s)    True when recv() will not block
     conn.recv()                 up to RECV_SIZE bytes; b"" once the peer closed
     conn.close()
+    listener = listen("", port, server_tls_context(...))   the box's side
+    conn, address = listener.accept(timeout_s, network_timeout_s)
 
 Errors are OSError (socket.timeout, ssl.SSLError are OSErrors). What the
 SCU asks of the socket, and why:
@@ -62,6 +64,82 @@ def connect(host, port, timeout_s, network_timeout_s, tls=None):
         sock.close()
         raise
     return Connection(sock, tls is not None, network_timeout_s)
+
+
+def server_tls_context(ca_file, cert_file, key_file, verify=True):
+    """A server TLS context for the box's listener (PS3.15 B.9, BCP 195):
+    our certificate, and with verify the peer's required and checked
+    against the CA file. ValueError or OSError when the files do not load."""
+    import ssl
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    if verify:
+        if not ca_file:
+            raise ValueError("a TLS listener that checks its peers needs a CA file")
+        context.load_verify_locations(ca_file)
+        context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def resolve(host):
+    """The addresses host stands for (a literal is itself); OSError when it
+    does not resolve."""
+    return sorted(set(info[4][0] for info in socket.getaddrinfo(host, None, 0, socket.SOCK_STREAM)))
+
+
+def listen(host, port, tls=None, backlog=4):
+    """A Listener on host:port ("" for every address; port 0: any free
+    one); OSError if the port cannot be had."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except BaseException:
+        sock.close()
+        raise
+    return Listener(sock, tls)
+
+
+class Listener:
+    """A listening socket; accept() gives one Connection at a time."""
+
+    def __init__(self, sock, tls):
+        self.sock = sock
+        self.tls = tls
+        self.port = sock.getsockname()[1]
+
+    def accept(self, timeout_s, network_timeout_s):
+        """(Connection, peer address) of the next connection within
+        timeout_s, else None. The TLS handshake is done here, within
+        network_timeout_s (a peer that says nothing cannot hold the
+        listener); OSError when it fails (the connection is closed)."""
+        ready, _, _ = select.select([self.sock], [], [], max(0.0, timeout_s))
+        if not ready:
+            return None
+        sock, address = self.sock.accept()
+        try:
+            sock.settimeout(network_timeout_s)
+            if self.tls is not None:
+                sock = self.tls.wrap_socket(sock, server_side=True)
+            for level, option in ((socket.IPPROTO_TCP, "TCP_NODELAY"), (socket.SOL_SOCKET, "SO_KEEPALIVE")):
+                try:
+                    sock.setsockopt(level, getattr(socket, option), 1)
+                except (OSError, AttributeError):
+                    pass
+        except BaseException:
+            sock.close()
+            raise
+        return Connection(sock, self.tls is not None, network_timeout_s), address[0]
+
+    def close(self):
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 class Connection:

@@ -162,8 +162,8 @@ class Receiver:
         for _ in range(3):
             assoc = ae.associate(host, port, ae_title=ae_title, ext_neg=[role])
             if assoc.is_established:
-                status = assoc.send_n_event_report(ds, 2 if failed else 1, StorageCommitmentPushModel,
-                                                   COMMITMENT_INSTANCE)
+                status, _ = assoc.send_n_event_report(ds, 2 if failed else 1, StorageCommitmentPushModel,
+                                                      COMMITMENT_INSTANCE)
                 assoc.release()
                 if status and status.Status == 0x0000:
                     with self._lock:

@@ -148,3 +148,25 @@ def associate_rq(called_ae_title, calling_ae_title, contexts, maximum_length, im
         contexts,
         pdu.user_information(maximum_length, implementation_class_uid, version_name),
     )
+
+
+def associate_ac(info, results, roles, maximum_length, implementation_class_uid, version_name):
+    """The A-ASSOCIATE-AC answering the request info (PS3.8 9.3.3): results
+    {context_id: (result, transfer syntax)}, roles [(sop_class, scu, scp)]
+    answering the request's role selection (PS3.7 D.3.3.4)."""
+    return pdu.a_associate_ac(
+        info.called_ae_title,
+        info.calling_ae_title,
+        [(context_id, result, ts) for context_id, (result, ts) in sorted(results.items())],
+        pdu.user_information(maximum_length, implementation_class_uid, version_name, roles),
+    )
+
+
+def accepted(info, results):
+    """The Negotiated outcome on the acceptor's side: what the request
+    info proposed and what we answered (results as for associate_ac)."""
+    answer = pdu.AssociateInfo()
+    answer.contexts = results
+    answer.maximum_length = info.maximum_length
+    proposed = [(context_id, abstract, syntaxes) for context_id, (abstract, syntaxes) in sorted(info.contexts.items())]
+    return Negotiated(proposed, answer)

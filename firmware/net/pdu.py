@@ -39,6 +39,7 @@ ITEM_USER_INFORMATION = 0x50
 ITEM_MAXIMUM_LENGTH = 0x51
 ITEM_IMPLEMENTATION_CLASS_UID = 0x52
 ITEM_ASYNCHRONOUS_OPERATIONS_WINDOW = 0x53
+ITEM_ROLE_SELECTION = 0x54
 ITEM_IMPLEMENTATION_VERSION_NAME = 0x55
 
 # PS3.8 9.3.5: a PDV item is a 4-byte length, the context ID and the message
@@ -77,12 +78,17 @@ def _pdu(pdu_type, body):
     return struct.pack(">BBI", pdu_type, 0, len(body)) + body
 
 
-def user_information(maximum_length, implementation_class_uid, implementation_version_name=None):
+def user_information(maximum_length, implementation_class_uid, implementation_version_name=None, roles=()):
     """The User Information item (PS3.8 9.3.2.3, PS3.7 D.3.3): maximum
-    length, implementation identity; the asynchronous operations window is
-    left out, which means 1/1 (PS3.7 D.3.3.3)."""
+    length, implementation identity, and an SCP/SCU Role Selection sub-item
+    (PS3.7 D.3.3.4) per (sop_class_uid, scu_role, scp_role) in roles; the
+    asynchronous operations window is left out, which means 1/1 (PS3.7
+    D.3.3.3)."""
     sub = struct.pack(">BBHI", ITEM_MAXIMUM_LENGTH, 0, 4, maximum_length)
     sub += _uid_item(ITEM_IMPLEMENTATION_CLASS_UID, implementation_class_uid)
+    for sop_class, scu, scp in roles:
+        uid = sop_class.encode()
+        sub += _item(ITEM_ROLE_SELECTION, struct.pack(">H", len(uid)) + uid + struct.pack(">BB", scu, scp))
     if implementation_version_name:
         sub += _item(ITEM_IMPLEMENTATION_VERSION_NAME, implementation_version_name.encode())
     return _item(ITEM_USER_INFORMATION, sub)
@@ -102,8 +108,9 @@ def a_associate_rq(called_ae_title, calling_ae_title, contexts, user_info):
 
 
 def a_associate_ac(called_ae_title, calling_ae_title, results, user_info):
-    """results: (context_id, result, transfer_syntax or None). For peers in
-    tests; modgate itself only requests."""
+    """results: (context_id, result, transfer_syntax or None); PS3.8
+    9.3.3.2: a rejected context still names a transfer syntax field, which
+    the requestor ignores."""
     items = _uid_item(ITEM_APPLICATION_CONTEXT, APPLICATION_CONTEXT_NAME)
     for context_id, result, ts in results:
         sub = _uid_item(ITEM_TRANSFER_SYNTAX, ts) if ts else b""
@@ -246,6 +253,7 @@ class AssociateInfo:
         self.maximum_length = 0
         self.implementation_class_uid = None
         self.implementation_version_name = None
+        self.roles = {}  # SOP class UID -> (SCU role, SCP role), PS3.7 D.3.3.4
 
 
 def parse_associate(pdu_type, body):
@@ -294,6 +302,12 @@ def parse_associate(pdu_type, body):
                     info.maximum_length = struct.unpack(">I", value)[0]
                 elif sub_type == ITEM_IMPLEMENTATION_CLASS_UID:
                     info.implementation_class_uid = _uid(value)
+                elif sub_type == ITEM_ROLE_SELECTION:
+                    sub = _Reader(value, "%s role selection" % name)
+                    (uid_length,) = sub.unpack(">H", 2)
+                    uid = _uid(sub.take(uid_length))
+                    scu, scp = sub.unpack(">BB", 2)
+                    info.roles[uid] = (scu, scp)
                 elif sub_type == ITEM_IMPLEMENTATION_VERSION_NAME:
                     info.implementation_version_name = bytes(value).decode("ascii", "replace").strip()
         else:

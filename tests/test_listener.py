@@ -1,0 +1,228 @@
+"""The box's listener (firmware/listener.py): the associations a PACS opens
+to the box to send its storage commitment report (PS3.4 J.3.3). pynetdicom
+plays the PACS; what the listener must refuse is refused with the right
+A-ASSOCIATE-RJ or context result, and the listener goes on serving."""
+
+import socket
+import threading
+import time
+
+import pytest
+from pydicom.dataset import Dataset
+from pynetdicom import AE, build_role
+from pynetdicom.sop_class import CTImageStorage, StorageCommitmentPushModel, Verification
+
+import board
+from firmware.association import Timeouts
+from firmware.listener import Listener
+from firmware.net import pdu
+from firmware.services import commitment
+from tests.test_scu_tls import pki  # noqa: F401 (a fixture)
+
+WELL_KNOWN = "1.2.840.10008.1.20.1.1"
+CT = "1.2.840.10008.5.1.4.1.1.2"
+
+
+class Box:
+    """A listener serving in a thread, as the gateway runs it; reports
+    taken are in .reports, log lines in .lines."""
+
+    def __init__(self, peer_host="127.0.0.1", tls=None, peer_ae_title="PACS"):
+        self.reports = []
+        self.lines = []
+        self.stop = threading.Event()
+        self.listener = Listener(board.load("host"), 0, "MODGATE", peer_ae_title, peer_host,
+                                 [commitment.STORAGE_COMMITMENT_PUSH_MODEL], self.handle, log=self.lines.append,
+                                 tls=tls, timeouts=Timeouts(acse=2.0, dimse=5.0, network=5.0)).open()
+        self.port = self.listener.port
+        self.thread = threading.Thread(target=self.listener.run, args=(self.stop.is_set,))
+        self.thread.start()
+
+    def handle(self, association, context_id, command, data_set):
+        report = commitment.take_report(association, context_id, command, data_set, self.lines.append)
+        if report is not None:
+            self.reports.append(report)
+
+    def close(self):
+        self.stop.set()
+        self.thread.join(10)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def box():
+    b = Box()
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def report_dataset(transaction="1.2.3.4", committed=(("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4.5"),)):
+    ds = Dataset()
+    ds.TransactionUID = transaction
+    items = []
+    for c, i in committed:
+        item = Dataset()
+        item.ReferencedSOPClassUID = c
+        item.ReferencedSOPInstanceUID = i
+        items.append(item)
+    ds.ReferencedSOPSequence = items
+    return ds
+
+
+def pacs(ae_title="PACS", contexts=(StorageCommitmentPushModel,)):
+    ae = AE(ae_title=ae_title)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 5
+    for context in contexts:
+        ae.add_requested_context(context)
+    return ae
+
+
+def test_a_report_on_a_new_association_with_role_selection(box):
+    ae = pacs()
+    role = build_role(StorageCommitmentPushModel, scp_role=True, scu_role=False)
+    assoc = ae.associate("127.0.0.1", box.port, ae_title="MODGATE", ext_neg=[role])
+    assert assoc.is_established
+    # The role selection is answered: the PACS may act as SCP.
+    context = [c for c in assoc.accepted_contexts if c.abstract_syntax == StorageCommitmentPushModel][0]
+    assert context.as_scp
+    status, _ = assoc.send_n_event_report(report_dataset(), 1, StorageCommitmentPushModel, WELL_KNOWN)
+    assoc.release()
+    assert status.Status == 0x0000
+    deadline = time.monotonic() + 5
+    while not box.reports and time.monotonic() < deadline:
+        time.sleep(0.02)
+    [report] = box.reports
+    assert report.transaction_uid == "1.2.3.4" and report.committed == [("1.2.840.10008.5.1.4.1.1.7", "1.2.3.4.5")]
+
+
+def test_a_report_without_role_selection_is_taken_too(box):
+    assoc = pacs().associate("127.0.0.1", box.port, ae_title="MODGATE")
+    assert assoc.is_established
+    status, _ = assoc.send_n_event_report(report_dataset("9.8.7"), 1, StorageCommitmentPushModel, WELL_KNOWN)
+    assoc.release()
+    assert status.Status == 0x0000
+    time.sleep(0.2)
+    assert [r.transaction_uid for r in box.reports] == ["9.8.7"]
+
+
+def _rejection(assoc):
+    rj = assoc.acceptor.primitive
+    return (rj.result, rj.result_source, rj.diagnostic)
+
+
+def test_unknown_calling_and_called_ae_titles_are_rejected(box):
+    assoc = pacs("STRANGER").associate("127.0.0.1", box.port, ae_title="MODGATE")
+    assert assoc.is_rejected and _rejection(assoc) == (1, 1, 3)
+    assoc = pacs().associate("127.0.0.1", box.port, ae_title="NOT-US")
+    assert assoc.is_rejected and _rejection(assoc) == (1, 1, 7)
+    assert any("calling AE title 'STRANGER'" in line for line in box.lines)
+    assert any("called AE title 'NOT-US'" in line for line in box.lines)
+    # It goes on serving.
+    assoc = pacs().associate("127.0.0.1", box.port, ae_title="MODGATE")
+    assert assoc.is_established
+    assoc.release()
+
+
+def test_a_peer_at_another_address_is_rejected():
+    # The PACS is at 127.0.0.2; the peer comes from 127.0.0.1.
+    b = Box(peer_host="127.0.0.2")
+    try:
+        assoc = pacs().associate("127.0.0.1", b.port, ae_title="MODGATE")
+        assert assoc.is_rejected and _rejection(assoc) == (1, 1, 1)
+        assert any("address 127.0.0.1 is not the PACS's" in line for line in b.lines)
+    finally:
+        b.close()
+
+
+def test_other_sop_classes_are_refused_and_no_c_store_gets_in(box):
+    assoc = pacs(contexts=(CTImageStorage, Verification, StorageCommitmentPushModel)).associate(
+        "127.0.0.1", box.port, ae_title="MODGATE")
+    assert assoc.is_established
+    results = dict((c.abstract_syntax, c.result) for c in assoc.rejected_contexts)
+    assert results == {CT: 3, Verification: 3}
+    assert [c.abstract_syntax for c in assoc.accepted_contexts] == [StorageCommitmentPushModel]
+    assoc.release()
+    only_storage = pacs(contexts=(CTImageStorage,)).associate("127.0.0.1", box.port, ae_title="MODGATE")
+    assert only_storage.accepted_contexts == []
+    only_storage.release()
+    assert box.reports == []
+
+
+def test_garbage_and_silence_do_not_stop_it(box):
+    # Bytes that are no PDU.
+    with socket.create_connection(("127.0.0.1", box.port), timeout=5) as raw:
+        raw.sendall(b"GET / HTTP/1.0\r\n\r\n" + bytes(range(256)))
+        raw.settimeout(5)
+        try:
+            answer = raw.recv(64)
+        except OSError:
+            answer = b""
+    assert answer == b"" or answer[0] == pdu.A_ABORT
+    # An A-ASSOCIATE-RQ whose lengths lie.
+    with socket.create_connection(("127.0.0.1", box.port), timeout=5) as raw:
+        raw.sendall(bytes([1, 0, 0, 0, 0, 200]) + b"\x00\x01" + b"x" * 20)
+        raw.settimeout(5)
+        try:
+            raw.recv(64)
+        except OSError:
+            pass
+    # A peer that connects and says nothing: ended at the ACSE timeout.
+    silent = socket.create_connection(("127.0.0.1", box.port), timeout=5)
+    try:
+        started = time.monotonic()
+        silent.settimeout(10)
+        assert silent.recv(64) == b""
+        assert time.monotonic() - started < 8
+    finally:
+        silent.close()
+    assoc = pacs().associate("127.0.0.1", box.port, ae_title="MODGATE")
+    assert assoc.is_established
+    status, _ = assoc.send_n_event_report(report_dataset("5.5"), 1, StorageCommitmentPushModel, WELL_KNOWN)
+    assoc.release()
+    assert status.Status == 0x0000
+    assert any("no A-ASSOCIATE-RQ within" in line for line in box.lines), box.lines
+
+
+def test_another_request_on_the_context_is_refused(box):
+    """An N-ACTION from the PACS (it would have us commit): refused with
+    Unrecognized Operation, the association goes on."""
+    assoc = pacs().associate("127.0.0.1", box.port, ae_title="MODGATE")
+    status, _ = assoc.send_n_action(report_dataset(), 1, StorageCommitmentPushModel, WELL_KNOWN)
+    assert status.Status == 0x0211
+    status, _ = assoc.send_n_event_report(report_dataset("6.6"), 1, StorageCommitmentPushModel, WELL_KNOWN)
+    assoc.release()
+    assert status.Status == 0x0000
+
+
+def test_tls_listener_takes_only_certified_peers(pki):
+    from hal.tcp import server_tls_context
+
+    b = Box(tls=server_tls_context(pki["ca.crt"], pki["server.crt"], pki["server.key"]))
+    try:
+        import ssl
+        ae = pacs()
+        client = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=pki["ca.crt"])
+        client.load_cert_chain(pki["client.crt"], pki["client.key"])
+        assoc = ae.associate("127.0.0.1", b.port, ae_title="MODGATE", tls_args=(client, "localhost"))
+        assert assoc.is_established
+        status, _ = assoc.send_n_event_report(report_dataset("7.7"), 1, StorageCommitmentPushModel, WELL_KNOWN)
+        assoc.release()
+        assert status.Status == 0x0000
+        anonymous = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=pki["ca.crt"])
+        assoc = pacs().associate("127.0.0.1", b.port, ae_title="MODGATE", tls_args=(anonymous, "localhost"))
+        assert not assoc.is_established
+        plain = pacs().associate("127.0.0.1", b.port, ae_title="MODGATE")
+        assert not plain.is_established
+        assert [r.transaction_uid for r in b.reports] == ["7.7"]
+    finally:
+        b.close()
+
+
+def test_role_selection_items_round_trip():
+    item = pdu.user_information(16384, "1.2.3", "X", roles=[(StorageCommitmentPushModel, 0, 1)])
+    rq = pdu.a_associate_rq("MODGATE", "PACS", [(1, StorageCommitmentPushModel, ["1.2.840.10008.1.2"])], item)
+    info = pdu.parse_associate(rq[0], rq[6:])
+    assert info.roles == {StorageCommitmentPushModel: (0, 1)}
+    assert info.maximum_length == 16384 and info.implementation_version_name == "X"
