@@ -379,9 +379,10 @@ class Association:
         if self.connection is not None and self.connection.readable(0):
             self._receive_some()
         event = self.machine.next_event()
-        while event is not None and event[0] == "data":
+        while event is not None and event[0] in ("data", "release_requested"):
             # The peer may speak while we send (C-FIND responses still
-            # coming after our C-CANCEL): kept, in order, for the next wait.
+            # coming after our C-CANCEL; a peer that releases as soon as it
+            # has our last response): kept, in order, for the next wait.
             self._held.append(event)
             event = self.machine.next_event()
         if event is not None:

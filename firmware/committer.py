@@ -26,12 +26,17 @@ import json
 from firmware.association import AssociationError
 from firmware.compat.threads import Lock
 from firmware.config import write_atomic
-from firmware.dicom.uid import generate_uid
+from firmware.dicom.uid import STORAGE_COMMITMENT_PUSH_MODEL, generate_uid
+from firmware.listener import Listener
 from firmware.services import commitment
-from firmware.services.storage import object_info
+from firmware.services.storage import object_info, pacs_timeouts
 from firmware.spool import COMMITMENT, STORED
 
 NS = 1000000000
+# The settings the listener is made with: a change makes it anew.
+LISTENER_KEYS = ("pacs.commit_port", "pacs.ae_title", "pacs.host", "station.ae_title", "pacs.tls", "pacs.ca",
+                 "pacs.cert", "pacs.key", "pacs.maximum_length", "pacs.acse_timeout", "pacs.dimse_timeout",
+                 "pacs.network_timeout")
 
 
 class Transaction:
@@ -171,6 +176,53 @@ class Committer:
         """One request the PACS sent (services/commitment.take_report): the
         Report, or None."""
         return commitment.take_report(association, context_id, command, data_set, self.gateway.log)
+
+    # -- the listener ----------------------------------------------------------------
+    def listen(self):
+        """The listener's thread (firmware/listener.py): with pacs.commit and
+        pacs.commit_port, the PACS's reports on associations it opens to
+        the box; made anew when its settings change."""
+        g = self.gateway
+        listener = None
+        settings = None
+        while not g.stopping():
+            cfg = g.cfg
+            wanted = [cfg[k] for k in LISTENER_KEYS] if cfg["pacs.commit"] and cfg["pacs.commit_port"] else None
+            if wanted != settings:
+                if listener is not None:
+                    listener.close()
+                    listener = None
+                try:
+                    if wanted:
+                        listener = self._listener(cfg)
+                    g.alarms.clear("listener")
+                    settings = wanted
+                except (OSError, ValueError) as err:
+                    g.alarms.set("listener", "cannot listen on port %d for the PACS's commitment reports: %s" % (
+                        cfg["pacs.commit_port"], err), "check pacs.commit_port (in use?) and the TLS files")
+                    g.pause(min(cfg["spool.backoff_max"], 5.0))
+                    continue
+            if listener is None:
+                g.pause(0.5)
+            else:
+                listener.serve_once(0.5)
+        if listener is not None:
+            listener.close()
+
+    def _listener(self, cfg):
+        g = self.gateway
+        tls = None
+        if cfg["pacs.tls"]:
+            tls = g.board.open_server_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+        return Listener(g.board, cfg["pacs.commit_port"], cfg["station.ae_title"], cfg["pacs.ae_title"],
+                        cfg["pacs.host"], [STORAGE_COMMITMENT_PUSH_MODEL], self._take, log=g.log, tls=tls,
+                        timeouts=pacs_timeouts(cfg), maximum_length=cfg["pacs.maximum_length"]).open()
+
+    def _take(self, association, context_id, command, data_set):
+        report = self.handle(association, context_id, command, data_set)
+        if report is not None:
+            self.deliver(report)
+            self.gateway.sender.notify()
 
     # -- the transactions ----------------------------------------------------------
     def _request(self, association):

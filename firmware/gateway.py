@@ -187,7 +187,8 @@ class Gateway:
         finished its clip count and the queue is empty."""
         threads = [Thread(target=self._guard, args=("recorder", self.recorder.run), name="recorder"),
                    Thread(target=self._guard, args=("sender", self.sender.run), name="sender"),
-                   Thread(target=self._guard, args=("worklist", self.schedule.run), name="worklist")]
+                   Thread(target=self._guard, args=("worklist", self.schedule.run), name="worklist"),
+                   Thread(target=self._guard, args=("listener", self.committer.listen), name="listener")]
         for t in threads:
             t.start()
         deadline = None if timeout is None else self.clock.monotonic_ns() + int(timeout * 1000000000)

@@ -121,6 +121,7 @@ class Listener:
             return True
         association.max_data_set = MAX_DATA_SET
         self.served += 1
+        self.log("listener: association from %s (%s) accepted" % (address, association.calling_ae_title))
         try:
             while True:
                 incoming = association.receive()

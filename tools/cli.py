@@ -497,6 +497,39 @@ def worklist_date(text):
     return text
 
 
+def _report_listener(args, options, board, reports, log):
+    """firmware/listener.py on --commit-port in a thread, taking reports
+    only from the peer (--aec at HOST) to us (--aet): (thread, stop event).
+    With --tls it speaks TLS with --cert/--key and asks the peer for a
+    certificate from --ca."""
+    import threading
+
+    from firmware.dicom.uid import STORAGE_COMMITMENT_PUSH_MODEL
+    from firmware.listener import Listener
+    from firmware.services import commitment
+
+    tls = None
+    if args.tls:
+        if not args.cert:
+            raise UsageError("argument --commit-port: with --tls the listener needs --cert and --key")
+        tls = board.open_server_tls(args.ca, args.cert, args.key, verify=not args.no_verify)
+
+    def take(association, context_id, command, data_set):
+        report = commitment.take_report(association, context_id, command, data_set, log or (lambda text: None))
+        if report is not None:
+            reports.append(report)
+
+    try:
+        listener = Listener(board, args.commit_port, args.aet, args.aec, args.host, [STORAGE_COMMITMENT_PUSH_MODEL],
+                            take, log=log, tls=tls, timeouts=options["timeouts"]).open()
+    except OSError as err:
+        raise UsageError("argument --commit-port: cannot listen on %d: %s" % (args.commit_port, err.strerror or err))
+    stop = threading.Event()
+    thread = threading.Thread(target=listener.run, args=(stop.is_set,), name="listener", daemon=True)
+    thread.start()
+    return thread, stop
+
+
 def cmd_worklist(args):
     """C-FIND on the Modality Worklist (PS3.4 K): one line per item, like
     DCMTK's findscu -W, or one JSON object per line keyed by keyword."""
@@ -675,7 +708,7 @@ def commit_stored(args, options, references):
             stop.set()
             listener.join(10)
     committed, failed = set(), {}
-    for report in reports:
+    for report in list(reports):
         if report.transaction_uid not in transactions:
             continue
         committed.update(i for _, i in report.committed)
