@@ -40,11 +40,15 @@ def test_missing_out_is_named(tmp_path):
 
 
 def test_demo_records_stores_and_verifies(tmp_path):
-    """The README's main job: the whole gateway into a local Storage SCP."""
+    """The README's main job: the whole gateway, its procedure from the
+    local PACS's worklist, into its storage, committed."""
     result = modgate("demo", "--clips", "2", "--frames", "3", "--out", str(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "2 clips recorded, 2 received, 2 verified; spool: 0 waiting, 0 quarantined" in result.stdout
-    assert result.stdout.count("received, pixels bit-exact") == 2
+    assert ("2 clips recorded, 2 received, 2 verified, 2 committed; spool: 0 waiting, 0 awaiting commitment, "
+            "0 quarantined") in result.stdout
+    assert result.stdout.count("received, pixels bit-exact, the procedure's") == 2
+    assert "worklist:  1  " in result.stdout and "Müller^Anna  DEMO-0001  DEMO-ACC-1  Colonoscopy" in result.stdout
+    assert "procedure: Müller^Anna, ID DEMO-0001, accession DEMO-ACC-1, study " in result.stdout
     assert len(list((tmp_path / "received").glob("*.dcm"))) == 2
 
 

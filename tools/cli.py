@@ -167,13 +167,16 @@ def cmd_capture(args):
 def cmd_demo(args):
     """The whole gateway path on embedded defaults, nothing to configure: the
     host board's simulated acquisition, the spool, the Storage SCU, and a
-    local Storage SCP (tools/receiver.py) on a free loopback port; then a
-    check of every clip that arrived against the board's pattern."""
+    local PACS (tools/receiver.py) on a free loopback port that serves a
+    Modality Worklist, stores and commits; then a check of every clip that
+    arrived against the board's pattern and the selected procedure."""
     import shutil
+    import socket
 
     import board
     from firmware import config
     from firmware.gateway import Gateway
+    from firmware.services import worklist
     from hal.acq.sim import Pattern
     from tools.receiver import Receiver, check_clip
 
@@ -181,23 +184,39 @@ def cmd_demo(args):
     spool_dir = os.path.join(args.out, "spool")
     for folder in (received_dir, spool_dir):  # the demo's own folders, fresh each run
         shutil.rmtree(folder, ignore_errors=True)
-    receiver = Receiver(received_dir).start()
+    with socket.socket() as probe:  # a free port for the box's listener
+        probe.bind(("127.0.0.1", 0))
+        listen_port = probe.getsockname()[1]
+    station = config.defaults()["station.ae_title"]
+    receiver = Receiver(received_dir, box=(station, "127.0.0.1", listen_port)).start()
     cfg = config.defaults()
     cfg.update({
         "board": "host",
         "acquisition.width": 320, "acquisition.height": 240, "acquisition.pixel": "rgb8",
         "acquisition.rate": [30, 1], "acquisition.paced": False,
         "clip.mode": "frames", "clip.frames": args.frames, "clip.count": args.clips,
-        "patient.name": "Demo^Patient", "patient.id": "DEMO-0001",
         "pacs.host": "127.0.0.1", "pacs.port": receiver.port, "pacs.ae_title": receiver.ae_title,
+        "pacs.commit": True, "pacs.commit_port": listen_port, "pacs.commit_timeout": 30.0,
+        "worklist.host": "127.0.0.1", "worklist.port": receiver.port, "worklist.ae_title": receiver.ae_title,
+        "worklist.refresh": 0,
         "spool.root": spool_dir, "spool.max_bytes": 256 * 1024 * 1024, "spool.min_free_bytes": 0,
     })
     config.validate(cfg)
     print("modgate %s demo: host board (simulated, 320x240 rgb8), %d clips of %d frames -> spool %s -> "
-          "Storage SCP %s on 127.0.0.1:%d -> %s" % (__version__, args.clips, args.frames, spool_dir,
-                                                     receiver.ae_title, receiver.port, received_dir))
+          "PACS %s on 127.0.0.1:%d (worklist, storage, storage commitment) -> %s" % (
+              __version__, args.clips, args.frames, spool_dir, receiver.ae_title, receiver.port, received_dir))
     gateway = Gateway(cfg, board.load("host"), log=log_line if args.verbose else None)
     try:
+        # The technician's worklist refresh and worklist select 1.
+        problem = gateway.schedule.refresh()
+        item = gateway.schedule.item(1)
+        if problem or item is None:
+            print("worklist: %s" % (problem or "no item for %s" % station))
+            return 1
+        print("worklist: %s" % worklist.line(1, item))
+        values = dict(cfg)
+        values.update(worklist.selected_values(item))
+        gateway.apply(values)
         gateway.run(until_sent=True, timeout=300)
     finally:
         receiver.stop()
@@ -206,14 +225,34 @@ def cmd_demo(args):
     good = 0
     for clip in gateway.clips:
         path = arrived.get(clip.sop_instance_uid)
-        problems = ["did not arrive"] if path is None else check_clip(path, clip, pattern)
+        problems = ["did not arrive"] if path is None else check_clip(path, clip, pattern) + _procedure_problems(
+            path, item)
         good += not problems
         print("  clip %d  %s  %d frames  %s" % (clip.instance_number, clip.sop_instance_uid, clip.frames,
-                                               "; ".join(problems) or "received, pixels bit-exact"))
-    print("%d clips recorded, %d received, %d verified; spool: %d waiting, %d quarantined"
-          % (len(gateway.clips), sum(c.sop_instance_uid in arrived for c in gateway.clips), good,
-             len(gateway.spool.pending()), len(gateway.spool.quarantined())))
-    return 0 if good == len(gateway.clips) == args.clips else 1
+                                               "; ".join(problems) or "received, pixels bit-exact, the procedure's"))
+    committed = len(set(receiver.committed) & set(c.sop_instance_uid for c in gateway.clips))
+    print("procedure: %s, ID %s, accession %s, study %s" % (
+        item["PatientName"], item["PatientID"], item["AccessionNumber"], item["StudyInstanceUID"]))
+    print("%d clips recorded, %d received, %d verified, %d committed; spool: %d waiting, %d awaiting commitment, "
+          "%d quarantined" % (len(gateway.clips), sum(c.sop_instance_uid in arrived for c in gateway.clips), good,
+                              committed, len(gateway.spool.pending()), len(gateway.spool.awaiting()),
+                              len(gateway.spool.quarantined())))
+    return 0 if good == committed == len(gateway.clips) == args.clips else 1
+
+
+def _procedure_problems(path, item):
+    """What in a received clip is not the selected worklist item's."""
+    import pydicom
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    problems = []
+    for keyword in ("PatientName", "PatientID", "AccessionNumber", "StudyInstanceUID"):
+        if str(ds.get(keyword, "")) != item[keyword]:
+            problems.append("%s %r, not the procedure's %r" % (keyword, str(ds.get(keyword, "")), item[keyword]))
+    requests = ds.get("RequestAttributesSequence") or []
+    if not requests or requests[0].get("ScheduledProcedureStepID") != item["ScheduledProcedureStepID"]:
+        problems.append("no Request Attributes Sequence with the step %s" % item["ScheduledProcedureStepID"])
+    return problems
 
 
 def host_port(text):

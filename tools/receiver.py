@@ -14,7 +14,6 @@ is not firmware).
     rx.stop()
 """
 
-import datetime
 import os
 import threading
 import time
@@ -53,7 +52,7 @@ def scheduled_procedure(station_ae_title, modality="ES"):
     step = Dataset()
     step.Modality = modality
     step.ScheduledStationAETitle = station_ae_title
-    step.ScheduledProcedureStepStartDate = datetime.date.today().strftime("%Y%m%d")
+    step.ScheduledProcedureStepStartDate = time.strftime("%Y%m%d", time.gmtime())  # the box asks in UTC
     step.ScheduledProcedureStepStartTime = "090000"
     step.ScheduledPerformingPhysicianName = "Endo^Scopist"
     step.ScheduledProcedureStepDescription = "Colonoscopy"
