@@ -230,6 +230,8 @@ SCHEMA = {
     "study.requested_procedure_id": ("", _dicom("SH"), "Requested Procedure ID (worklist); also the Study ID"),
     "study.scheduled_step_id": ("", _dicom("SH"), "Scheduled Procedure Step ID (worklist)"),
     "study.scheduled_step_description": ("", _dicom("LO"), "Scheduled Procedure Step Description (worklist)"),
+    "study.performed_step_uid": ("", _uid_or_empty, "the procedure's MPPS SOP Instance UID (set by the box with "
+                                                    "mpps.host; the clips reference it)"),
     "station.ae_title": ("MODGATE", _ae_title, "our AE title (calling AE)"),
     "station.name": ("", _dicom("SH"), "Station Name"),
     "station.uid_root": (None, _uid_root, "UID root; null: 2.25 UUID-derived UIDs"),
@@ -257,6 +259,10 @@ SCHEMA = {
     "network.address": (None, _address, "static address; null: as the OS configured it (DHCP)"),
     "network.netmask": (None, _netmask, "static netmask or prefix length"),
     "network.gateway": (None, _address, "default gateway for the static address"),
+    "mpps.host": (None, _optional_host, "the MPPS SCP's host name or address (PS3.4 F); null: no MPPS"),
+    "mpps.port": (104, _int(1, 65535), "the MPPS SCP's TCP port"),
+    "mpps.ae_title": ("ANY-SCP", _ae_title, "the MPPS SCP's AE title (called AE)"),
+    "mpps.tls": (False, _bool, "DICOM TLS (PS3.15) to the MPPS SCP, with pacs.ca, pacs.cert and pacs.key"),
     "worklist.host": (None, _optional_host, "the Modality Worklist SCP's host name or address; null: no worklist"),
     "worklist.port": (104, _int(1, 65535), "the Modality Worklist SCP's TCP port"),
     "worklist.ae_title": ("ANY-SCP", _ae_title, "the Modality Worklist SCP's AE title (called AE)"),
@@ -284,7 +290,8 @@ SCHEMA = {
 # a new study (the recorder), and the console's `exam end` clears them all.
 EXAM_KEYS = ("patient.name", "patient.id", "patient.birth_date", "patient.sex",
              "study.accession_number", "study.description", "study.referring_physician", "study.instance_uid",
-             "study.requested_procedure_id", "study.scheduled_step_id", "study.scheduled_step_description")
+             "study.requested_procedure_id", "study.scheduled_step_id", "study.scheduled_step_description",
+             "study.performed_step_uid")
 
 
 def defaults():
@@ -397,6 +404,8 @@ def validate(values):
     """Checks that concern more than one key."""
     if values["network.address"] and not values["network.netmask"]:
         raise ConfigError("network.netmask", "a static network.address needs a netmask")
+    if values["mpps.tls"] and not values["pacs.ca"]:
+        raise ConfigError("pacs.ca", "mpps.tls needs a CA file (pacs.ca) to verify the MPPS SCP with")
     if values["worklist.tls"] and not values["pacs.ca"]:
         raise ConfigError("pacs.ca", "worklist.tls needs a CA file (pacs.ca) to verify the worklist SCP with")
     if values["pacs.tls"] and not values["pacs.ca"]:

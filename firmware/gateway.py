@@ -19,6 +19,7 @@ from firmware.config import ConfigError
 from firmware.dicom.iod import IODS
 from firmware.live import LiveFeed
 from firmware.log import Log
+from firmware.procedure import Procedure
 from firmware.recorder import Recorder
 from firmware.schedule import Schedule
 from firmware.sender import Sender
@@ -54,6 +55,7 @@ class Gateway:
         self.storage = None
         self.sender = Sender(self)
         self.committer = Committer(self)
+        self.procedure = Procedure(self)
         self.live = LiveFeed(self)
         self.recorder = Recorder(self, self.live)
         self.schedule = Schedule(self)
@@ -188,7 +190,8 @@ class Gateway:
         threads = [Thread(target=self._guard, args=("recorder", self.recorder.run), name="recorder"),
                    Thread(target=self._guard, args=("sender", self.sender.run), name="sender"),
                    Thread(target=self._guard, args=("worklist", self.schedule.run), name="worklist"),
-                   Thread(target=self._guard, args=("listener", self.committer.listen), name="listener")]
+                   Thread(target=self._guard, args=("listener", self.committer.listen), name="listener"),
+                   Thread(target=self._guard, args=("mpps", self.procedure.run), name="mpps")]
         for t in threads:
             t.start()
         deadline = None if timeout is None else self.clock.monotonic_ns() + int(timeout * 1000000000)

@@ -228,6 +228,7 @@ class Recorder:
         if g.alarms.text("spool") is not None and spool.alarm is None:
             g.alarms.clear("spool")
         attributes = self._place(cfg, acq)
+        g.procedure.clip_starting(cfg)
         failure = []
         try:
             encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, g.clock.wall_utc(),
@@ -253,6 +254,8 @@ class Recorder:
             _abandon(recording)
             raise
         g.alarms.clear("recorder")
+        g.procedure.clip_stored(cfg, attributes[tags.SeriesInstanceUID], encoder.iod.sop_class_uid,
+                                encoder.sop_instance_uid)
         clip = Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, attributes[tags.InstanceNumber])
         self.clips.append(clip)
         g.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s (patient ID %s)" % (

@@ -55,11 +55,16 @@ MARKER = "modgate-spool"
 # The box's other state kept beside the queue: the last good Modality
 # Worklist (firmware/schedule.py).
 WORKLIST = "worklist.json"
-# ... and the storage commitment transactions under way (firmware/committer.py).
+# ... the storage commitment transactions under way (firmware/committer.py),
+# the procedure under way and its MPPS messages (firmware/procedure.py).
 COMMITMENT = "commitment.json"
+PROCEDURE = "procedure.json"
+MPPS = "mpps"
 # The box's own files at the root, each written by config.write_atomic
 # (whose NAME.new a power cut may leave).
-OWN_FILES = (WORKLIST, COMMITMENT)
+OWN_FILES = (WORKLIST, COMMITMENT, PROCEDURE)
+MESSAGE_SUFFIX = ".json"
+SET_ASIDE = ".failed"
 MARKER_TEXT = b"modgate spool: every name in this folder is modgate's; see README, 'The spool'\n"
 # A file system made on a dedicated partition has this folder at its root;
 # it is never touched, and a spool may be made beside it.
@@ -106,6 +111,30 @@ def make_name(sequence, failures=0):
     if failures:
         return "%012d.f%d%s" % (sequence, failures, SUFFIX)
     return "%012d%s" % (sequence, SUFFIX)
+
+
+def message_name(sequence):
+    """An MPPS message's file name in MPPS/, by its sequence number."""
+    return "%012d%s" % (sequence, MESSAGE_SUFFIX)
+
+
+def parse_message_name(name):
+    """(sequence, set aside) of an MPPS message's file name, or None for a
+    name that is not one (only what message_name writes, or that with
+    SET_ASIDE)."""
+    aside = name.endswith(SET_ASIDE)
+    stem = name[: -len(SET_ASIDE)] if aside else name
+    if not stem.endswith(MESSAGE_SUFFIX) or not all_digits(stem[: -len(MESSAGE_SUFFIX)]):
+        return None
+    sequence = int(stem[: -len(MESSAGE_SUFFIX)])
+    if message_name(sequence) != stem:
+        return None
+    return sequence, aside
+
+
+def _own_message(name):
+    """An MPPS message, or write_atomic's temporary of one."""
+    return parse_message_name(name[:-4] if name.endswith(".new") else name) is not None
 
 
 def _gone(err):
@@ -244,9 +273,14 @@ class Spool:
             # NAME.new: config.write_atomic's temporary, left by a power cut
             # in the middle of a write.
             own = name in OWN_FILES or (name.endswith(".new") and name[:-4] in OWN_FILES)
-            if own or name in (MARKER, LOST_FOUND) or (name in FOLDERS and name not in files):
+            if own or name in (MARKER, LOST_FOUND) or (name in FOLDERS + (MPPS,) and name not in files):
                 continue
             found.append(name)
+        if MPPS in self.storage.listdir("") and MPPS not in files:
+            messages = self.storage.files(MPPS)
+            for name in self.storage.listdir(MPPS):
+                if name not in messages or not _own_message(name):
+                    found.append(MPPS + "/" + name)
         for folder in FOLDERS:
             files = self.storage.files(folder)
             for name in self.storage.listdir(folder):

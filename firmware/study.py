@@ -12,7 +12,7 @@ series.
 
 from firmware.config import EXAM_KEYS
 from firmware.dicom import tags
-from firmware.dicom.uid import generate_uid
+from firmware.dicom.uid import MODALITY_PERFORMED_PROCEDURE_STEP, generate_uid
 
 # The configuration key of each patient and study attribute that comes
 # from the technician (PS3.3 C.7.1.1 Patient Module, C.7.2.1 General Study
@@ -65,6 +65,12 @@ def patient_attributes(values, study=None):
         request = [(tag, values[key]) for key, tag in REQUEST_KEYS if values.get(key)]
         if request:
             attributes[tags.RequestAttributesSequence] = [request]
+        # The procedure's MPPS (PS3.3 C.7.3.1 General Series, Referenced
+        # Performed Procedure Step Sequence, Type 3; IHE SWF asks for it).
+        if values.get("study.performed_step_uid"):
+            attributes[tags.ReferencedPerformedProcedureStepSequence] = [[
+                (tags.ReferencedSOPClassUID, MODALITY_PERFORMED_PROCEDURE_STEP),
+                (tags.ReferencedSOPInstanceUID, values["study.performed_step_uid"])]]
         # Type 3 (PS3.3 C.7.2.1, C.7.5.1): only when there is a value.
         if values.get("study.description"):
             attributes[tags.StudyDescription] = values["study.description"]

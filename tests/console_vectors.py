@@ -71,6 +71,13 @@ class System:
         self.calls.append(("new_study",))
         return "the next clip starts a new study"
 
+    def procedure_end(self, status, reason, quiet=False):
+        self.calls.append(("procedure_end", status, reason))
+        return None if quiet else "error: no procedure under way"
+
+    def procedure_lines(self):
+        return ["no procedure under way: worklist select N, or procedure new"]
+
 
 STEPS = [
     b"\r", b"wrong-pw\r", b"\r", b"s3cret-pw\r", b"help\r", b"show pacs\r", b"set pacs.port 11112\r",

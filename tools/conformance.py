@@ -33,7 +33,8 @@ from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
-from firmware.services import commitment, worklist
+from firmware import procedure
+from firmware.services import commitment, mpps, worklist
 from firmware.association import Timeouts
 from hal.tcp import tls_context
 
@@ -442,9 +443,36 @@ def _networking(doc, defaults, ae_title, metadata):
           "reports the status and releases the association.")
     doc.table(CONTEXT_HEADERS, _context_rows(verification_contexts()))
     _worklist(doc, defaults)
+    _mpps(doc, defaults)
     _commitment(doc, defaults)
     doc.heading(4, "Association Acceptance Policy")
-    doc.p("modgate accepts no associations.")
+    doc.p("With `pacs.commit` true and `pacs.commit_port` set, the AE listens on that port for one thing only: "
+          "the Storage Commitment report a PACS sends on an association it opens (PS3.4 J.3.3). One association "
+          "is served at a time. Everything else is refused and logged (firmware/listener.py):")
+    doc.table(("Condition", "Answer"), [
+        ("Application context other than %s" % pdu.APPLICATION_CONTEXT_NAME,
+         "A-ASSOCIATE-RJ rejected-permanent, service-user, application-context-name-not-supported"),
+        ("Called AE title other than `station.ae_title`", "A-ASSOCIATE-RJ rejected-permanent, service-user, "
+                                                          "called-AE-title-not-recognized"),
+        ("Calling AE title other than `pacs.ae_title`", "A-ASSOCIATE-RJ rejected-permanent, service-user, "
+                                                        "calling-AE-title-not-recognized"),
+        ("Peer address not one that `pacs.host` resolves to", "A-ASSOCIATE-RJ rejected-permanent, service-user, "
+                                                              "no-reason-given"),
+        ("Any abstract syntax but Storage Commitment Push Model (Storage, Verification...)",
+         "presentation context rejected: abstract-syntax-not-supported; no C-STORE can reach the box"),
+        ("A transfer syntax other than Explicit or Implicit VR Little Endian",
+         "presentation context rejected: transfer-syntaxes-not-supported"),
+        ("No A-ASSOCIATE-RQ within `pacs.acse_timeout`, or a malformed PDU", "connection closed (A-ABORT for a "
+                                                                            "malformed PDU)"),
+        ("A DIMSE request other than the N-EVENT-REPORT of storage commitment",
+         "its response with status %04X (Unrecognized Operation)" % dimse.UNRECOGNIZED_OPERATION),
+        ("With `pacs.tls`: a peer without a certificate issued by `pacs.ca`", "TLS handshake refused"),
+    ])
+    doc.p("The PACS may propose SCP/SCU Role Selection (PS3.7 D.3.3.4) for the class, as the association's "
+          "requestor in the SCP role; the AE answers SCU role 0, SCP role 1. A proposal without role selection is "
+          "accepted as well.")
+    doc.table(CONTEXT_HEADERS, _context_rows(
+        [(a, ts) for _, a, syntaxes in acse.propose(commitment.CONTEXTS) for ts in syntaxes]))
 
     doc.heading(2, "Network Interfaces")
     doc.heading(3, "Physical Network Interface")
@@ -476,7 +504,9 @@ def _networking(doc, defaults, ae_title, metadata):
         ("Remote: Storage SCP", "`pacs.ae_title` (default `%s`)" % defaults["pacs.ae_title"],
          "`pacs.host`:`pacs.port` (default %s:%s)" % (defaults["pacs.host"], defaults["pacs.port"])),
         ("Remote: Modality Worklist SCP", "`worklist.ae_title` (default `%s`)" % defaults["worklist.ae_title"],
-         "`worklist.host`:`worklist.port` (default none: no worklist)")])
+         "`worklist.host`:`worklist.port` (default none: no worklist)"),
+        ("Remote: MPPS SCP", "`mpps.ae_title` (default `%s`)" % defaults["mpps.ae_title"],
+         "`mpps.host`:`mpps.port` (default none: no MPPS)")])
     doc.heading(3, "Parameters")
     doc.p("Every configuration key, its default and its meaning (firmware/config.py SCHEMA):")
     doc.table(("Key", "Default", "Meaning"), all_config_rows())
@@ -521,6 +551,40 @@ def _worklist(doc, defaults):
           "and Description with the Requested Procedure ID in the Request Attributes Sequence, PS3.3 C.7.3.1):")
     doc.table(("Worklist attribute", "Configuration key"), [(keyword, "`%s`" % key) for key, keyword
                                                             in worklist.SELECT_KEYS])
+
+
+def _mpps(doc, defaults):
+    """Activity: Report the Procedure Step, from firmware/procedure.py and
+    services/mpps.py."""
+    doc.heading(5, "Activity: Report the Procedure Step (MPPS)")
+    doc.p("Description and sequencing: with `mpps.host` set, a procedure begun on the console (`worklist select "
+          "N`, or `procedure new` from the typed patient keys, for which the AE makes the Study Instance UID) "
+          "gets a Modality Performed Procedure Step SOP Instance UID from `station.uid_root`, which every clip "
+          "of the procedure carries in its Referenced Performed Procedure Step Sequence (PS3.3 C.7.3.1). When "
+          "its first clip starts, an N-CREATE with status IN PROGRESS is queued; `procedure end` (or `exam end`) "
+          "queues an N-SET COMPLETED and `procedure discontinue [CODE]` an N-SET DISCONTINUED with the "
+          "Discontinuation Reason Code (PS3.16 CID 9300, default %s), each with the Performed Series Sequence "
+          "listing every instance recorded in the procedure (one series per procedure). Messages are written "
+          "to the spool (`mpps/`, fsynced) before the console answers and sent oldest first on an association "
+          "of their own to `mpps.ae_title` at `mpps.host`:`mpps.port`, retried with backoff while the SCP "
+          "cannot be reached: an N-SET never goes before its N-CREATE. An N-CREATE answered 0111 (Duplicate "
+          "SOP Instance) was done before and counts as done. After `spool.max_failures` failure statuses a "
+          "message, and the later ones of the same step, are set aside with the `mpps` alarm. A procedure with "
+          "clips cannot be replaced by another `worklist select` until it is ended. With `mpps.tls` the "
+          "association uses DICOM TLS with `pacs.ca`, `pacs.cert` and `pacs.key`." % procedure.DEFAULT_REASON)
+    contexts = [(a, ts) for _, a, syntaxes in acse.propose(mpps.CONTEXTS) for ts in syntaxes]
+    doc.table(CONTEXT_HEADERS, _context_rows(contexts))
+    doc.p("Attributes of the N-CREATE (PS3.4 Table F.7.2-1), from the worklist item (or the typed keys): "
+          "Scheduled Step Attributes Sequence (Study Instance UID, Accession Number, Requested Procedure ID "
+          "and Description, Scheduled Procedure Step ID and Description), Patient's Name, ID, Birth Date and "
+          "Sex, Procedure Code Sequence (the Requested Procedure Code Sequence), Study ID, Modality (the "
+          "IOD's), Performed Station AE Title and Name, Performed Procedure Step ID, Start Date and Time, "
+          "Description and Type Description; the End Date and Time, Performed Series Sequence and the other "
+          "Type 2 attributes empty. The final N-SET: End Date and Time, the status, the Performed Series "
+          "Sequence, and for DISCONTINUED the reason code.")
+    doc.p("Discontinuation reasons the console takes:")
+    doc.table(("Code Value", "Coding Scheme", "Code Meaning"), [
+        (code, "DCM", meaning) for code, meaning in sorted(procedure.DISCONTINUATION_REASONS.items())])
 
 
 def _commitment(doc, defaults):

@@ -61,9 +61,14 @@ HELP = {
     "logout": ("logout", "end the session"),
     "reboot": ("reboot", "restart the gateway"),
     "poweroff": ("poweroff", "shut the box down cleanly (spool and configuration kept)"),
-    "exam": ("exam end", "end the exam: clear the patient and study keys, saved too; the next clip starts a new study"),
+    "exam": ("exam end", "end the exam (as procedure end when one is under way): clear the patient and study "
+                         "keys, saved too; the next clip starts a new study"),
     "worklist": ("worklist [refresh|select N]", "the Modality Worklist: list today's procedures for this station, "
                  "ask the SCP again, or make item N the procedure the next clips belong to"),
+    "procedure": ("procedure [new|end|discontinue [CODE]]", "the procedure the clips belong to: show it, start "
+                  "one from the saved patient keys without a worklist, complete it, or end it as discontinued "
+                  "(CODE from PS3.16 CID 9300, default 110513; procedure discontinue ? lists them); MPPS is sent "
+                  "with mpps.host"),
 }
 
 
@@ -455,15 +460,55 @@ class Console:
     def _cmd_exam(self, args, text):
         if args != ["end"]:
             return ["error: usage: exam end"]
+        return self._end_exam(self.system.procedure_end("COMPLETED", None, quiet=True))
+
+    def _end_exam(self, ended_procedure):
         # The study ends first, whatever happens to the keys: the clip under
         # way closes and no later clip joins this patient's study.
         ended = self.system.new_study()
+        lines = [ended_procedure] if ended_procedure else []
         try:
             cleared = self.settings.reset(config.EXAM_KEYS)
         except (config.ConfigError, OSError) as err:
-            return ["error: the patient and study keys could not be cleared: %s; %s" % (err, ended)]
-        return ["exam ended; cleared (saved): %s" % (", ".join(cleared) or "nothing, no patient or study was set"),
-                ended]
+            return lines + ["error: the patient and study keys could not be cleared: %s; %s" % (err, ended)]
+        return lines + ["exam ended; cleared (saved): %s" % (", ".join(cleared) or
+                                                             "nothing, no patient or study was set"), ended]
+
+    def _cmd_procedure(self, args, text):
+        if not args:
+            return self.system.procedure_lines()
+        if args == ["end"] or args[0] == "discontinue":
+            if args == ["discontinue", "?"]:
+                return self.system.discontinuation_reasons()
+            if len(args) > 2:
+                return ["error: usage: procedure discontinue [CODE]"]
+            status, reason = ("COMPLETED", None) if args == ["end"] else ("DISCONTINUED", (args + [None])[1])
+            line = self.system.procedure_end(status, reason)
+            if line.startswith("error: "):
+                return [line]
+            return self._end_exam(line)
+        if args == ["new"]:
+            return self._begin(None)
+        return ["error: usage: procedure [new|end|discontinue [CODE]]"]
+
+    def _begin(self, number):
+        """worklist select NUMBER, or procedure new (number None): the
+        procedure's keys saved, checked by the same rules as typed ones (a
+        value the objects could not carry is refused, naming its key)."""
+        values = self.system.procedure_begin(number, self.settings.saved)
+        if isinstance(values, str):
+            return [values]
+        try:
+            self.settings.put(values)
+        except (config.ConfigError, OSError) as err:
+            self.system.procedure_abandon()
+            return ["error: %s not made the procedure: %s" % ("item %s" % number if number else "it", err)]
+        return ["procedure: %s, ID %s, accession %s, study %s" % (
+            values.get("patient.name") or self.settings.saved["patient.name"] or "(no name)",
+            values.get("patient.id") or self.settings.saved["patient.id"] or "(none)",
+            values.get("study.accession_number") or self.settings.saved["study.accession_number"] or "(none)",
+            values["study.instance_uid"] or "(new)"),
+            "the next clip starts this procedure's study; procedure end completes it"]
 
     def _cmd_worklist(self, args, text):
         if not args:
@@ -472,20 +517,7 @@ class Console:
             return self.system.worklist_refresh()
         if len(args) != 2 or args[0] != "select":
             return ["error: usage: worklist [refresh|select N]"]
-        item = self.system.worklist_item(args[1])
-        if isinstance(item, str):
-            return [item]
-        # The procedure's patient and study become the saved keys, as if
-        # typed and saved, but checked by the same rules first: a value the
-        # objects could not carry is refused here, naming its key.
-        try:
-            self.settings.put(item)
-        except (config.ConfigError, OSError) as err:
-            return ["error: item %s not selected: %s" % (args[1], err)]
-        return ["procedure: %s, ID %s, accession %s, study %s" % (
-            item["patient.name"] or "(no name)", item["patient.id"] or "(none)",
-            item["study.accession_number"] or "(none)", item["study.instance_uid"] or "(new)"),
-            "the next clip starts this procedure's study; exam end ends it"]
+        return self._begin(args[1])
 
     # -- completion ---------------------------------------------------------
     def _complete(self, line):

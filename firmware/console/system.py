@@ -8,6 +8,7 @@ from firmware.compat import all_digits
 from firmware.services import worklist
 from firmware.config import ConfigError
 from firmware.gateway import check_applicable
+from firmware.procedure import DEFAULT_REASON, DISCONTINUATION_REASONS
 from firmware.spool import QUARANTINE, QUEUE, STORED, check_root
 
 
@@ -32,14 +33,63 @@ class ConsoleSystem:
         return self.gateway.schedule.lines()
 
     def worklist_item(self, number):
-        """The configuration values item number gives, or an error line."""
+        """Item number of the list, or an error line."""
         schedule = self.gateway.schedule
         if schedule.fetched is None:
             return "error: no worklist yet: worklist refresh"
         item = schedule.item(int(number)) if all_digits(number) else None
         if item is None:
             return "error: no item %s: the list has %d (worklist)" % (number, len(schedule.items))
-        return worklist.selected_values(item)
+        return item
+
+    # -- the procedure (firmware/procedure.py) --------------------------------------
+    def procedure_begin(self, number, saved):
+        """The configuration values that make worklist item number (None:
+        a manual procedure from the saved keys) the procedure, or an error
+        line."""
+        procedure = self.gateway.procedure
+        if number is None:
+            if not (saved["patient.name"] or saved["patient.id"]):
+                return "error: no patient: set patient.name and patient.id, save, then procedure new"
+            item, values = procedure.manual_item(saved), {}
+            values["study.instance_uid"] = item["StudyInstanceUID"]
+            source = "manual"
+        else:
+            item = self.worklist_item(number)
+            if isinstance(item, str):
+                return item
+            values = worklist.selected_values(item)
+            source = "worklist item %s" % number
+        try:
+            values.update(procedure.begin(item, source))
+        except (ValueError, OSError) as err:
+            return "error: %s" % err
+        return values
+
+    def procedure_abandon(self):
+        """The keys of a procedure just begun could not be saved."""
+        self.gateway.procedure.abandon()
+
+    def procedure_lines(self):
+        return self.gateway.procedure.lines()
+
+    def procedure_end(self, status, reason, quiet=False):
+        """End the procedure under way with status: a line, an error line,
+        or with quiet None when there is none."""
+        if reason is not None and reason not in DISCONTINUATION_REASONS:
+            return "error: %s is not a code of CID 9300: procedure discontinue ? lists them" % reason
+        if status == "DISCONTINUED" and reason is None:
+            reason = DEFAULT_REASON
+        try:
+            return self.gateway.procedure.end(status, reason)
+        except ValueError as err:
+            return None if quiet else "error: %s" % err
+        except OSError as err:
+            return "error: the MPPS message cannot be kept in the spool: %s" % err
+
+    def discontinuation_reasons(self):
+        return ["%s  %s%s" % (code, meaning, " (default)" if code == DEFAULT_REASON else "")
+                for code, meaning in sorted(DISCONTINUATION_REASONS.items())]
 
     def status(self):
         g = self.gateway

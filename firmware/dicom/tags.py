@@ -165,6 +165,7 @@ ScheduledStepAttributesSequence = const(0x00400270)
 PerformedProcedureStepDiscontinuationReasonCodeSequence = const(0x00400281)
 PerformedSeriesSequence = const(0x00400340)
 RequestAttributesSequence = const(0x00400275)  # PS3.3 C.7.3.1 General Series, Type 3
+ReferencedPerformedProcedureStepSequence = const(0x00081111)  # PS3.3 C.7.3.1 General Series, Type 3
 
 # PS3.4 J.3 (Storage Commitment Push Model): the action and event
 # information.
@@ -311,6 +312,7 @@ VR = {
     PerformedProcedureStepDiscontinuationReasonCodeSequence: "SQ",
     PerformedSeriesSequence: "SQ",
     FailureReason: "US",
+    ReferencedPerformedProcedureStepSequence: "SQ",
     FailedSOPSequence: "SQ",
     ReferencedSOPSequence: "SQ",
     TransactionUID: "UI",
