@@ -49,6 +49,8 @@ def test_demo_records_stores_and_verifies(tmp_path):
     assert result.stdout.count("received, pixels bit-exact, the procedure's") == 2
     assert "worklist:  1  " in result.stdout and "Müller^Anna  DEMO-0001  DEMO-ACC-1  Colonoscopy" in result.stdout
     assert "procedure: Müller^Anna, ID DEMO-0001, accession DEMO-ACC-1, study " in result.stdout
+    assert "procedure completed: 2 clips; MPPS COMPLETED queued" in result.stdout
+    assert ": COMPLETED, 2 instances in its Performed Series Sequence" in result.stdout
     assert len(list((tmp_path / "received").glob("*.dcm"))) == 2
 
 

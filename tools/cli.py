@@ -172,9 +172,11 @@ def cmd_demo(args):
     arrived against the board's pattern and the selected procedure."""
     import shutil
     import socket
+    import threading
 
     import board
     from firmware import config
+    from firmware.console.system import ConsoleSystem
     from firmware.gateway import Gateway
     from firmware.services import worklist
     from hal.acq.sim import Pattern
@@ -199,26 +201,41 @@ def cmd_demo(args):
         "pacs.commit": True, "pacs.commit_port": listen_port, "pacs.commit_timeout": 30.0,
         "worklist.host": "127.0.0.1", "worklist.port": receiver.port, "worklist.ae_title": receiver.ae_title,
         "worklist.refresh": 0,
+        "mpps.host": "127.0.0.1", "mpps.port": receiver.port, "mpps.ae_title": receiver.ae_title,
         "spool.root": spool_dir, "spool.max_bytes": 256 * 1024 * 1024, "spool.min_free_bytes": 0,
     })
     config.validate(cfg)
     print("modgate %s demo: host board (simulated, 320x240 rgb8), %d clips of %d frames -> spool %s -> "
-          "PACS %s on 127.0.0.1:%d (worklist, storage, storage commitment) -> %s" % (
+          "PACS %s on 127.0.0.1:%d (worklist, MPPS, storage, storage commitment) -> %s" % (
               __version__, args.clips, args.frames, spool_dir, receiver.ae_title, receiver.port, received_dir))
     gateway = Gateway(cfg, board.load("host"), log=log_line if args.verbose else None)
+    system = ConsoleSystem(gateway)
+    runner = threading.Thread(target=gateway.run, name="gateway")
     try:
-        # The technician's worklist refresh and worklist select 1.
+        # What the technician types: worklist refresh, worklist select 1,
+        # then (the clips recorded, stored and committed) procedure end.
         problem = gateway.schedule.refresh()
         item = gateway.schedule.item(1)
         if problem or item is None:
             print("worklist: %s" % (problem or "no item for %s" % station))
             return 1
         print("worklist: %s" % worklist.line(1, item))
-        values = dict(cfg)
-        values.update(worklist.selected_values(item))
-        gateway.apply(values)
-        gateway.run(until_sent=True, timeout=300)
+        values = system.procedure_begin("1", cfg)
+        if isinstance(values, str):
+            print(values)
+            return 1
+        gateway.apply(dict(cfg, **values))
+        runner.start()
+        deadline = time.monotonic() + 300
+        while not (gateway.recorder.done and not gateway.waiting()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        ended = system.procedure_end("COMPLETED", None)
+        while gateway.procedure.queued()[0] and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
+        gateway.stop()
+        if runner.is_alive():
+            runner.join(60)
         receiver.stop()
     pattern = Pattern("rgb8", 320, 240)
     arrived = receiver.files()
@@ -231,13 +248,19 @@ def cmd_demo(args):
         print("  clip %d  %s  %d frames  %s" % (clip.instance_number, clip.sop_instance_uid, clip.frames,
                                                "; ".join(problems) or "received, pixels bit-exact, the procedure's"))
     committed = len(set(receiver.committed) & set(c.sop_instance_uid for c in gateway.clips))
-    print("procedure: %s, ID %s, accession %s, study %s" % (
-        item["PatientName"], item["PatientID"], item["AccessionNumber"], item["StudyInstanceUID"]))
+    print("procedure: %s, ID %s, accession %s, study %s; %s" % (
+        item["PatientName"], item["PatientID"], item["AccessionNumber"], item["StudyInstanceUID"], ended))
+    mpps_status = receiver.mpps.get(values["study.performed_step_uid"], "never created")
+    reported = sorted(receiver.mpps_instances.get(values["study.performed_step_uid"], []))
+    print("MPPS %s: %s, %d instances in its Performed Series Sequence" % (
+        values["study.performed_step_uid"], mpps_status, len(reported)))
     print("%d clips recorded, %d received, %d verified, %d committed; spool: %d waiting, %d awaiting commitment, "
           "%d quarantined" % (len(gateway.clips), sum(c.sop_instance_uid in arrived for c in gateway.clips), good,
                               committed, len(gateway.spool.pending()), len(gateway.spool.awaiting()),
                               len(gateway.spool.quarantined())))
-    return 0 if good == committed == len(gateway.clips) == args.clips else 1
+    all_reported = reported == sorted(c.sop_instance_uid for c in gateway.clips)
+    return 0 if good == committed == len(gateway.clips) == args.clips and mpps_status == "COMPLETED" and \
+        all_reported else 1
 
 
 def _procedure_problems(path, item):
@@ -252,6 +275,8 @@ def _procedure_problems(path, item):
     requests = ds.get("RequestAttributesSequence") or []
     if not requests or requests[0].get("ScheduledProcedureStepID") != item["ScheduledProcedureStepID"]:
         problems.append("no Request Attributes Sequence with the step %s" % item["ScheduledProcedureStepID"])
+    if not ds.get("ReferencedPerformedProcedureStepSequence"):
+        problems.append("no Referenced Performed Procedure Step Sequence")
     return problems
 
 
