@@ -276,11 +276,12 @@ def http(port, path, body=None):
 
 class Orthanc:
     """Debian's Orthanc with a configuration of the test's own on loopback
-    ports (AE title ORTHANC), stopped by stop(). extra: more configuration
-    (plugins, DicomModalities...)."""
+    ports (AE title ORTHANC), stopped by stop(). dicom_port: the one it had
+    before a restart. extra: more configuration (plugins,
+    DicomModalities...)."""
 
-    def __init__(self, folder, **extra):
-        self.dicom_port, self.http_port = free_port(), free_port()
+    def __init__(self, folder, dicom_port=None, **extra):
+        self.dicom_port, self.http_port = dicom_port or free_port(), free_port()
         config = {
             "Name": "modgate-test",
             "StorageDirectory": str(folder / "storage"),

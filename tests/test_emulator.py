@@ -20,6 +20,7 @@ import pydicom
 import pytest
 
 from tests.conftest import ROOT, Storescp, dciodvfy, free_port, machine_lacks, modgate
+from tests.test_mpps import mpps_scp  # noqa: F401 (a fixture)
 from tools.qemu import Emulator, qemu_binary
 
 pytestmark = pytest.mark.qemu
@@ -538,3 +539,85 @@ def test_power_cuts_during_a_recording_and_during_a_send_lose_nothing(image, tmp
         for path in arrived[uid]:
             check_object(path, frames, width, height)
     assert clean
+
+
+def test_a_procedure_stored_in_orthanc_committed_across_a_power_cut(image, tmp_path, mpps_scp):
+    """The clinical workflow on the box: the worklist from a wlmscpfs on the
+    host, `worklist select` on the console, a clip from vivid stored in
+    Orthanc with storage commitment and MPPS. The first Orthanc cannot
+    reach the box's listener, so the clip waits in stored/; the plug is
+    pulled before any report. After the reboot, Orthanc (now knowing the
+    box's forwarded port) reports on a new association to the box's
+    listener when the box asks again: the spool ends empty, and `procedure
+    end` completes the MPPS."""
+    from tests.conftest import Orthanc
+    from tests.test_worklist import Wlmscpfs, worklist_item
+
+    mpps_port, seen, _ = mpps_scp
+    today = time.strftime("%Y%m%d", time.gmtime())
+    wl = Wlmscpfs(tmp_path / "db", "WLM")
+    worklist_item(wl.folder / "a.wl", "Müller^Jürgen", "P100", "A100", charset="ISO_IR 100", date=today)
+    forwarded = free_port()  # 127.0.0.1:forwarded on the host is the box's port 11112
+    pacs_folder = tmp_path / "orthanc"
+    pacs_folder.mkdir()
+    orthanc = Orthanc(pacs_folder, DicomModalities={"box": ["MODGATE", "127.0.0.1", free_port()]})
+    box = None
+    try:
+        wl_port = wl.start()
+        box = Emulator(image, workdir=str(tmp_path / "qemu"), forwards=[(forwarded, 11112)], disk=fresh_disk(tmp_path, {
+            "board": "qemu_virt", "clip": {"mode": "command"},
+            "acquisition": {"width": 320, "height": 180, "rate": [10, 1]},
+            "pacs": {"host": "10.0.2.2", "port": orthanc.dicom_port, "ae_title": "ORTHANC", "commit": True,
+                     "commit_port": 11112, "commit_timeout": 15},
+            "worklist": {"host": "10.0.2.2", "port": wl_port, "ae_title": "WLM", "refresh": 0},
+            "mpps": {"host": "10.0.2.2", "port": mpps_port, "ae_title": "MPPSSCP"},
+            "spool": {"backoff_initial": 0.5, "backoff_max": 2.0}}))
+        boot(box)
+        out = console(box, "worklist refresh", "worklist select 1")
+        assert "procedure: Müller^Jürgen, ID P100, accession A100" in out, out
+        session = Session(box)
+        try:
+            assert session.run("record start") == ["recording"]
+            time.sleep(1.5)
+            session.run("record stop")
+        finally:
+            session.close()
+        box.wait_for_log("commitment: asked for 1 objects", timeout=120)
+        [(frames, name, uid)] = queued_clips(box)
+        out = console(box, "status", "queue list")
+        assert "commitment 1 stored, awaiting the PACS's commitment" in out, out
+        assert "awaiting commitment: %s" % name in out, out
+        box.kill()  # the power cut: stored, asked, never reported
+        orthanc.stop()
+        orthanc = Orthanc(pacs_folder, dicom_port=orthanc.dicom_port,
+                          DicomModalities={"box": ["MODGATE", "127.0.0.1", forwarded]})
+        mark = len(box.box_log())
+        boot(box)
+        box.wait_for_log("1 transactions from before this start", timeout=60, after=mark)
+        box.wait_for_log("1 committed, 0 failed", timeout=120, after=mark)
+        assert "listener: association from 10.0.2.2 (ORTHANC) accepted" in box.box_log()[mark:]
+        assert console(box, "queue list").strip() == "the spool is empty"
+        out = console(box, "procedure end")
+        assert "procedure completed: 1 clips; MPPS COMPLETED queued" in out, out
+        deadline = time.monotonic() + 60
+        while len(seen) < 2 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        [orthanc_id] = orthanc.rest("/instances")
+        path = tmp_path / "stored.dcm"
+        from tests.conftest import http
+        path.write_bytes(http(orthanc.http_port, "/instances/%s/file" % orthanc_id))
+    finally:
+        if box is not None:
+            box.kill()
+        orthanc.stop()
+        wl.stop()
+    assert [kind for kind, _, _ in seen] == ["create", "set"], seen
+    assert seen[1][2].PerformedProcedureStepStatus == "COMPLETED"
+    assert [r.ReferencedSOPInstanceUID for s in seen[1][2].PerformedSeriesSequence
+            for r in s.ReferencedImageSequence] == [uid]
+    ds = check_object(str(path), frames, 320, 180)
+    assert ds.SOPInstanceUID == uid and ds.AccessionNumber == "A100"
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.77.100"
+    assert ds.ReferencedPerformedProcedureStepSequence[0].ReferencedSOPInstanceUID == seen[0][1]
+    report("procedure on the box: clip of %d frames stored in Orthanc, committed after a power cut, MPPS completed"
+           % frames)
