@@ -55,15 +55,21 @@ def connect(host, port, timeout_s, network_timeout_s, tls=None):
         if tls is not None:
             sock = tls.wrap_socket(sock, server_hostname=host)
         sock.settimeout(network_timeout_s)
-        for level, option in ((socket.IPPROTO_TCP, "TCP_NODELAY"), (socket.SOL_SOCKET, "SO_KEEPALIVE")):
-            try:
-                sock.setsockopt(level, getattr(socket, option), 1)
-            except (OSError, AttributeError):
-                pass
+        _tune(sock)
     except BaseException:
         sock.close()
         raise
     return Connection(sock, tls is not None, network_timeout_s)
+
+
+def _tune(sock):
+    """TCP_NODELAY and SO_KEEPALIVE (the module's doc), where the port has
+    them."""
+    for level, option in ((socket.IPPROTO_TCP, "TCP_NODELAY"), (socket.SOL_SOCKET, "SO_KEEPALIVE")):
+        try:
+            sock.setsockopt(level, getattr(socket, option), 1)
+        except (OSError, AttributeError):
+            pass
 
 
 def server_tls_context(ca_file, cert_file, key_file, verify=True):
@@ -125,11 +131,7 @@ class Listener:
             sock.settimeout(network_timeout_s)
             if self.tls is not None:
                 sock = self.tls.wrap_socket(sock, server_side=True)
-            for level, option in ((socket.IPPROTO_TCP, "TCP_NODELAY"), (socket.SOL_SOCKET, "SO_KEEPALIVE")):
-                try:
-                    sock.setsockopt(level, getattr(socket, option), 1)
-                except (OSError, AttributeError):
-                    pass
+            _tune(sock)
         except BaseException:
             sock.close()
             raise
