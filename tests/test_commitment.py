@@ -343,3 +343,19 @@ def test_the_gateway_into_orthanc_keeps_nothing_once_committed(tmp_path):
     assert uids == sorted(c.sop_instance_uid for c in gateway.clips)
     assert _files(tmp_path, "stored") == [] and _files(tmp_path, "queue") == []
     assert any("commitment: transaction" in line and "3 committed" in line for line in gateway.log.recent)
+
+
+def test_retain_sent_applies_after_commitment(tmp_path):
+    """spool.retain_sent keeps the last committed objects in sent/, never
+    one the PACS has not committed to."""
+    scp = CommitmentSCP("report")
+    try:
+        gateway = Gateway(commit_settings(tmp_path, scp, **{"spool.retain_sent": 2}), board.load("host"))
+        assert _run_until(gateway, lambda: len(gateway.clips) == 3 and gateway.waiting() == []
+                          and gateway.committer.committed == 3)
+    finally:
+        scp.stop()
+    kept = _files(tmp_path, "sent")
+    assert len(kept) == 2 and _files(tmp_path, "stored") == []
+    names = sorted(c.name for c in gateway.clips)
+    assert kept == names[1:]
