@@ -5,10 +5,23 @@ output (a spool file, a BytesIO, a pipe) and this writes to it."""
 from firmware.dicom.encoder import ObjectEncoder
 
 
-def write_frames(out, encoder, frames):
-    """Write one object: header, each frame as it comes, trailer, then the
-    patches (which need out to be seekable unless the frame count was
-    declared). Returns the number of bytes written."""
+def compressed(frames, codec):
+    """The codec's units for frames (hal/codec: one picture each), as they
+    come out, then what it held at the end."""
+    for frame in frames:
+        for unit in codec.encode(frame):
+            yield unit
+    for unit in codec.flush():
+        yield unit
+
+
+def write_frames(out, encoder, frames, codec=None):
+    """Write one object: header, each frame as it comes (through codec
+    when the object is compressed), trailer, then the patches (which need
+    out to be seekable unless the frame count was declared). Returns the
+    number of bytes written."""
+    if codec is not None:
+        frames = compressed(frames, codec)
     written = out.write(encoder.header()) or 0
     for frame in frames:
         for buf in encoder.frame(frame):
@@ -31,9 +44,10 @@ def board_frames(board, count):
         yield board.read().data
 
 
-def capture_object(out, board, count, iod, now, attributes=None, declare=False, **options):
+def capture_object(out, board, count, iod, now, attributes=None, declare=False, codec=None, **options):
     """Encode count frames from a started board as one object into out.
     declare=True writes the frame count up front (no seeking needed).
+    codec: the encoder for a compressed transfer_syntax (hal/codec).
     Returns the encoder, which knows the UIDs of what it wrote."""
     encoder = ObjectEncoder(
         iod,
@@ -46,5 +60,5 @@ def capture_object(out, board, count, iod, now, attributes=None, declare=False, 
         frame_rate=board.rate,
         **options
     )
-    write_frames(out, encoder, board_frames(board, count))
+    write_frames(out, encoder, board_frames(board, count), codec)
     return encoder

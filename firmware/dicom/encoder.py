@@ -26,11 +26,13 @@ from firmware.dicom.element import (
     element_header,
     encode_element,
     fragment,
+    item_header,
     sorted_elements,
 )
 from firmware.dicom.iod import IODS, PIXEL_FORMATS
 from firmware.dicom.part10 import file_meta
-from firmware.dicom.uid import ENCAPSULATED, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, generate_uid
+from firmware.dicom.uid import (ENCAPSULATED, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, JPEG_BASELINE_8BIT,
+                                MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D, VIDEO_BITSTREAMS, generate_uid)
 from firmware.dicom.vr import UTF8
 
 MANUFACTURER = "modgate"
@@ -45,6 +47,48 @@ DEFAULT_ANATOMIC_REGION = [
 # PS3.5 6.2 IS allows) is written and patched in place.
 _FRAMES_FIELD = 10
 _MAX_PIXEL_BYTES = 0xFFFFFFFE  # PS3.5 7.1.1: the largest defined length
+# Lossy Image Compression Ratio (DS, PS3.3 C.7.6.1.1.5) is only known at
+# close: a fixed-width field, patched like Number of Frames.
+_RATIO_FIELD = 16
+# PS3.3 C.7.6.1.1.5 / PS3.5 8.2: what a compressed object declares.
+COMPRESSION = {
+    JPEG_BASELINE_8BIT: ("ISO_10918_1", "YBR_FULL_422"),
+    VIDEO_BITSTREAMS[0]: ("ISO_14496_10", "YBR_PARTIAL_420"),
+    VIDEO_BITSTREAMS[1]: ("ISO_14496_10", "YBR_PARTIAL_420"),
+    VIDEO_BITSTREAMS[2]: ("ISO_14496_10", "YBR_PARTIAL_420"),
+}
+# H.264 (ITU-T H.264 Table A-1): MaxFS in macroblocks, MaxMBPS, by level;
+# the transfer syntaxes of PS3.5 8.2.8 bound the bitstream to their level.
+_LEVELS = {"4.1": (8192, 245760), "4.2": (8704, 522240)}
+# The BD-compatible syntax (PS3.5 8.2.8) takes only Blu-ray's formats:
+# (columns, rows) -> frame rates as (numerator, denominator).
+_BD_FORMATS = {
+    (1920, 1080): ((24000, 1001), (24, 1)),
+    (1280, 720): ((24000, 1001), (24, 1), (50, 1), (60000, 1001)),
+}
+
+
+def check_video(transfer_syntax, columns, rows, rate):
+    """ValueError naming the constraint when a frame size and rate cannot
+    be carried in an MPEG-4 AVC/H.264 transfer syntax (PS3.5 8.2.8)."""
+    name = {VIDEO_BITSTREAMS[0]: "H.264 High Profile / Level 4.1", MPEG4_AVC_HP41_BD: "H.264 BD-compatible",
+            MPEG4_AVC_HP42_2D: "H.264 High Profile / Level 4.2"}[transfer_syntax]
+    if columns % 2 or rows % 2:
+        raise ValueError("%s (4:2:0) needs an even frame size, not %dx%d" % (name, columns, rows))
+    if transfer_syntax == MPEG4_AVC_HP41_BD:
+        rates = _BD_FORMATS.get((columns, rows))
+        if rates is None or tuple(rate) not in rates:
+            raise ValueError("%s takes only Blu-ray's progressive formats (1920x1080 at 24 or 23.98 fps, 1280x720 "
+                             "at 23.98, 24, 50 or 59.94 fps), not %dx%d at %d/%d fps" % (
+                                 name, columns, rows, rate[0], rate[1]))
+        return
+    max_fs, max_mbps = _LEVELS["4.2" if transfer_syntax == MPEG4_AVC_HP42_2D else "4.1"]
+    if columns > 1920 or rows > 1080:
+        raise ValueError("%s is for frames up to 1920x1080, not %dx%d" % (name, columns, rows))
+    blocks = ((columns + 15) // 16) * ((rows + 15) // 16)
+    if blocks > max_fs or blocks * rate[0] > max_mbps * rate[1]:
+        raise ValueError("%s allows %d macroblocks a second (ITU-T H.264 Table A-1); %dx%d at %d/%d fps needs "
+                         "%d" % (name, max_mbps, columns, rows, rate[0], rate[1], blocks * rate[0] // rate[1]))
 
 
 def format_da(now):
@@ -118,6 +162,14 @@ class ObjectEncoder:
         self.transfer_syntax = transfer_syntax
         self.explicit = transfer_syntax != IMPLICIT_VR_LITTLE_ENDIAN
         self.encapsulated = transfer_syntax in ENCAPSULATED
+        # A video bitstream goes into one fragment (PS3.5 A.4, 8.2.8):
+        # frame() then takes access units, one a picture.
+        self.bitstream = transfer_syntax in VIDEO_BITSTREAMS
+        if self.bitstream:
+            if not self.iod.multiframe or pixel != "rgb8":
+                raise ValueError("%s takes colour video (video IODs, rgb8 frames), not %s %s" % (
+                    transfer_syntax, iod, pixel))
+            check_video(transfer_syntax, columns, rows, frame_rate)
         self.declared_frames = frames
         self.max_frames = 1 if not self.iod.multiframe else _MAX_PIXEL_BYTES // self.frame_length
         self.frame_count = 0
@@ -126,6 +178,8 @@ class ObjectEncoder:
         self._header = None
         self._frames_offset = None
         self._length_offset = None
+        self._ratio_offset = None
+        self._fragment_offset = None
 
         values = self._defaults(now, frame_rate)
         if attributes:
@@ -177,6 +231,16 @@ class ObjectEncoder:
             tags.BurnedInAnnotation: "NO",
             tags.LossyImageCompression: "00",
         }
+        if self.transfer_syntax in COMPRESSION:
+            # PS3.3 C.7.6.1.1.5: lossy, by which method and ratio; PS3.5
+            # 8.2.1 / 8.2.8: the Photometric Interpretation of the
+            # compressed colour frames.
+            method, colour = COMPRESSION[self.transfer_syntax]
+            v[tags.LossyImageCompression] = "01"
+            v[tags.LossyImageCompressionMethod] = method
+            v[tags.LossyImageCompressionRatio] = "1"  # replaced in _build_header
+            if samples == 3:
+                v[tags.PhotometricInterpretation] = colour
         if samples > 1:
             v[tags.PlanarConfiguration] = 0
         if iod.family == "sc":
@@ -225,6 +289,10 @@ class ObjectEncoder:
                 field = self._frames_field(self.declared_frames or 0)
                 encoded = element_header(tag, vr, len(field), self.explicit) + field
                 self._frames_offset = offset + len(encoded) - len(field)
+            elif tag == tags.LossyImageCompressionRatio:
+                field = b" " * _RATIO_FIELD
+                encoded = element_header(tag, vr, len(field), self.explicit) + field
+                self._ratio_offset = offset + len(encoded) - len(field)
             elif tag >= tags.PixelData:
                 raise ValueError("attributes after Pixel Data are not written by the encoder")
             else:
@@ -240,6 +308,12 @@ class ObjectEncoder:
             # one fragment per frame.
             parts.append(element_header(tags.PixelData, "OB", UNDEFINED_LENGTH, self.explicit))
             parts.append(basic_offset_table())
+            if self.bitstream:
+                # The one fragment, its length patched at close (the Basic
+                # Offset Table stays empty, PS3.5 8.2.8).
+                offset += sum(len(p) for p in parts[-2:])
+                parts.append(item_header(0))
+                self._fragment_offset = offset + 4
         else:
             # PS3.5 8.2: OB for 8-bit native pixels, OW for 16-bit.
             vr = "OW" if bits_allocated > 8 else "OB"
@@ -265,6 +339,14 @@ class ObjectEncoder:
             text += " "
         return text.encode()
 
+    def _ratio_field(self):
+        """Lossy Image Compression Ratio (DS): uncompressed over compressed
+        bytes, in the fixed-width field, leading spaces (PS3.5 6.2)."""
+        compressed = max(1, self.pixel_bytes)
+        tenths = (self.frame_count * self.frame_length * 10 + compressed // 2) // compressed
+        text = "%d.%d" % divmod(tenths, 10)
+        return (" " * (_RATIO_FIELD - len(text)) + text).encode()
+
     def header(self):
         """Everything before the first frame's bytes."""
         return self._header
@@ -277,6 +359,9 @@ class ObjectEncoder:
         if self.frame_count >= limit:
             raise ValueError("object already holds its %d frame(s)" % limit)
         self.frame_count += 1
+        if self.bitstream:
+            self.pixel_bytes += len(data)
+            return (data,)
         if self.encapsulated:
             head, pad = fragment(data)
             self.pixel_bytes += len(head) + len(data) + len(pad)
@@ -300,6 +385,13 @@ class ObjectEncoder:
         patches = []
         if self.declared_frames is None and self._frames_offset is not None:
             patches.append((self._frames_offset, self._frames_field(self.frame_count)))
+        if self._ratio_offset is not None:
+            patches.append((self._ratio_offset, self._ratio_field()))
+        if self.bitstream:
+            pad = b"\x00" if self.pixel_bytes & 1 else b""  # PS3.5 A.4: fragments are of even length
+            patches.append((self._fragment_offset, struct.pack("<I", self.pixel_bytes + len(pad))))
+            patches.sort()
+            return pad + SEQUENCE_DELIMITER, patches
         if self.encapsulated:
             return SEQUENCE_DELIMITER, patches
         trailer = b"\x00" if self.pixel_bytes & 1 else b""

@@ -115,6 +115,8 @@ RescaleIntercept = const(0x00281052)
 RescaleSlope = const(0x00281053)
 RescaleType = const(0x00281054)
 LossyImageCompression = const(0x00282110)
+LossyImageCompressionRatio = const(0x00282112)
+LossyImageCompressionMethod = const(0x00282114)
 
 # Acquisition Context, Presentation LUT, Pixel Data.
 AcquisitionContextSequence = const(0x00400555)
@@ -270,6 +272,8 @@ VR = {
     RescaleSlope: "DS",
     RescaleType: "LO",
     LossyImageCompression: "CS",
+    LossyImageCompressionRatio: "DS",
+    LossyImageCompressionMethod: "CS",
     AcquisitionContextSequence: "SQ",
     PresentationLUTShape: "CS",
     OtherPatientIDsSequence: "SQ",

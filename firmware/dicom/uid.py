@@ -11,7 +11,13 @@ EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 JPEG_BASELINE_8BIT = "1.2.840.10008.1.2.4.50"
 
 # Transfer syntaxes whose Pixel Data is encapsulated (PS3.5 A.4).
-ENCAPSULATED = (JPEG_BASELINE_8BIT,)
+# PS3.5 8.2.8 / PS3.6 Table A-1: MPEG-4 AVC/H.264, the whole bitstream in
+# the Pixel Data's one fragment (PS3.5 A.4).
+MPEG4_AVC_HP41 = "1.2.840.10008.1.2.4.102"  # High Profile / Level 4.1
+MPEG4_AVC_HP41_BD = "1.2.840.10008.1.2.4.103"  # BD-compatible High Profile / Level 4.1
+MPEG4_AVC_HP42_2D = "1.2.840.10008.1.2.4.104"  # High Profile / Level 4.2 For 2D Video
+VIDEO_BITSTREAMS = (MPEG4_AVC_HP41, MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D)
+ENCAPSULATED = (JPEG_BASELINE_8BIT,) + VIDEO_BITSTREAMS
 
 # PS3.4 B.5: Storage SOP classes of the objects modgate creates.
 MULTIFRAME_GRAYSCALE_BYTE_SC = "1.2.840.10008.5.1.4.1.1.7.2"
@@ -43,6 +49,9 @@ UID_NAMES = {
     IMPLICIT_VR_LITTLE_ENDIAN: "Implicit VR Little Endian",
     EXPLICIT_VR_LITTLE_ENDIAN: "Explicit VR Little Endian",
     JPEG_BASELINE_8BIT: "JPEG Baseline (Process 1)",
+    MPEG4_AVC_HP41: "MPEG-4 AVC/H.264 High Profile / Level 4.1",
+    MPEG4_AVC_HP41_BD: "MPEG-4 AVC/H.264 BD-compatible High Profile / Level 4.1",
+    MPEG4_AVC_HP42_2D: "MPEG-4 AVC/H.264 High Profile / Level 4.2 For 2D Video",
     MULTIFRAME_GRAYSCALE_BYTE_SC: "Multi-frame Grayscale Byte Secondary Capture Image Storage",
     MULTIFRAME_GRAYSCALE_WORD_SC: "Multi-frame Grayscale Word Secondary Capture Image Storage",
     MULTIFRAME_TRUE_COLOR_SC: "Multi-frame True Color Secondary Capture Image Storage",

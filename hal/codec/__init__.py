@@ -1,0 +1,42 @@
+"""Codecs: compress frames for the stored object (issue 16's codec HAL).
+
+    enc = open_encoder(kind, width, height, pixel, rate=(30, 1), **settings)
+    for unit in enc.encode(frame_bytes):   # each: one picture's bytes
+        ...
+    for unit in enc.flush():               # what the encoder still held
+        ...
+    enc.close()
+
+kind "h264": an MPEG-4 AVC/H.264 encoder; each unit is one access unit
+(Annex B byte stream, PS3.5 8.2.8), SPS/PPS before every IDR picture so that
+any IDR starts an independently decodable stream. kind "jpeg": JPEG
+Baseline (ISO/IEC 10918-1 process 1), each unit one frame's whole JPEG.
+Frames come in the acquisition's pixel formats (hal/acq: rgb8, mono8).
+
+Memory is bounded by the frame size, never by the clip: the H.264 encoder
+runs without lookahead or B-frames and with a fixed number of reference
+frames, threads and pictures in flight (x264.py's SETTINGS_MEMORY says what
+each costs).
+
+Drivers: x264.py (libx264 through ctypes, with libyuv for the colour
+conversion), turbojpeg.py (libturbojpeg through ctypes). A board file says
+which a board has (board "codecs").
+"""
+
+KINDS = ("h264", "jpeg")
+
+
+class CodecError(Exception):
+    """The codec cannot be opened with these settings, or failed."""
+
+
+def open_encoder(kind, width, height, pixel, rate=(30, 1), **settings):
+    if kind == "h264":
+        from hal.codec.x264 import X264Encoder
+
+        return X264Encoder(width, height, pixel, rate, **settings)
+    if kind == "jpeg":
+        from hal.codec.turbojpeg import JPEGEncoder
+
+        return JPEGEncoder(width, height, pixel, **settings)
+    raise CodecError("no codec %r; one of %s" % (kind, ", ".join(KINDS)))

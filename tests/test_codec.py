@@ -1,0 +1,186 @@
+"""The codec HAL (hal/codec) and the compressed objects it feeds
+(firmware/dicom/encoder.py, PS3.5 8.2.1 and 8.2.8): libx264's layouts
+checked against x264.h by gcc; the H.264 bitstream read back by FFmpeg
+(profile, level, size, frames, every frame decoded, PSNR against the
+simulated pattern); objects through dciodvfy, dcmdump, pydicom and DCMTK's
+storescp +xn."""
+
+import math
+import subprocess
+
+import pydicom
+import pytest
+from pydicom.encaps import generate_fragments
+
+from firmware.capture import capture_object
+from firmware.dicom.encoder import ObjectEncoder, check_video
+from firmware.dicom.uid import JPEG_BASELINE_8BIT, MPEG4_AVC_HP41, MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D
+from hal.acq.sim import Pattern, SimBoard
+from hal.codec import CodecError, open_encoder, x264
+from tests.conftest import dciodvfy, dcmdump, run, tool
+
+NOW = (2026, 11, 26, 10, 0, 0, 0)
+# PSNR of the simulated pattern through 4:2:0 H.264 and back to RGB: about
+# 28-33 dB whatever the rate (the chroma subsampling of its sharp edges sets
+# that ceiling, ../shared/notes/peers.md); the same frames shifted by one
+# give about 24.5 dB. Above 27 dB is the right frame, decoded.
+MIN_PSNR_DB = 27.0
+
+
+def test_x264_layouts_match_the_header(tmp_path):
+    source = tmp_path / "layout.c"
+    source.write_text("\n".join([
+        "#include <stddef.h>", "#include <stdint.h>", "#include <stdio.h>", "#include <x264.h>",
+        "int main(void) {",
+        '  printf("%d %zu %zu %zu %zu\\n", X264_BUILD, sizeof(x264_param_t), offsetof(x264_param_t, i_width),'
+        ' offsetof(x264_param_t, i_height), offsetof(x264_param_t, i_csp));',
+        '  printf("%zu %zu %zu %zu\\n", sizeof(x264_picture_t), offsetof(x264_picture_t, i_type),'
+        ' offsetof(x264_picture_t, i_pts), offsetof(x264_picture_t, img));',
+        '  printf("%zu %zu\\n", offsetof(x264_image_t, i_stride), offsetof(x264_image_t, plane));',
+        '  printf("%zu %zu %zu %zu\\n", sizeof(x264_nal_t), offsetof(x264_nal_t, i_type),'
+        ' offsetof(x264_nal_t, i_payload), offsetof(x264_nal_t, p_payload));',
+        '  printf("%d %d\\n", X264_CSP_I420, X264_TYPE_AUTO);',
+        "  return 0; }"]))
+    binary = tmp_path / "layout"
+    built = run([tool("gcc"), "-Wall", "-Werror", "-o", str(binary), str(source)])
+    assert built.returncode == 0, built.stderr  # .ci/run installs libx264-dev
+    lines = run([str(binary)]).stdout.split("\n")
+    assert [int(v) for v in lines[0].split()] == [x264.X264_BUILD, x264.PARAM_SIZE, x264.PARAM_WIDTH,
+                                                  x264.PARAM_HEIGHT, x264.PARAM_CSP]
+    assert [int(v) for v in lines[1].split()] == [x264.PICTURE_SIZE, x264.PICTURE_TYPE, x264.PICTURE_PTS,
+                                                  x264.PICTURE_IMG]
+    assert [int(v) for v in lines[2].split()] == [x264.IMAGE_STRIDE, x264.IMAGE_PLANE]
+    assert [int(v) for v in lines[3].split()] == [x264.NAL_SIZE, x264.NAL_TYPE, x264.NAL_PAYLOAD_LENGTH,
+                                                  x264.NAL_PAYLOAD]
+    assert [int(v) for v in lines[4].split()] == [x264.CSP_I420, x264.TYPE_AUTO]
+
+
+def h264_object(path, width, height, frames, transfer_syntax=MPEG4_AVC_HP41, rate=(30, 1), **settings):
+    board = SimBoard(width, height, "rgb8", rate=rate)
+    board.start()
+    codec = open_encoder("h264", width, height, "rgb8", rate, bluray=transfer_syntax == MPEG4_AVC_HP41_BD,
+                         level="4.2" if transfer_syntax == MPEG4_AVC_HP42_2D else "4.1", **settings)
+    with open(path, "wb") as out:
+        return capture_object(out, board, frames, "video-endoscopic", NOW, {}, codec=codec,
+                              transfer_syntax=transfer_syntax)
+
+
+def bitstream(path):
+    ds = pydicom.dcmread(path)
+    fragments = list(generate_fragments(ds.PixelData))
+    assert fragments[0] == b""  # the Basic Offset Table, empty (PS3.5 8.2.8)
+    assert len(fragments) == 2  # the whole bitstream in one fragment
+    return ds, fragments[1]
+
+
+def probe(path):
+    out = run([tool("ffprobe"), "-v", "error", "-count_frames", "-show_entries",
+               "stream=profile,level,width,height,nb_read_frames,pix_fmt,color_range", "-of",
+               "default=noprint_wrappers=1", str(path)]).stdout
+    return dict(line.split("=", 1) for line in out.split())
+
+
+def raw(args):
+    """A command's standard output as bytes."""
+    return subprocess.run(args, capture_output=True, timeout=120, check=True).stdout
+
+
+def psnr_each(raw, pattern, width, height):
+    size = width * height * 3
+    values = []
+    for k in range(len(raw) // size):
+        got, want = raw[k * size:(k + 1) * size], pattern.frame(k)
+        error = sum((a - b) ** 2 for a, b in zip(got[::97], want[::97])) / len(got[::97])
+        values.append(99.0 if error == 0 else 10 * math.log10(255 ** 2 / error))
+    return values
+
+
+def test_an_h264_object_is_valid_and_decodes_to_the_pattern(tmp_path):
+    path = tmp_path / "h264.dcm"
+    encoder = h264_object(path, 1280, 720, 60)
+    errors, _ = dciodvfy(str(path))
+    assert errors == [], errors
+    dump = dcmdump(str(path))
+    assert "W: " not in dump and "E: " not in dump
+    ds, stream = bitstream(path)
+    assert ds.file_meta.TransferSyntaxUID == MPEG4_AVC_HP41 and int(ds.NumberOfFrames) == 60
+    assert ds.PhotometricInterpretation == "YBR_PARTIAL_420" and ds.SamplesPerPixel == 3
+    assert ds.LossyImageCompression == "01" and ds.LossyImageCompressionMethod == "ISO_14496_10"
+    assert float(ds.LossyImageCompressionRatio) > 50 and ds.FrameTime == "33.333"
+    (tmp_path / "clip.264").write_bytes(stream)
+    info = probe(tmp_path / "clip.264")
+    assert info == dict(info, profile="High", level="41", width="1280", height="720", nb_read_frames="60",
+                        pix_fmt="yuv420p", color_range="tv"), info
+    decoded = raw([tool("ffmpeg"), "-v", "error", "-i", str(tmp_path / "clip.264"), "-f", "rawvideo", "-pix_fmt",
+                   "rgb24", "-"])
+    values = psnr_each(decoded, Pattern("rgb8", 1280, 720), 1280, 720)
+    assert len(values) == 60 and min(values) > MIN_PSNR_DB, values
+    assert encoder.frame_count == 60
+
+
+def test_storescp_prefers_and_stores_it(tmp_path, storescp):
+    path = tmp_path / "h264.dcm"
+    h264_object(path, 640, 480, 10)
+    scp = storescp("+xn")
+    from tests.conftest import modgate
+    result = modgate("store", "127.0.0.1", str(scp.port), str(path))
+    assert result.returncode == 0 and " 0000 success" in result.stdout, result.stdout + result.stderr
+    [stored] = scp.files()
+    assert pydicom.dcmread(stored).file_meta.TransferSyntaxUID == MPEG4_AVC_HP41
+    assert open(stored, "rb").read().endswith(path.read_bytes()[-4096:])
+
+
+def test_bd_and_level_42_syntaxes(tmp_path):
+    path = tmp_path / "bd.dcm"
+    h264_object(path, 1280, 720, 12, MPEG4_AVC_HP41_BD, rate=(50, 1))
+    errors, _ = dciodvfy(str(path))
+    assert errors == []
+    _, stream = bitstream(path)
+    (tmp_path / "bd.264").write_bytes(stream)
+    assert probe(tmp_path / "bd.264")["nb_read_frames"] == "12"
+    path = tmp_path / "hp42.dcm"
+    h264_object(path, 1280, 720, 6, MPEG4_AVC_HP42_2D, rate=(60, 1))
+    _, stream = bitstream(path)
+    (tmp_path / "hp42.264").write_bytes(stream)
+    assert probe(tmp_path / "hp42.264")["level"] in ("41", "42")
+
+
+def test_constraints_are_refused_by_name():
+    with pytest.raises(ValueError, match="up to 1920x1080"):
+        check_video(MPEG4_AVC_HP41, 2560, 1440, (30, 1))
+    with pytest.raises(ValueError, match="macroblocks a second"):
+        check_video(MPEG4_AVC_HP41, 1920, 1080, (60, 1))
+    check_video(MPEG4_AVC_HP42_2D, 1920, 1080, (60, 1))
+    with pytest.raises(ValueError, match="Blu-ray"):
+        check_video(MPEG4_AVC_HP41_BD, 1920, 1080, (30, 1))
+    with pytest.raises(ValueError, match="even frame size"):
+        check_video(MPEG4_AVC_HP41, 641, 480, (30, 1))
+    with pytest.raises(ValueError, match="video IODs, rgb8"):
+        ObjectEncoder("vl-endoscopic", 480, 640, "rgb8", NOW, transfer_syntax=MPEG4_AVC_HP41)
+    with pytest.raises(CodecError, match="rgb8"):
+        open_encoder("h264", 64, 48, "mono8")
+
+
+def test_jpeg_baseline_stills_and_multiframe(tmp_path):
+    for iod, pixel, frames in (("vl-endoscopic", "rgb8", 1), ("mf-true-color-sc", "rgb8", 3),
+                               ("mf-grayscale-byte-sc", "mono8", 2)):
+        board = SimBoard(320, 240, pixel)
+        board.start()
+        path = tmp_path / ("%s.dcm" % iod)
+        with open(path, "wb") as out:
+            capture_object(out, board, frames, iod, NOW, {}, codec=open_encoder("jpeg", 320, 240, pixel),
+                           transfer_syntax=JPEG_BASELINE_8BIT)
+        errors, _ = dciodvfy(str(path))
+        assert errors == [], (iod, errors)
+        ds = pydicom.dcmread(path)
+        assert ds.PhotometricInterpretation == ("YBR_FULL_422" if pixel == "rgb8" else "MONOCHROME2")
+        assert ds.LossyImageCompressionMethod == "ISO_10918_1" and ds.LossyImageCompression == "01"
+        fragments = list(generate_fragments(ds.PixelData))[1:]
+        assert len(fragments) == frames  # one fragment a frame
+        jpeg = tmp_path / "frame.jpg"
+        jpeg.write_bytes(fragments[0].rstrip(b"\x00") if fragments[0].endswith(b"\xff\xd9\x00") else fragments[0])
+        decoded = raw([tool("ffmpeg"), "-v", "error", "-i", str(jpeg), "-f", "rawvideo", "-pix_fmt",
+                       "rgb24" if pixel == "rgb8" else "gray", "-"])
+        assert len(decoded) == 320 * 240 * (3 if pixel == "rgb8" else 1)
+        array = ds.pixel_array  # pydicom with Pillow
+        assert array.shape[-2 if pixel == "mono8" else -3] == 240
