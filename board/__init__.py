@@ -128,6 +128,17 @@ class Board:
 
         return resolve(host)
 
+    def open_codec(self, kind, width, height, pixel, rate, **settings):
+        """An encoder of kind ("h264", "jpeg") with the driver this board has
+        (data "codec"; hal.codec). CodecError when it cannot be had."""
+        from hal.codec import CodecError, open_encoder
+
+        driver = self.data.get("codec", {}).get(kind)
+        if driver in ("x264", "turbojpeg"):
+            return open_encoder(kind, width, height, pixel, rate, **settings)
+        raise CodecError("board %s has no %s encoder%s" % (self.name, kind, " (its driver %s is not written yet)" %
+                                                          driver if driver else ""))
+
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
         if console["driver"] == "stdio":

@@ -14,5 +14,7 @@ BOARD = {
     "nic": {"driver": "loopback", "name": "lo"},
     "console": {"driver": "stdio", "device": None},
     "storage": {"root": "./modgate-spool"},
+    # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg.
+    "codec": {"h264": "x264", "jpeg": "turbojpeg"},
     "clock": {"phc": None},
 }

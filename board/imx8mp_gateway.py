@@ -49,5 +49,8 @@ BOARD = {
     "nic": {"driver": "linux", "name": "eth0"},
     "console": {"driver": "tty", "device": "/dev/ttymxc1", "baudrate": 115200},
     "storage": {"root": "/data/spool"},
+    # The i.MX 8M Plus VPU's H.264 encoder through the V4L2 stateful encoder
+    # API (V4L2 memory-to-memory), and libturbojpeg for stills.
+    "codec": {"h264": "v4l2-m2m", "jpeg": "turbojpeg"},
     "clock": {"phc": "/dev/ptp0"},
 }

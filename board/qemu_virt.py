@@ -30,5 +30,7 @@ BOARD = {
     "nic": {"driver": "linux", "name": "eth0"},
     "console": {"driver": "tty", "device": "/dev/ttyAMA0", "baudrate": 115200},
     "storage": {"root": "/var/spool/modgate"},
+    # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg, arm64 builds.
+    "codec": {"h264": "x264", "jpeg": "turbojpeg"},
     "clock": {"phc": None},  # virtio-net has no PTP hardware clock
 }

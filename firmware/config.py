@@ -9,7 +9,7 @@ Keys are dotted paths ("pacs.port"); the file nests them as objects.
 import json
 
 from firmware.compat import all_digits
-from firmware.dicom.iod import IODS as _IOD_TABLE
+from firmware.dicom.iod import IODS as _IOD_TABLE, TRANSFER_SYNTAXES, check_transfer_syntax
 from firmware.dicom.uid import check_uid, generate_uid
 from firmware.dicom.vr import UTF8, encode_value
 
@@ -37,6 +37,22 @@ def _num(lo, hi):
         if not lo <= v <= hi:
             return "must be %s to %s, got %s" % (lo, hi, v)
     return check
+
+
+def _optional(check):
+    """check, or None (the key's 'not set')."""
+    def optional(v):
+        if v is not None:
+            return check(v)
+    return optional
+
+
+def _optional_num(lo, hi):
+    return _optional(_num(lo, hi))
+
+
+def _optional_int(lo, hi):
+    return _optional(_int(lo, hi))
 
 
 def _one_of(*choices):
@@ -219,6 +235,13 @@ SCHEMA = {
     "clip.seconds": (10, _num(0.1, 3600), "seconds per clip (mode seconds)"),
     "clip.count": (0, _int(0, 10 ** 9), "clips to record, then stop recording; 0: until stopped"),
     "clip.iod": ("video-endoscopic", _one_of(*IODS), "the IOD each clip is encoded as"),
+    "clip.transfer_syntax": ("explicit", _one_of(*TRANSFER_SYNTAXES),
+                             "how clips are stored: h264 (MPEG-4 AVC/H.264 HP@L4.1), h264-bd, h264-hp42, "
+                             "jpeg-baseline, explicit or implicit (uncompressed)"),
+    "clip.bitrate": (None, _optional_num(0.1, 62.5), "H.264 average bit rate, Mbit/s; null: constant quality "
+                                                     "(CRF 23) capped at 40 Mbit/s"),
+    "clip.gop": (None, _optional_int(1, 3600), "H.264 frames from one IDR picture to the next; null: 2 s"),
+    "clip.jpeg_quality": (90, _int(1, 100), "JPEG Baseline quality (libjpeg's scale)"),
     "patient.name": ("", _dicom("PN"), "Patient's Name (PN: Family^Given)"),
     "patient.id": ("", _dicom("LO"), "Patient ID"),
     "patient.birth_date": ("", _dicom("DA"), "Patient's Birth Date, YYYYMMDD"),
@@ -417,6 +440,11 @@ def validate(values):
                                        "and key (pacs.cert, pacs.key)")
     if values["spool.backoff_max"] < values["spool.backoff_initial"]:
         raise ConfigError("spool.backoff_max", "must not be less than spool.backoff_initial")
+    try:
+        check_transfer_syntax(values["clip.transfer_syntax"], values["clip.iod"],
+                              values["acquisition.pixel"] or "rgb8")
+    except ValueError as err:
+        raise ConfigError("clip.transfer_syntax", str(err))
     if values["clip.iod"] == "vl-endoscopic" and values["clip.mode"] != "frames":
         raise ConfigError("clip.mode", "vl-endoscopic is single-frame: clip.mode must be frames")
     if values["clip.iod"] == "vl-endoscopic" and values["clip.frames"] != 1:

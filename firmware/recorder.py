@@ -12,7 +12,8 @@ from firmware.capture import write_frames
 from firmware.compat.threads import Event
 from firmware.dicom import tags
 from firmware.dicom.encoder import ObjectEncoder
-from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN
+from firmware.dicom.iod import TRANSFER_SYNTAXES
+from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D
 from firmware.spool import SpoolFull
 from firmware.study import Study, exam, patient_attributes
 
@@ -23,10 +24,26 @@ READ_SLICE_S = 0.2
 HEADER_ALLOWANCE = 64 * 1024
 ACQUISITION_KEYS = ("acquisition.width", "acquisition.height", "acquisition.pixel", "acquisition.rate",
                     "acquisition.paced")
-# PS3.5 A.2: the transfer syntax the recorder encodes clips in. The SCU
-# proposes it and Implicit VR LE for each SOP class (acse.propose) and
-# converts on the way out if only Implicit is accepted.
+# PS3.5 A.2: the transfer syntax of uncompressed clips (clip.transfer_syntax
+# explicit). The SCU proposes it and Implicit VR LE for each SOP class
+# (acse.propose) and converts on the way out if only Implicit is accepted.
 STORAGE_TRANSFER_SYNTAX = EXPLICIT_VR_LITTLE_ENDIAN
+
+
+def open_codec(board, cfg, acq):
+    """(transfer syntax UID, the board's encoder or None) for a clip with
+    cfg from acq (hal/codec; CodecError when the board has none)."""
+    uid, kind = TRANSFER_SYNTAXES[cfg["clip.transfer_syntax"]]
+    if kind is None:
+        return uid, None
+    if kind == "jpeg":
+        return uid, board.open_codec("jpeg", acq.width, acq.height, acq.pixel, acq.rate,
+                                     quality=cfg["clip.jpeg_quality"])
+    bitrate = cfg["clip.bitrate"]
+    return uid, board.open_codec("h264", acq.width, acq.height, acq.pixel, acq.rate,
+                                 bitrate=int(bitrate * 1000) if bitrate else None, gop=cfg["clip.gop"],
+                                 level="4.2" if uid == MPEG4_AVC_HP42_2D else "4.1",
+                                 bluray=uid == MPEG4_AVC_HP41_BD)
 
 
 class Clip:
@@ -227,15 +244,25 @@ class Recorder:
             return False
         if g.alarms.text("spool") is not None and spool.alarm is None:
             g.alarms.clear("spool")
+        try:
+            transfer_syntax, codec = open_codec(g.board, cfg, acq)
+        except Exception as err:  # CodecError, or the settings do not suit the encoder
+            recording.abandon()
+            g.alarms.set("codec", "cannot record as %s: %s" % (cfg["clip.transfer_syntax"], err),
+                         "check clip.transfer_syntax and the board's codecs")
+            self._idle_read(acq)
+            g.pause(1.0)
+            return False
+        g.alarms.clear("codec")
         attributes = self._place(cfg, acq)
         g.procedure.clip_starting(cfg)
         failure = []
         try:
             encoder = ObjectEncoder(cfg["clip.iod"], acq.height, acq.width, acq.pixel, g.clock.wall_utc(),
-                                    attributes, frame_rate=acq.rate, transfer_syntax=STORAGE_TRANSFER_SYNTAX,
+                                    attributes, frame_rate=acq.rate, transfer_syntax=transfer_syntax,
                                     uid_root=cfg["station.uid_root"], source_ae_title=cfg["station.ae_title"])
             first = []
-            write_frames(recording, encoder, self._clip_frames(cfg, acq, encoder, first, length, failure))
+            write_frames(recording, encoder, self._clip_frames(cfg, acq, encoder, first, length, failure), codec)
             if encoder.frame_count == 0:
                 recording.abandon()
                 return False
@@ -253,6 +280,9 @@ class Recorder:
         except BaseException:
             _abandon(recording)
             raise
+        finally:
+            if codec is not None:
+                codec.close()
         g.alarms.clear("recorder")
         g.procedure.clip_stored(cfg, attributes[tags.SeriesInstanceUID], encoder.iod.sop_class_uid,
                                 encoder.sop_instance_uid)

@@ -42,3 +42,39 @@ for _iod in (
     IOD("video-photographic", uid.VIDEO_PHOTOGRAPHIC_IMAGE, "XC", "vl", True, ("rgb8",)),
 ):
     IODS[_iod.name] = _iod
+
+
+# The transfer syntaxes a clip may be stored in, by the names the
+# configuration (clip.transfer_syntax) and `modgate capture
+# --transfer-syntax` use: (UID, codec kind of hal/codec or None).
+TRANSFER_SYNTAXES = {
+    "h264": (uid.MPEG4_AVC_HP41, "h264"),
+    "h264-bd": (uid.MPEG4_AVC_HP41_BD, "h264"),
+    "h264-hp42": (uid.MPEG4_AVC_HP42_2D, "h264"),
+    "jpeg-baseline": (uid.JPEG_BASELINE_8BIT, "jpeg"),
+    "explicit": (uid.EXPLICIT_VR_LITTLE_ENDIAN, None),
+    "implicit": (uid.IMPLICIT_VR_LITTLE_ENDIAN, None),
+}
+
+
+def default_transfer_syntax(iod):
+    """What an IOD is stored in when nothing is chosen (issue 16): H.264 for
+    video, JPEG Baseline for colour stills and true colour SC, Explicit VR
+    LE for grayscale SC (JPEG Baseline has no 16-bit, and an 8-bit gray
+    capture is often measured)."""
+    i = IODS[iod]
+    if i.family == "vl" and i.multiframe:
+        return "h264"
+    if i.pixel_formats == ("rgb8",):
+        return "jpeg-baseline"
+    return "explicit"
+
+
+def check_transfer_syntax(name, iod, pixel):
+    """ValueError unless a clip of iod in pixel can be stored in the
+    transfer syntax called name."""
+    kind = TRANSFER_SYNTAXES[name][1]
+    if kind == "h264" and not (IODS[iod].family == "vl" and IODS[iod].multiframe):
+        raise ValueError("%s is for the video IODs (video-endoscopic, video-photographic), not %s" % (name, iod))
+    if kind == "jpeg" and pixel not in ("rgb8", "mono8"):
+        raise ValueError("jpeg-baseline is 8-bit (PS3.5 8.2.1); %s frames need explicit or implicit" % pixel)
