@@ -16,6 +16,7 @@ import random
 from firmware.alarms import hint_for
 from firmware.association import AssociationError
 from firmware.compat.threads import Event
+from firmware.dicom.uid import ENCAPSULATED, UID_NAMES
 from firmware.net import dimse
 from firmware.services import commitment
 from firmware.services.storage import object_info, storage_scu
@@ -136,6 +137,7 @@ class Sender:
         self.stored = 0
         self.last_send = None  # (wall time, name, result text)
         self._queued = Event()
+        self._refused = {}  # name -> (PACS settings, monotonic ns): its transfer syntax was not accepted
 
     def notify(self):
         """An object was queued (or retried, or the gateway stops): look at
@@ -173,7 +175,7 @@ class Sender:
                         g.pause(0.2)
                     continue
                 try:
-                    pending = spool.pending()
+                    pending = self._sendable(spool.pending(), [cfg[k] for k in PACS_KEYS], now, cfg)
                 except OSError as err:
                     attempt += 1
                     retry_at = clock.monotonic_ns() + _ns(_backoff(cfg, attempt))
@@ -234,6 +236,14 @@ class Sender:
                     g.alarms.set("pacs", str(err), hint_for(str(err)))
                     g.log("sender: %s; %d objects waiting, retry %d in %.1f s" % (err, len(pending), attempt, delay))
                     continue
+                if association.scu is not None and not association.fits(settings, meta) and \
+                        meta.transfer_syntax_uid in ENCAPSULATED:
+                    # The PACS took the association but not this object's
+                    # compressed transfer syntax: no transcoding on the box
+                    # (issue 16). It waits, counted against nothing, and
+                    # the queue goes on without it.
+                    self._set_aside(name, meta, settings)
+                    continue
                 # Sending is the object's: an association that breaks while
                 # this object is under way counts against it, like a failure
                 # status, so an object that breaks every association ends in
@@ -267,6 +277,32 @@ class Sender:
         finally:
             association.release()
 
+    def _set_aside(self, name, meta, settings):
+        g = self.gateway
+        refused = name not in self._refused
+        self._refused[name] = (settings, g.clock.monotonic_ns())
+        why = "the PACS did not accept %s (%s) for %s" % (name_of(meta.transfer_syntax_uid), meta.transfer_syntax_uid,
+                                                          name_of(meta.sop_class_uid))
+        g.alarms.set("transfer syntax", "%d objects wait: %s, the last %s" % (len(self._refused), why, name),
+                     "let the PACS accept it (DCMTK storescp: +xn for H.264), or record new clips with "
+                     "clip.transfer_syntax explicit; the box does not transcode")
+        if refused:
+            g.log("sender: %s waits: %s" % (name, why))
+
+    def _sendable(self, pending, settings, now, cfg):
+        """pending without the objects set aside for their transfer syntax,
+        until the PACS settings change or spool.backoff_max has passed."""
+        if not self._refused:
+            return pending
+        waiting = set(pending)
+        for name in list(self._refused):
+            kept_settings, since = self._refused[name]
+            if name not in waiting or kept_settings != settings or now - since >= _ns(cfg["spool.backoff_max"]):
+                del self._refused[name]
+        if not self._refused:
+            self.gateway.alarms.clear("transfer syntax")
+        return [name for name in pending if name not in self._refused]
+
     def _commitment_changed(self, on):
         """pacs.commit was turned on or off. Off: what waited in stored/ for
         a commitment that will not be asked for is done with, as any stored
@@ -296,6 +332,10 @@ class Sender:
         g = self.gateway
         g.alarms.set("quarantine", "%d objects in quarantine, the last %s: %s" % (
             len(g.spool.quarantined()), name, why), "queue list; queue retry ID once the cause is fixed")
+
+
+def name_of(uid):
+    return UID_NAMES.get(uid, uid)
 
 
 def _backoff(cfg, attempt):

@@ -6,6 +6,7 @@ simulated pattern); objects through dciodvfy, dcmdump, pydicom and DCMTK's
 storescp +xn."""
 
 import math
+import time
 import subprocess
 
 import pydicom
@@ -184,3 +185,42 @@ def test_jpeg_baseline_stills_and_multiframe(tmp_path):
         assert len(decoded) == 320 * 240 * (3 if pixel == "rgb8" else 1)
         array = ds.pixel_array  # pydicom with Pillow
         assert array.shape[-2 if pixel == "mono8" else -3] == 240
+
+
+def test_a_pacs_without_h264_leaves_the_clip_queued_with_an_alarm(tmp_path, storescp):
+    """storescp without +xn takes only uncompressed syntaxes: the H.264 clip
+    is not transcoded, not failed, not quarantined: it waits with an alarm
+    naming the transfer syntax, while an uncompressed clip recorded after it
+    is stored. A PACS that takes H.264 then gets it."""
+    import board
+    from firmware.console.system import ConsoleSystem
+    from firmware.gateway import Gateway
+    from tests.test_faults import running, wait_for
+    from tests.test_gateway import settings
+
+    plain = storescp()
+    cfg = settings(tmp_path, plain.port, **{"clip.transfer_syntax": "h264", "acquisition.width": 320,
+                                            "acquisition.height": 240, "clip.frames": 10, "clip.count": 1})
+    gateway = Gateway(cfg, board.load("host"))
+    with running(gateway):
+        assert wait_for(lambda: gateway.alarms.text("transfer syntax"), timeout=30), gateway.log.recent[-10:]
+        time.sleep(1.0)  # several rounds of the sender: still no failure counted
+        status = "\n".join(ConsoleSystem(gateway).status())
+        [waiting] = gateway.spool.pending()
+        assert waiting.count(".") == 1  # no .fK: not counted as a failure
+        assert gateway.spool.quarantined() == []
+    # An uncompressed clip recorded after it goes through: the queue is
+    # not stalled behind it.
+    explicit = dict(cfg, **{"clip.transfer_syntax": "explicit"})
+    second = Gateway(explicit, board.load("host"))
+    with running(second):
+        assert wait_for(lambda: len(plain.files()) == 1, timeout=30), second.log.recent[-10:]
+        assert len(second.spool.pending()) == 1
+    assert "MPEG-4 AVC/H.264 High Profile / Level 4.1 (1.2.840.10008.1.2.4.102)" in status, status
+    assert "the box does not transcode" in status
+    assert pydicom.dcmread(plain.files()[0]).file_meta.TransferSyntaxUID == "1.2.840.10008.1.2.1"
+    h264 = storescp("+xn")
+    again = Gateway(dict(explicit, **{"pacs.port": h264.port, "clip.mode": "command"}), board.load("host"))
+    with running(again):
+        assert wait_for(lambda: again.spool.pending() == [] and len(h264.files()) == 1, timeout=30)
+    assert pydicom.dcmread(h264.files()[0]).file_meta.TransferSyntaxUID == MPEG4_AVC_HP41
