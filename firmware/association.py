@@ -118,7 +118,8 @@ class Association:
             if event is not None and event[0] == "requested":
                 break
             if event is not None or machine.state == "Sta13":
-                # A malformed request (the machine sent A-ABORT, AA-1) or
+                # A malformed request (the machine sent A-ABORT, AA-1), one
+                # the provider itself rejects (AE-6: protocol version) or
                 # the peer's own abort.
                 why = machine.error or (event and event[0]) or "aborted"
                 assoc._await_close()
@@ -306,14 +307,9 @@ class Association:
                                "DIMSE")
             if event[0] == "release_requested":
                 return self._released_by_peer()
-            for context_id, control, data in event[1]:
-                try:
-                    whole = reader.add(context_id, control, data)
-                except dimse.DIMSEError as err:
-                    self.abort()
-                    raise AssociationError("malformed DIMSE message: %s" % err)
-                if whole is not None:
-                    return whole
+            whole = self._take(reader, event[1])
+            if whole is not None:
+                return whole
 
     def poll(self, timeout=0.0):
         """A request the peer sent us unasked (PS3.4 J.3.3: a storage
@@ -329,16 +325,31 @@ class Association:
             event = self._wait(("data",), timeout, "DIMSE", quiet=True)
             if event is None:
                 return None
-            for context_id, control, data in event[1]:
-                try:
-                    whole = self._incoming.add(context_id, control, data)
-                except dimse.DIMSEError as err:
-                    self.abort()
-                    raise AssociationError("malformed DIMSE message: %s" % err)
-                if whole is not None:
-                    self._incoming = None
-                    return whole
+            whole = self._take(self._incoming, event[1])
+            if whole is not None:
+                self._incoming = None
+                return whole
             timeout = 0.0
+
+    def _take(self, reader, pdvs):
+        """The PDVs of one P-DATA-TF into reader: the message they complete,
+        or None. A PDV travels on a presentation context accepted for this
+        association (PS3.8 7.1.1.13, 9.3.5); one on any other (a C-STORE on
+        a context refused as abstract-syntax-not-supported, say) must never
+        reach a service, so it aborts the association, as a malformed
+        message does."""
+        for context_id, control, data in pdvs:
+            if context_id not in self.negotiated.accepted:
+                self.abort()
+                raise AssociationError("a PDV on presentation context %d, which was not accepted" % context_id)
+            try:
+                whole = reader.add(context_id, control, data)
+            except dimse.DIMSEError as err:
+                self.abort()
+                raise AssociationError("malformed DIMSE message: %s" % err)
+            if whole is not None:
+                return whole
+        return None
 
     # -- the connection --------------------------------------------------------
     def _now(self):

@@ -23,9 +23,14 @@ The policy (decide()), each refusal logged:
   and no C-STORE ever reaches the box;
 - the SCP/SCU Role Selection (PS3.7 D.3.3.4) the PACS proposes for the
   class, as it opens the association in the SCP role (PS3.4 J.3.3), is
-  answered SCU 0, SCP 1: it may send the report and nothing else. A
-  proposal without role selection is accepted too (the reverse roles are
-  then implied; several PACS do not send the item).
+  answered SCU 0, SCP 1: it may send the report and nothing else. An
+  acceptor may not grant a role that was not proposed (PS3.7 D.3.3.4), so
+  a PACS that proposes only the SCU role (it would ask us to commit) leaves
+  no role to use: that context is refused, user-rejection. A proposal
+  without role selection is accepted too (the reverse roles are then
+  implied; several PACS do not send the item). Orthanc 1.10 (DCMTK 3.6.7)
+  proposes one context, Implicit and Explicit VR LE, with the item
+  (SCU 0, SCP 1).
 With pacs.tls the listener speaks TLS only, and the PACS must present a
 certificate issued by pacs.ca.
 
@@ -46,6 +51,7 @@ APPLICATION_CONTEXT_NOT_SUPPORTED = 2
 CALLING_AE_NOT_RECOGNIZED = 3
 CALLED_AE_NOT_RECOGNIZED = 7
 # PS3.8 9.3.3.2: presentation context results.
+USER_REJECTION = 1
 ABSTRACT_SYNTAX_NOT_SUPPORTED = 3
 TRANSFER_SYNTAXES_NOT_SUPPORTED = 4
 TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
@@ -130,6 +136,9 @@ class Listener:
                 self.handle(association, *incoming)
         except AssociationError as err:
             self.log("listener: association from %s ended: %s" % (address, err))
+        except Exception as err:  # a handler's fault: this association ends, the listener goes on
+            self.log("listener: association from %s aborted: the handler failed: %s: %s" % (
+                address, type(err).__name__, err))
         finally:
             association.abort()  # a no-op once released
         return True
@@ -167,6 +176,11 @@ class Listener:
             chosen = [ts for ts in TRANSFER_SYNTAXES if ts in syntaxes]
             if not chosen:
                 results[context_id] = (TRANSFER_SYNTAXES_NOT_SUPPORTED, first)
+                continue
+            if abstract in info.roles and not info.roles[abstract][1]:
+                results[context_id] = (USER_REJECTION, first)
+                self.log("listener: context %d refused: the PACS proposes only the SCU role for %s" % (
+                    context_id, abstract))
                 continue
             results[context_id] = (acse.ACCEPTANCE, chosen[0])
             if abstract in info.roles and abstract not in [r[0] for r in roles]:
