@@ -115,13 +115,18 @@ class Association:
         deadline = assoc._now() + int(assoc.timeouts.acse * NS)
         while True:
             event = machine.next_event()
-            if event is not None and event[0] == "requested":
+            if event is not None and event[0] == "requested" and machine.state == "Sta3":
                 break
             if event is not None or machine.state == "Sta13":
                 # A malformed request (the machine sent A-ABORT, AA-1), one
-                # the provider itself rejects (AE-6: protocol version) or
-                # the peer's own abort.
-                why = machine.error or (event and event[0]) or "aborted"
+                # the provider itself rejects (AE-6: protocol version), the
+                # peer's own abort, or a request with more behind it in the
+                # same read that Sta3 does not allow (AA-3, AA-8: the
+                # request is void and answering it now would be out of
+                # turn).
+                if event is not None and event[0] == "requested":
+                    event = machine.next_event()
+                why = machine.error or (event and event[-1]) or "aborted"
                 assoc._await_close()
                 assoc._close()
                 raise AssociationError("from %s: no valid A-ASSOCIATE-RQ: %s" % (peer, why))

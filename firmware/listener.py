@@ -125,6 +125,11 @@ class Listener:
             self.refused += 1
             self.log("listener: refused: %s" % err)
             return True
+        except Exception as err:  # a fault of ours that a peer provoked: its connection goes, the listener stays
+            connection.close()
+            self.refused += 1
+            self.log("listener: refused after an internal error: %s: %s" % (type(err).__name__, err))
+            return True
         association.max_data_set = MAX_DATA_SET
         self.served += 1
         self.log("listener: association from %s (%s) accepted" % (address, association.calling_ae_title))
@@ -147,7 +152,7 @@ class Listener:
         """acse.Rejection, or (results, roles) for the A-ASSOCIATE-AC (the
         module's doc)."""
         def refuse(reason, why):
-            self.log("listener: A-ASSOCIATE-RJ to %s (%s): %s" % (address, info.calling_ae_title, why))
+            self.log("listener: A-ASSOCIATE-RJ to %s (%r): %s" % (address, info.calling_ae_title, why))
             return acse.Rejection(PERMANENT, SERVICE_USER, reason)
 
         if info.application_context != pdu.APPLICATION_CONTEXT_NAME:
