@@ -338,11 +338,11 @@ class Association:
 
     def _take(self, reader, pdvs):
         """The PDVs of one P-DATA-TF into reader: the message they complete,
-        or None. A PDV travels on a presentation context accepted for this
-        association (PS3.8 7.1.1.13, 9.3.5); one on any other (a C-STORE on
-        a context refused as abstract-syntax-not-supported, say) must never
-        reach a service, so it aborts the association, as a malformed
-        message does."""
+        or None. A PDV's presentation context ID "identifies one of the
+        presentation contexts agreed to at association time" (PS3.8
+        7.6.1); one on any other (a C-STORE on a context refused as
+        abstract-syntax-not-supported, say) must never reach a service, so
+        it aborts the association, as a malformed message does."""
         for context_id, control, data in pdvs:
             if context_id not in self.negotiated.accepted:
                 self.abort()

@@ -4,6 +4,9 @@ of its own, i.e. the storage commitment report (PS3.4 J.3.3: "the SCP
 may initiate an Association to send the N-EVENT-REPORT").
 
 The policy (decide()), each refusal logged:
+- (before decide(): a request without protocol version 1 gets the
+  provider's own A-ASSOCIATE-RJ, service-provider (ACSE),
+  protocol-version-not-supported; net/fsm AE-6, PS3.8 9.3.2)
 - the application context must be DICOM's (else A-ASSOCIATE-RJ
   rejected-permanent, service-user, application-context-name-not-supported;
   PS3.8 9.3.4);
@@ -18,9 +21,13 @@ The policy (decide()), each refusal logged:
   any other abstract syntax is refused as abstract-syntax-not-supported and
   any other transfer syntax as transfer-syntaxes-not-supported (PS3.8
   9.3.3.2). An association whose every context is refused is still
-  accepted, as PS3.8 7.1.1.13 has it (the requestor sees each result); no
-  message can then be sent on it. So no Storage context is ever accepted,
-  and no C-STORE ever reaches the box;
+  accepted: PS3.8 keeps the two apart (7.1.2.3, the called AE accepts or
+  rejects the association; 7.1.1.14, a result per context) and has no
+  A-ASSOCIATE-RJ reason for it, and the requestor then sees each
+  context's result, which says more than a bare no-reason-given. No
+  message can be sent on it (a PDV on a refused context aborts, PS3.8
+  7.6.1). So no Storage context is ever accepted, and no C-STORE ever
+  reaches the box;
 - the SCP/SCU Role Selection (PS3.7 D.3.3.4) the PACS proposes for the
   class, as it opens the association in the SCP role (PS3.4 J.3.3), is
   answered SCU 0, SCP 1: it may send the report and nothing else. An
@@ -36,7 +43,12 @@ certificate issued by pacs.ca.
 
 One association at a time: a report is small and the PACS retries; a
 second peer waits in the backlog. Each message goes to handle(association,
-context_id, command, data_set) (firmware/committer.py), which answers it.
+context_id, command, data_set) (firmware/committer.py), which answers it:
+a request other than N-EVENT-REPORT on the accepted context gets a
+failure response, 0x0211 Unrecognized Operation (PS3.7 Annex C;
+services/commitment), not an abort: the message was well formed, and a
+report that follows on the same association is still taken. Anything else the handler raises ends that association (aborted,
+logged), never the listener.
 """
 
 from firmware.association import DEFAULT_MAXIMUM_LENGTH, Association, AssociationError, Timeouts
