@@ -115,12 +115,18 @@ class Association:
         deadline = assoc._now() + int(assoc.timeouts.acse * NS)
         while True:
             event = machine.next_event()
-            if event is not None and event[0] == "requested":
+            if event is not None and event[0] == "requested" and machine.state == "Sta3":
                 break
             if event is not None or machine.state == "Sta13":
-                # A malformed request (the machine sent A-ABORT, AA-1) or
-                # the peer's own abort.
-                why = machine.error or (event and event[0]) or "aborted"
+                # A malformed request (the machine sent A-ABORT, AA-1), one
+                # the provider itself rejects (AE-6: protocol version), the
+                # peer's own abort, or a request with more behind it in the
+                # same read that Sta3 does not allow (AA-3, AA-8: the
+                # request is void and answering it now would be out of
+                # turn).
+                if event is not None and event[0] == "requested":
+                    event = machine.next_event()
+                why = machine.error or (event and event[-1]) or "aborted"
                 assoc._await_close()
                 assoc._close()
                 raise AssociationError("from %s: no valid A-ASSOCIATE-RQ: %s" % (peer, why))
@@ -306,14 +312,9 @@ class Association:
                                "DIMSE")
             if event[0] == "release_requested":
                 return self._released_by_peer()
-            for context_id, control, data in event[1]:
-                try:
-                    whole = reader.add(context_id, control, data)
-                except dimse.DIMSEError as err:
-                    self.abort()
-                    raise AssociationError("malformed DIMSE message: %s" % err)
-                if whole is not None:
-                    return whole
+            whole = self._take(reader, event[1])
+            if whole is not None:
+                return whole
 
     def poll(self, timeout=0.0):
         """A request the peer sent us unasked (PS3.4 J.3.3: a storage
@@ -329,16 +330,31 @@ class Association:
             event = self._wait(("data",), timeout, "DIMSE", quiet=True)
             if event is None:
                 return None
-            for context_id, control, data in event[1]:
-                try:
-                    whole = self._incoming.add(context_id, control, data)
-                except dimse.DIMSEError as err:
-                    self.abort()
-                    raise AssociationError("malformed DIMSE message: %s" % err)
-                if whole is not None:
-                    self._incoming = None
-                    return whole
+            whole = self._take(self._incoming, event[1])
+            if whole is not None:
+                self._incoming = None
+                return whole
             timeout = 0.0
+
+    def _take(self, reader, pdvs):
+        """The PDVs of one P-DATA-TF into reader: the message they complete,
+        or None. A PDV's presentation context ID "identifies one of the
+        presentation contexts agreed to at association time" (PS3.8
+        7.6.1); one on any other (a C-STORE on a context refused as
+        abstract-syntax-not-supported, say) must never reach a service, so
+        it aborts the association, as a malformed message does."""
+        for context_id, control, data in pdvs:
+            if context_id not in self.negotiated.accepted:
+                self.abort()
+                raise AssociationError("a PDV on presentation context %d, which was not accepted" % context_id)
+            try:
+                whole = reader.add(context_id, control, data)
+            except dimse.DIMSEError as err:
+                self.abort()
+                raise AssociationError("malformed DIMSE message: %s" % err)
+            if whole is not None:
+                return whole
+        return None
 
     # -- the connection --------------------------------------------------------
     def _now(self):

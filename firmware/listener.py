@@ -4,6 +4,9 @@ of its own, i.e. the storage commitment report (PS3.4 J.3.3: "the SCP
 may initiate an Association to send the N-EVENT-REPORT").
 
 The policy (decide()), each refusal logged:
+- (before decide(): a request without protocol version 1 gets the
+  provider's own A-ASSOCIATE-RJ, service-provider (ACSE),
+  protocol-version-not-supported; net/fsm AE-6, PS3.8 9.3.2)
 - the application context must be DICOM's (else A-ASSOCIATE-RJ
   rejected-permanent, service-user, application-context-name-not-supported;
   PS3.8 9.3.4);
@@ -18,20 +21,34 @@ The policy (decide()), each refusal logged:
   any other abstract syntax is refused as abstract-syntax-not-supported and
   any other transfer syntax as transfer-syntaxes-not-supported (PS3.8
   9.3.3.2). An association whose every context is refused is still
-  accepted, as PS3.8 7.1.1.13 has it (the requestor sees each result); no
-  message can then be sent on it. So no Storage context is ever accepted,
-  and no C-STORE ever reaches the box;
+  accepted: PS3.8 keeps the two apart (7.1.2.3, the called AE accepts or
+  rejects the association; 7.1.1.14, a result per context) and has no
+  A-ASSOCIATE-RJ reason for it, and the requestor then sees each
+  context's result, which says more than a bare no-reason-given. No
+  message can be sent on it (a PDV on a refused context aborts, PS3.8
+  7.6.1). So no Storage context is ever accepted, and no C-STORE ever
+  reaches the box;
 - the SCP/SCU Role Selection (PS3.7 D.3.3.4) the PACS proposes for the
   class, as it opens the association in the SCP role (PS3.4 J.3.3), is
-  answered SCU 0, SCP 1: it may send the report and nothing else. A
-  proposal without role selection is accepted too (the reverse roles are
-  then implied; several PACS do not send the item).
+  answered SCU 0, SCP 1: it may send the report and nothing else. An
+  acceptor may not grant a role that was not proposed (PS3.7 D.3.3.4), so
+  a PACS that proposes only the SCU role (it would ask us to commit) leaves
+  no role to use: that context is refused, user-rejection. A proposal
+  without role selection is accepted too (the reverse roles are then
+  implied; several PACS do not send the item). Orthanc 1.10 (DCMTK 3.6.7)
+  proposes one context, Implicit and Explicit VR LE, with the item
+  (SCU 0, SCP 1).
 With pacs.tls the listener speaks TLS only, and the PACS must present a
 certificate issued by pacs.ca.
 
 One association at a time: a report is small and the PACS retries; a
 second peer waits in the backlog. Each message goes to handle(association,
-context_id, command, data_set) (firmware/committer.py), which answers it.
+context_id, command, data_set) (firmware/committer.py), which answers it:
+a request other than N-EVENT-REPORT on the accepted context gets a
+failure response, 0x0211 Unrecognized Operation (PS3.7 Annex C;
+services/commitment), not an abort: the message was well formed, and a
+report that follows on the same association is still taken. Anything else the handler raises ends that association (aborted,
+logged), never the listener.
 """
 
 from firmware.association import DEFAULT_MAXIMUM_LENGTH, Association, AssociationError, Timeouts
@@ -46,6 +63,7 @@ APPLICATION_CONTEXT_NOT_SUPPORTED = 2
 CALLING_AE_NOT_RECOGNIZED = 3
 CALLED_AE_NOT_RECOGNIZED = 7
 # PS3.8 9.3.3.2: presentation context results.
+USER_REJECTION = 1
 ABSTRACT_SYNTAX_NOT_SUPPORTED = 3
 TRANSFER_SYNTAXES_NOT_SUPPORTED = 4
 TRANSFER_SYNTAXES = (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN)
@@ -119,6 +137,11 @@ class Listener:
             self.refused += 1
             self.log("listener: refused: %s" % err)
             return True
+        except Exception as err:  # a fault of ours that a peer provoked: its connection goes, the listener stays
+            connection.close()
+            self.refused += 1
+            self.log("listener: refused after an internal error: %s: %s" % (type(err).__name__, err))
+            return True
         association.max_data_set = MAX_DATA_SET
         self.served += 1
         self.log("listener: association from %s (%s) accepted" % (address, association.calling_ae_title))
@@ -130,6 +153,9 @@ class Listener:
                 self.handle(association, *incoming)
         except AssociationError as err:
             self.log("listener: association from %s ended: %s" % (address, err))
+        except Exception as err:  # a handler's fault: this association ends, the listener goes on
+            self.log("listener: association from %s aborted: the handler failed: %s: %s" % (
+                address, type(err).__name__, err))
         finally:
             association.abort()  # a no-op once released
         return True
@@ -138,7 +164,7 @@ class Listener:
         """acse.Rejection, or (results, roles) for the A-ASSOCIATE-AC (the
         module's doc)."""
         def refuse(reason, why):
-            self.log("listener: A-ASSOCIATE-RJ to %s (%s): %s" % (address, info.calling_ae_title, why))
+            self.log("listener: A-ASSOCIATE-RJ to %s (%r): %s" % (address, info.calling_ae_title, why))
             return acse.Rejection(PERMANENT, SERVICE_USER, reason)
 
         if info.application_context != pdu.APPLICATION_CONTEXT_NAME:
@@ -167,6 +193,11 @@ class Listener:
             chosen = [ts for ts in TRANSFER_SYNTAXES if ts in syntaxes]
             if not chosen:
                 results[context_id] = (TRANSFER_SYNTAXES_NOT_SUPPORTED, first)
+                continue
+            if abstract in info.roles and not info.roles[abstract][1]:
+                results[context_id] = (USER_REJECTION, first)
+                self.log("listener: context %d refused: the PACS proposes only the SCU role for %s" % (
+                    context_id, abstract))
                 continue
             results[context_id] = (acse.ACCEPTANCE, chosen[0])
             if abstract in info.roles and abstract not in [r[0] for r in roles]:

@@ -163,3 +163,25 @@ def test_state_does_not_grow_with_the_pdus_of_an_association():
     assert assoc.state == "Sta6"
     assert len(assoc.history) == HISTORY
     assert assoc.history[-1] == ("Evt10", "Sta6", "DT-2")
+
+
+def test_acceptor_rejects_a_protocol_version_it_does_not_speak():
+    """PS3.8 Table 9-6 AE-6 'otherwise': the provider answers A-ASSOCIATE-RJ
+    itself (rejected-permanent, service-provider ACSE,
+    protocol-version-not-supported) and starts ARTIM; the user never sees
+    the request."""
+    assoc = StateMachine(16384, requestor=False)
+    assoc.transport_indication()
+    rq = bytearray(RQ)
+    rq[6:8] = b"\x00\x02"  # version 2 only: bit 0 clear (PS3.8 9.3.2)
+    assoc.receive(bytes(rq))
+    assert assoc.state == "Sta13" and assoc.artim_running
+    [sent] = assoc.data_to_send()
+    assert bytes(sent) == pdu.a_associate_rj(1, 2, 2)
+    assert assoc.next_event() == ("provider_rejected", "protocol version 0x0002 not supported")
+    # Version bits beyond bit 0 are ignored: the request goes to the user.
+    assoc = StateMachine(16384, requestor=False)
+    assoc.transport_indication()
+    rq[6:8] = b"\x00\x03"
+    assoc.receive(bytes(rq))
+    assert assoc.state == "Sta3" and assoc.next_event()[0] == "requested"

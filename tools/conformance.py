@@ -450,6 +450,8 @@ def _networking(doc, defaults, ae_title, metadata):
           "the Storage Commitment report a PACS sends on an association it opens (PS3.4 J.3.3). One association "
           "is served at a time. Everything else is refused and logged (firmware/listener.py):")
     doc.table(("Condition", "Answer"), [
+        ("Protocol version without version 1 (bit 0)",
+         "A-ASSOCIATE-RJ rejected-permanent, service-provider (ACSE), protocol-version-not-supported"),
         ("Application context other than %s" % pdu.APPLICATION_CONTEXT_NAME,
          "A-ASSOCIATE-RJ rejected-permanent, service-user, application-context-name-not-supported"),
         ("Called AE title other than `station.ae_title`", "A-ASSOCIATE-RJ rejected-permanent, service-user, "
@@ -462,6 +464,9 @@ def _networking(doc, defaults, ae_title, metadata):
          "presentation context rejected: abstract-syntax-not-supported; no C-STORE can reach the box"),
         ("A transfer syntax other than Explicit or Implicit VR Little Endian",
          "presentation context rejected: transfer-syntaxes-not-supported"),
+        ("Role selection proposing the SCU role only (the PACS would ask the AE to commit)",
+         "presentation context rejected: user-rejection"),
+        ("A message on a presentation context that was not accepted", "A-ABORT"),
         ("No A-ASSOCIATE-RQ within `pacs.acse_timeout`, or a malformed PDU", "connection closed (A-ABORT for a "
                                                                             "malformed PDU)"),
         ("A DIMSE request other than the N-EVENT-REPORT of storage commitment",

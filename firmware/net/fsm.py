@@ -8,9 +8,9 @@ and returns the next state. The machine never touches a socket or a clock:
   receive(bytes), transport_closed(), artim_expired() for what the network
   and the timer did;
 - the driver then takes data_to_send() (buffers to write, in order),
-  next_event() (indications: accepted, rejected, data, released, aborted,
-  provider-abort), and looks at want_connect, close_transport and
-  artim_running.
+  next_event() (indications: requested, accepted, rejected,
+  provider_rejected, data, released, aborted, provider_abort), and looks
+  at want_connect, close_transport and artim_running.
 """
 
 from firmware.net import pdu
@@ -118,6 +118,11 @@ ABORT_REASON_NOT_SPECIFIED = 0
 ABORT_REASON_UNRECOGNIZED_PDU = 1
 ABORT_REASON_UNEXPECTED_PDU = 2
 ABORT_REASON_INVALID_PARAMETER = 6
+# The one A-ASSOCIATE-RJ the provider sends itself (PS3.8 9.3.4, AE-6):
+# rejected-permanent, source service-provider (ACSE), protocol-version-not-supported.
+REJECT_PERMANENT = 1
+REJECT_SOURCE_ACSE = 2
+REJECT_REASON_PROTOCOL_VERSION = 2
 
 
 class ProtocolError(Exception):
@@ -135,7 +140,7 @@ class StateMachine:
         self.want_connect = False
         self.close_transport = False
         self.artim_running = False
-        self.error = None  # why the last provider abort happened
+        self.error = None  # why the last provider abort or rejection happened
         self.history = []  # the last HISTORY (event, state, action), for logs and tests
         self._out = []
         self._events = []
@@ -257,6 +262,16 @@ class StateMachine:
 
     def _AE_6(self):
         self.artim_running = False
+        version = pdu.protocol_version(self._pdu[1])
+        if not version & pdu.PROTOCOL_VERSION:
+            # AE-6's "otherwise": a request the service-provider cannot
+            # take is rejected by it, without an indication to the user
+            # (PS3.8 9.3.2: the receiver tests bit 0 only).
+            self.error = "protocol version 0x%04X not supported" % version
+            self._out.append(pdu.a_associate_rj(REJECT_PERMANENT, REJECT_SOURCE_ACSE, REJECT_REASON_PROTOCOL_VERSION))
+            self._emit("provider_rejected", self.error)
+            self.artim_running = True
+            return "Sta13"
         self._emit("requested", pdu.parse_associate(*self._pdu))
         return "Sta3"
 

@@ -256,6 +256,12 @@ class AssociateInfo:
         self.roles = {}  # SOP class UID -> (SCU role, SCP role), PS3.7 D.3.3.4
 
 
+def protocol_version(body):
+    """The Protocol-version field of an A-ASSOCIATE-RQ or -AC body (PS3.8
+    9.3.2: a bit per version; version 1 is bit 0)."""
+    return struct.unpack(">H", bytes(body[:2]))[0]
+
+
 def parse_associate(pdu_type, body):
     """Parse an A-ASSOCIATE-RQ or -AC body (PS3.8 9.3.2, 9.3.3)."""
     name = PDU_NAMES[pdu_type]
