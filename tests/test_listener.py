@@ -414,3 +414,23 @@ def test_mangled_requests_never_stop_the_listener():
         assoc.release()
     finally:
         b.close()
+
+
+def test_a_report_with_a_mangled_uid_is_answered_without_it():
+    """The report's Affected SOP Instance UID is no UID: the response does
+    not echo it (encoding it would fail), the listener goes on."""
+    from firmware.net import dimse
+    from firmware.services.commitment import STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE
+
+    sent = []
+
+    class Recorder:
+        def send(self, context_id, command):
+            sent.append(command)
+
+    command = {dimse.CommandField: dimse.N_EVENT_REPORT_RQ, dimse.MessageID: 7, dimse.EventTypeID: 1,
+               dimse.AffectedSOPClassUID: commitment.STORAGE_COMMITMENT_PUSH_MODEL,
+               dimse.AffectedSOPInstanceUID: "1.2.\x00bad uid"}
+    commitment.answer(Recorder(), 1, command)
+    [response] = sent
+    assert STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE.encode() in response and b"bad uid" not in response

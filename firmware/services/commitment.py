@@ -15,7 +15,7 @@ from firmware.association import AssociationError
 from firmware.dicom import tags
 from firmware.dicom.decode import decode_dataset
 from firmware.dicom.element import encode_dataset
-from firmware.dicom.uid import (EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, STORAGE_COMMITMENT_PUSH_MODEL,
+from firmware.dicom.uid import (EXPLICIT_VR_LITTLE_ENDIAN, check_uid, IMPLICIT_VR_LITTLE_ENDIAN, STORAGE_COMMITMENT_PUSH_MODEL,
                                 STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE)
 from firmware.net import dimse
 
@@ -166,9 +166,20 @@ def refuse(association, context_id, command):
     association.send(context_id, dimse.refusal(command, dimse.UNRECOGNIZED_OPERATION))
 
 
+def _uid_or(value, default):
+    """value if it is a UID (PS3.5 9.1), else default: a peer's mangled UID
+    is not echoed back into our response."""
+    try:
+        check_uid(value)
+    except (ValueError, TypeError):
+        return default
+    return value
+
+
 def answer(association, context_id, command, status=0x0000):
     """N-EVENT-REPORT-RSP to the request command (PS3.7 10.1.1.1)."""
     association.send(context_id, dimse.n_event_report_rsp(
-        command.get(dimse.MessageID), command.get(dimse.AffectedSOPClassUID, STORAGE_COMMITMENT_PUSH_MODEL),
-        command.get(dimse.AffectedSOPInstanceUID, STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE),
-        command.get(dimse.EventTypeID, SUCCESSFUL), status))
+        command.get(dimse.MessageID) or 0,
+        _uid_or(command.get(dimse.AffectedSOPClassUID), STORAGE_COMMITMENT_PUSH_MODEL),
+        _uid_or(command.get(dimse.AffectedSOPInstanceUID), STORAGE_COMMITMENT_PUSH_MODEL_INSTANCE),
+        command.get(dimse.EventTypeID) if isinstance(command.get(dimse.EventTypeID), int) else SUCCESSFUL, status))
