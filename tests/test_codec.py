@@ -224,3 +224,27 @@ def test_a_pacs_without_h264_leaves_the_clip_queued_with_an_alarm(tmp_path, stor
     with running(again):
         assert wait_for(lambda: again.spool.pending() == [] and len(h264.files()) == 1, timeout=30)
     assert pydicom.dcmread(h264.files()[0]).file_meta.TransferSyntaxUID == MPEG4_AVC_HP41
+
+
+def test_the_bar_capture_h264_720p_60_frames(tmp_path, storescp):
+    """modgate capture --transfer-syntax h264 --iod video-endoscopic --frames
+    60 --size 1280x720: dciodvfy 0 errors, ffprobe High with 60 frames,
+    storescp +xn stores it."""
+    from tests.conftest import modgate
+
+    result = modgate("capture", "--transfer-syntax", "h264", "--iod", "video-endoscopic", "--frames", "60",
+                     "--size", "1280x720", "--out", str(tmp_path / "out"))
+    assert result.returncode == 0, result.stderr
+    [path] = result.stdout.split()
+    errors, _ = dciodvfy(path)
+    assert errors == [], errors
+    _, stream = bitstream(path)
+    (tmp_path / "clip.264").write_bytes(stream)
+    info = probe(tmp_path / "clip.264")
+    assert (info["profile"], info["nb_read_frames"], info["width"], info["height"]) == ("High", "60", "1280", "720")
+    scp = storescp("+xn")
+    stored = modgate("store", "127.0.0.1", str(scp.port), path)
+    assert stored.returncode == 0 and len(scp.files()) == 1, stored.stdout
+    refused = modgate("capture", "--transfer-syntax", "h264", "--iod", "video-endoscopic", "--frames", "2",
+                      "--size", "1920x1080", "--rate", "60", "--out", str(tmp_path / "no"))
+    assert refused.returncode == 2 and "macroblocks a second" in refused.stderr

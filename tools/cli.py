@@ -13,13 +13,13 @@ import time
 
 from firmware import __version__
 from firmware.dicom import tags
-from firmware.dicom.iod import IODS, PIXEL_FORMATS
-from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN
+from firmware.dicom.encoder import check_video
+from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax
+from firmware.dicom.uid import VIDEO_BITSTREAMS
 from firmware.dicom.vr import UTF8, encode_value
 from firmware.main import add_arguments as add_run_arguments, log_line, run as cmd_run
 from tools import console_client, image, qemu
 
-TRANSFER_SYNTAXES = {"explicit": EXPLICIT_VR_LITTLE_ENDIAN, "implicit": IMPLICIT_VR_LITTLE_ENDIAN}
 # The IOD a pixel format gets when --iod is not given.
 DEFAULT_IOD = {"rgb8": "video-endoscopic", "mono8": "mf-grayscale-byte-sc", "mono16": "mf-grayscale-word-sc"}
 
@@ -98,12 +98,20 @@ def patient_attributes(args):
                           "study.accession_number": getattr(args, "accession", None)})
 
 
-def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, transfer_syntax):
+def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, transfer_syntax="explicit",
+                  bitrate=None, gop=None, quality=90):
     """Capture from the simulated board into out_dir: one multi-frame object,
-    or one object per frame for a single-frame IOD. Yields (path, encoder)."""
+    or one object per frame for a single-frame IOD, in the transfer syntax
+    named transfer_syntax (firmware/dicom/iod.TRANSFER_SYNTAXES; compressed
+    through the host board's codecs). Yields (path, encoder)."""
+    import board as boards
     from firmware.capture import capture_object
+    from firmware.recorder import open_codec
     from hal.acq.sim import SimBoard
 
+    host = boards.load("host")
+    settings = {"clip.transfer_syntax": transfer_syntax, "clip.bitrate": bitrate, "clip.gop": gop,
+                "clip.jpeg_quality": quality}
     board = SimBoard(width, height, pixel, rate)
     board.start()
     os.makedirs(out_dir, exist_ok=True)
@@ -115,10 +123,11 @@ def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, 
         values.update(series)
         values[tags.InstanceNumber] = index + 1
         tmp = os.path.join(out_dir, ".capture-%d.part" % os.getpid())
+        uid, codec = open_codec(host, settings, board)
         try:
             with open(tmp, "wb") as out:
                 encoder = capture_object(
-                    out, board, frames if multiframe else 1, iod, now, values, transfer_syntax=transfer_syntax
+                    out, board, frames if multiframe else 1, iod, now, values, transfer_syntax=uid, codec=codec
                 )
         except BaseException:
             if os.path.exists(tmp):
@@ -143,13 +152,20 @@ def cmd_capture(args):
 
     check_frame_size(board.load("host"), pixel, width, height)
     try:
+        check_transfer_syntax(args.transfer_syntax, iod, pixel)
+        uid = TRANSFER_SYNTAXES[args.transfer_syntax][0]
+        if uid in VIDEO_BITSTREAMS:
+            check_video(uid, width, height, args.rate)
+    except ValueError as err:
+        raise UsageError("argument --transfer-syntax: %s" % err)
+    try:
         os.makedirs(args.out, exist_ok=True)
     except OSError as err:
         raise UsageError("argument --out: cannot make %s: %s" % (args.out, err.strerror or err))
     try:
         for path, _ in capture_files(
             args.out, iod, width, height, pixel, args.frames, args.rate,
-            patient_attributes(args), TRANSFER_SYNTAXES[args.transfer_syntax],
+            patient_attributes(args), args.transfer_syntax, args.bitrate and args.bitrate * 1.0, args.gop,
         ):
             print(path, flush=True)
     except BrokenPipeError:
@@ -845,7 +861,12 @@ def build_parser():
     p.add_argument("--pixel", choices=sorted(PIXEL_FORMATS), help="pixel format (default: the IOD's)")
     p.add_argument("--iod", choices=sorted(IODS), help="IOD (default: by pixel format; rgb8: video-endoscopic)")
     p.add_argument("--rate", type=parse_rate, default=(30, 1), metavar="FPS", help="frame rate, N or N/D (default 30)")
-    p.add_argument("--transfer-syntax", choices=sorted(TRANSFER_SYNTAXES), default="explicit")
+    p.add_argument("--transfer-syntax", choices=sorted(TRANSFER_SYNTAXES), default="explicit",
+                   help="h264 (MPEG-4 AVC/H.264 HP@L4.1), h264-bd, h264-hp42 (video IODs), jpeg-baseline (8-bit), "
+                        "explicit or implicit (uncompressed; the default)")
+    p.add_argument("--bitrate", type=float, metavar="MBIT", help="H.264 average bit rate in Mbit/s (default: "
+                                                                "constant quality, capped at 40 Mbit/s)")
+    p.add_argument("--gop", type=positive_int, metavar="N", help="H.264 frames between IDR pictures (default 2 s)")
     p.add_argument("--patient-name", type=dicom_text("PN"), help="Patient's Name, components separated by ^")
     p.add_argument("--patient-id", type=dicom_text("LO"), help="Patient ID")
     p.add_argument("--accession", type=dicom_text("SH"), help="Accession Number")
