@@ -172,6 +172,14 @@ class ObjectEncoder:
             check_video(transfer_syntax, columns, rows, frame_rate)
         self.declared_frames = frames
         self.max_frames = 1 if not self.iod.multiframe else _MAX_PIXEL_BYTES // self.frame_length
+        if transfer_syntax in VIDEO_BITSTREAMS:
+            # The bitstream's one fragment holds at most 4 GiB (PS3.5 7.1.1).
+            # The encoders are capped (hal/codec/x264.py: VBV at 40 Mbit/s,
+            # over 30:1 at 1080p30), so an access unit is far below an
+            # eighth of a raw frame: a clip ends there, and the next one
+            # (an instance of the same series starting with an IDR picture
+            # and its SPS/PPS) goes on.
+            self.max_frames = _MAX_PIXEL_BYTES // (self.frame_length // 8 or 1)
         self.frame_count = 0
         self.pixel_bytes = 0
         self._closed = False
@@ -358,10 +366,13 @@ class ObjectEncoder:
         limit = self.declared_frames or self.max_frames
         if self.frame_count >= limit:
             raise ValueError("object already holds its %d frame(s)" % limit)
-        self.frame_count += 1
         if self.bitstream:
+            if self.pixel_bytes + len(data) > _MAX_PIXEL_BYTES - 1:
+                raise ValueError("the bitstream would pass the 4 GiB of one fragment")
+            self.frame_count += 1
             self.pixel_bytes += len(data)
             return (data,)
+        self.frame_count += 1
         if self.encapsulated:
             head, pad = fragment(data)
             self.pixel_bytes += len(head) + len(data) + len(pad)
