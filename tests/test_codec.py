@@ -248,3 +248,32 @@ def test_the_bar_capture_h264_720p_60_frames(tmp_path, storescp):
     refused = modgate("capture", "--transfer-syntax", "h264", "--iod", "video-endoscopic", "--frames", "2",
                       "--size", "1920x1080", "--rate", "60", "--out", str(tmp_path / "no"))
     assert refused.returncode == 2 and "macroblocks a second" in refused.stderr
+
+
+def test_orthanc_stores_h264_and_jpeg_byte_identically(tmp_path):
+    from tests.conftest import Orthanc, http, modgate
+    from firmware.dicom.part10 import read_file_meta
+
+    h264 = tmp_path / "h264.dcm"
+    h264_object(h264, 640, 480, 20)
+    board = SimBoard(320, 240, "rgb8")
+    board.start()
+    jpeg = tmp_path / "jpeg.dcm"
+    with open(jpeg, "wb") as out:
+        capture_object(out, board, 1, "vl-endoscopic", NOW, {}, codec=open_encoder("jpeg", 320, 240, "rgb8"),
+                       transfer_syntax=JPEG_BASELINE_8BIT)
+    folder = tmp_path / "orthanc"
+    folder.mkdir()
+    server = Orthanc(folder)
+    try:
+        result = modgate("store", "--aec", "ORTHANC", "127.0.0.1", str(server.dicom_port), str(h264), str(jpeg))
+        assert result.returncode == 0, result.stdout + result.stderr
+        for path, syntax in ((h264, MPEG4_AVC_HP41), (jpeg, JPEG_BASELINE_8BIT)):
+            source = path.read_bytes()
+            meta = read_file_meta(source[:65536])
+            [found] = server.rest("/tools/lookup", meta.sop_instance_uid.encode())
+            stored = http(server.http_port, "/instances/%s/file" % found["ID"])
+            assert stored[read_file_meta(stored[:65536]).dataset_offset:] == source[meta.dataset_offset:]
+            assert server.rest("/instances/%s/metadata?expand" % found["ID"])["TransferSyntax"] == syntax
+    finally:
+        server.stop()
