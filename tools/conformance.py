@@ -29,7 +29,7 @@ from firmware import __version__, config, recorder, sender
 from firmware.compat import crypto
 from firmware.console import shell
 from firmware.dicom import decode, tags, uid
-from firmware.dicom.iod import IODS, PIXEL_FORMATS
+from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
@@ -181,6 +181,14 @@ def proposed_contexts():
     objects = [(acse.VERIFICATION, uid.IMPLICIT_VR_LITTLE_ENDIAN)]
     objects += [(sop_class, recorder.STORAGE_TRANSFER_SYNTAX) for sop_class in storage_sop_classes()]
     return [(abstract, ts) for _, abstract, syntaxes in acse.propose(objects) for ts in syntaxes]
+
+
+def _takes(transfer_syntax, iod):
+    try:
+        check_transfer_syntax(transfer_syntax, iod, IODS[iod].pixel_formats[0])
+    except ValueError:
+        return False
+    return True
 
 
 def verification_contexts():
@@ -415,6 +423,26 @@ def _networking(doc, defaults, ae_title, metadata):
           "Objects are recorded in %s." % name_of(recorder.STORAGE_TRANSFER_SYNTAX))
     doc.table(CONTEXT_HEADERS, _context_rows(proposed_contexts()))
     doc.p("The host utility `modgate store` proposes, in addition, each file's own transfer syntax.")
+    doc.p("Compressed objects (`clip.transfer_syntax`, default `%s`): an object recorded in a compressed "
+          "transfer syntax is proposed in that syntax (with the uncompressed ones beside it, for the other objects "
+          "of its class). The box never transcodes: when the SCP does not accept the object's syntax, the object "
+          "stays in the queue, counted against nothing, with the `transfer syntax` alarm naming the syntax and "
+          "the SOP class; the queue goes on with the objects after it, and it is tried again when the PACS "
+          "settings change or after `spool.backoff_max`. The syntaxes and which IODs take them:" %
+          defaults["clip.transfer_syntax"])
+    rows = []
+    for key, (ts, kind) in sorted(TRANSFER_SYNTAXES.items()):
+        takes = [name for name in sorted(IODS) if _takes(key, name)]
+        rows.append(("`%s`" % key, name_of(ts), "`%s`" % ts, ", ".join(takes)))
+    doc.table(("clip.transfer_syntax", "Transfer Syntax", "UID", "IODs"), rows)
+    doc.p("H.264 objects (PS3.5 8.2.8): the whole bitstream (Annex B, SPS and PPS before every IDR picture) in "
+          "one fragment after an empty Basic Offset Table; Photometric Interpretation YBR_PARTIAL_420 (BT.601, "
+          "limited range, as the VUI says); High Profile at level 4.1 (4.2 for `h264-hp42`); Number of Frames "
+          "the number of access units; Lossy Image Compression 01, method ISO_14496_10, and the ratio. A frame "
+          "size or rate the syntax cannot carry (over 1920x1080, over the level's macroblock rate, or outside "
+          "Blu-ray's formats for `h264-bd`) is refused when the configuration is saved. JPEG Baseline objects "
+          "(PS3.5 8.2.1): one fragment a frame, YBR_FULL_422 for colour, MONOCHROME2 for grayscale, method "
+          "ISO_10918_1.")
     doc.p("SOP specific conformance, Storage SOP classes (PS3.4 B.2): each object is sent from the spool file in "
           "PDU-sized pieces, with Priority MEDIUM. When the SCP accepts a SOP class only in %(i)s, an object "
           "recorded in %(e)s is converted while it streams out (firmware/net/convert.py: element headers "
