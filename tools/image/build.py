@@ -61,8 +61,12 @@ USERLAND = [
     "busybox-static",
     "python3.11-minimal", "libpython3.11-minimal", "libpython3.11-stdlib",
     # what python3.11 and the extension modules kept below link against
-    "libc6", "libssl3", "libexpat1", "zlib1g", "libbz2-1.0", "liblzma5",
+    "libc6", "libssl3", "libexpat1", "zlib1g", "libbz2-1.0", "liblzma5", "libffi8",
+    # the codec HAL (hal/codec, through ctypes): H.264 and JPEG Baseline
+    "libx264-164", "libyuv0", "libjpeg62-turbo", "libstdc++6", "libgcc-s1", "libturbojpeg0",
 ]
+# Libraries nothing in the image links against: ctypes opens them by soname.
+CODEC_LIBRARIES = ("libx264.so.164", "libyuv.so.0", "libturbojpeg.so.0")
 
 BOARDS = {
     "qemu_virt": {
@@ -80,11 +84,11 @@ BOARDS = {
 STDLIB_DROP = {
     "test", "idlelib", "tkinter", "turtledemo", "turtle.py", "lib2to3", "ensurepip", "pydoc_data", "pydoc.py",
     "distutils", "unittest", "doctest.py", "sqlite3", "curses", "dbm", "venv", "xmlrpc", "wsgiref", "asyncio",
-    "multiprocessing", "email", "http", "urllib", "xml", "html", "concurrent", "ctypes", "tomllib", "zoneinfo",
+    "multiprocessing", "email", "http", "urllib", "xml", "html", "concurrent", "tomllib", "zoneinfo",
     "site-packages", "dist-packages", "config-3.11-" + TRIPLET, "__phello__", "mailbox.py", "imaplib.py",
     "smtplib.py", "nntplib.py", "ftplib.py", "pdb.py", "idle.py", "optparse.py", "_pydecimal.py", "decimal.py",
 }
-DYNLOAD_DROP = ("_test", "xx", "_ctypes", "_curses", "_dbm", "_sqlite3", "readline", "nis", "ossaudiodev",
+DYNLOAD_DROP = ("_test", "xx", "_curses", "_dbm", "_sqlite3", "readline", "nis", "ossaudiodev",
                 "audioop", "_crypt", "_decimal", "_uuid", "_codecs_", "_multibytecodec", "_lsprof", "_asyncio",
                 "_multiprocessing", "_posixshmem", "_zoneinfo")
 # modgate's own code on the box: the firmware and its HAL and boards, and
@@ -373,6 +377,10 @@ def add_python(image, tree):
                     sources.append((src, dest))
     if dropped:
         log("left out extension modules whose libraries are not in the image: %s" % ", ".join(sorted(dropped)))
+    for name in CODEC_LIBRARIES:
+        add_library(image, tree, name, libs)
+        if name not in libs:
+            raise BuildError("no %s in the unpacked packages" % name)
     return sources
 
 
