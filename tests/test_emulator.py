@@ -245,6 +245,47 @@ def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
     report("worklist procedure selected on the box; its clip of %d frames carries it" % frames)
 
 
+def test_an_h264_clip_from_vivid_on_the_box(box, tmp_path):
+    """clip.transfer_syntax h264 on the box: the clip from vivid goes through
+    libx264 (arm64, through ctypes) into the spool and to a storescp that
+    prefers H.264 (+xn); FFmpeg decodes every frame; the object passes
+    dciodvfy."""
+    from tests.test_codec import bitstream, probe
+
+    scp = Storescp(tmp_path / "rx", "+xn")
+    try:
+        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
+                      "set clip.transfer_syntax h264", "save")
+        assert "saved and applied" in out, out
+        mark = len(box.box_log())
+        session = Session(box)
+        try:
+            assert session.run("record start") == ["recording"]
+            time.sleep(2)
+            session.run("record stop")
+        finally:
+            session.close()
+        deadline = time.monotonic() + 120
+        while not queued_clips(box, mark) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        [(frames, name, uid)] = queued_clips(box, mark)
+        box.wait_for_log("sender: %s stored" % name, timeout=120, after=mark)
+        [path] = wait_files(scp, 1, 30, box)
+        console(box, "unset clip.transfer_syntax", "save")
+    finally:
+        scp.stop()
+    errors, _ = dciodvfy(path)
+    assert errors == [], errors
+    ds, stream = bitstream(path)
+    assert ds.SOPInstanceUID == uid and int(ds.NumberOfFrames) == frames
+    (tmp_path / "clip.264").write_bytes(stream)
+    info = probe(tmp_path / "clip.264")
+    assert (info["profile"], info["width"], info["height"], info["nb_read_frames"]) == ("High", "640", "480",
+                                                                                       str(frames)), info
+    report("H.264 clip of %d frames from vivid on the box: %d bytes (%.0f:1)" % (
+        frames, len(stream), frames * 640 * 480 * 3 / len(stream)))
+
+
 def test_console_survives_garbage_on_the_serial_line(box):
 
     rng = random.Random(7)
@@ -622,43 +663,3 @@ def test_a_procedure_stored_in_orthanc_committed_across_a_power_cut(image, tmp_p
     report("procedure on the box: clip of %d frames stored in Orthanc, committed after a power cut, MPPS completed"
            % frames)
 
-
-def test_an_h264_clip_from_vivid_on_the_box(box, tmp_path):
-    """clip.transfer_syntax h264 on the box: the clip from vivid goes through
-    libx264 (arm64, through ctypes) into the spool and to a storescp that
-    prefers H.264 (+xn); FFmpeg decodes every frame; the object passes
-    dciodvfy."""
-    from tests.test_codec import bitstream, probe
-
-    scp = Storescp(tmp_path / "rx", "+xn")
-    try:
-        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
-                      "set clip.transfer_syntax h264", "save")
-        assert "saved and applied" in out, out
-        mark = len(box.box_log())
-        session = Session(box)
-        try:
-            assert session.run("record start") == ["recording"]
-            time.sleep(2)
-            session.run("record stop")
-        finally:
-            session.close()
-        deadline = time.monotonic() + 120
-        while not queued_clips(box, mark) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        [(frames, name, uid)] = queued_clips(box, mark)
-        box.wait_for_log("sender: %s stored" % name, timeout=120, after=mark)
-        [path] = wait_files(scp, 1, 30, box)
-        console(box, "unset clip.transfer_syntax", "save")
-    finally:
-        scp.stop()
-    errors, _ = dciodvfy(path)
-    assert errors == [], errors
-    ds, stream = bitstream(path)
-    assert ds.SOPInstanceUID == uid and int(ds.NumberOfFrames) == frames
-    (tmp_path / "clip.264").write_bytes(stream)
-    info = probe(tmp_path / "clip.264")
-    assert (info["profile"], info["width"], info["height"], info["nb_read_frames"]) == ("High", "640", "480",
-                                                                                       str(frames)), info
-    report("H.264 clip of %d frames from vivid on the box: %d bytes (%.0f:1)" % (
-        frames, len(stream), frames * 640 * 480 * 3 / len(stream)))
