@@ -171,6 +171,7 @@ class Procedure:
                 raise ValueError("no procedure under way")
             g = self.gateway
             queued = ""
+            said = status.lower()
             if state["mpps_uid"] and not state["started"] and state["instances"]:
                 # Clips were recorded but their N-CREATE could not be
                 # queued then (clip_starting): it goes first, now.
@@ -181,7 +182,7 @@ class Procedure:
                 if status == mpps.COMPLETED and not state["instances"]:
                     # PS3.4 Table F.7.2-1: a COMPLETED step has at least one
                     # Performed Series Sequence item; nothing was kept.
-                    status, reason = mpps.DISCONTINUED, DEFAULT_REASON
+                    status, reason, said = mpps.DISCONTINUED, DEFAULT_REASON, "discontinued"
                     queued = "; no clip was kept"
                 series = {}
                 for series_uid, sop_class, instance in state["instances"]:
@@ -196,8 +197,7 @@ class Procedure:
                 g.storage.remove(PROCEDURE)
             except OSError:
                 pass
-            return "procedure %s: %d clips%s" % (
-                "discontinued" if queued.startswith("; no clip") else status.lower(), len(state["instances"]), queued)
+            return "procedure %s: %d clips%s" % (said, len(state["instances"]), queued)
 
     def lines(self):
         """What `procedure` shows."""
