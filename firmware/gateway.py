@@ -266,9 +266,8 @@ def check_applicable(cfg, board, storage=None):
                           "its %d MiB memory budget)" % (width, height, pixel, length, board.name,
                                                         board.max_frame_bytes, board.memory_budget_mib))
     try:
-        pacs_tls(cfg, board)
-        if cfg["worklist.tls"]:
-            board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+        for key in ("pacs.tls", "worklist.tls", "mpps.tls"):
+            pacs_tls(cfg, board, key)
     except (OSError, ValueError) as err:
         raise ConfigError("pacs.ca", "the TLS files do not load: %s" % err)
     root = cfg["spool.root"]

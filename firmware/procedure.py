@@ -17,35 +17,39 @@ Annex F).
 MPPS messages are spooled like objects (the spool's mpps/ folder, one file
 a message, written atomically before the console answers) and sent oldest
 first by run(), the MPPS thread, to mpps.host: a power cut or an SCP outage
-delays them, never loses them, and an N-SET never goes before its N-CREATE.
-An N-CREATE the SCP answers Duplicate SOP Instance was done before (the box
-went down before it could note the answer): it counts as done. A failure
-status is retried; after spool.max_failures the message and the later ones
-of the same step are set aside (NAME.failed), with the `mpps` alarm: a
-fault of one procedure's MPPS never holds the objects nor the next
-procedure.
+delays them, never loses them (the `mpps` alarm while they wait), and an
+N-SET never goes before its N-CREATE. An N-CREATE the SCP answers Duplicate
+SOP Instance was done before (the box went down before it could note the
+answer): it counts as done. A failure status is retried; after
+spool.max_failures the message and the later ones of the same step, those
+queued afterwards too, are set aside (NAME.failed), with the `mpps set
+aside` alarm until `procedure retry` puts them back in the queue: a fault of
+one procedure's MPPS never holds the objects nor the next procedure.
 
-The procedure itself (its item, MPPS UID and instances) is kept in the
-spool folder too (PROCEDURE, written atomically), so that a reboot in the
-middle of a procedure ends it right. Without mpps.host the procedure works
-the same and sends nothing.
+The procedure itself (its item, MPPS UID, series and instances) is kept in
+the spool folder too (PROCEDURE, written atomically), so that a reboot in
+the middle of a procedure ends it right and its next clip joins its series.
+Without mpps.host the procedure works the same and sends nothing.
 """
 
 import json
 
 from firmware.alarms import hint_for
-from firmware.association import Association, AssociationError
+from firmware.association import AssociationError
 from firmware.compat.threads import Lock
 from firmware.config import write_atomic
 from firmware.dicom.iod import IODS
 from firmware.dicom.uid import generate_uid
-from firmware.net import acse, dimse
+from firmware.net import dimse
 from firmware.services import mpps
-from firmware.services.storage import pacs_timeouts
+from firmware.services.storage import associate
 from firmware.spool import MPPS, PROCEDURE, SET_ASIDE, message_name, parse_message_name
 
-# PS3.16 CID 9300 Procedure Discontinuation Reasons (DCM): what `procedure
-# discontinue CODE` takes.
+# PS3.16 CID 9300 Procedure Discontinuation Reasons (DCM), the Baseline CID
+# of the MPPS's Discontinuation Reason Code Sequence (PS3.3 C.4.14): its
+# codes for a modality's step, those of CID 9301 Modality PPS
+# Discontinuation Reasons that it includes (its others are for UPS
+# workitems and media import). What `procedure discontinue CODE` takes.
 DISCONTINUATION_REASONS = {
     "110500": "Doctor canceled procedure",
     "110501": "Equipment failure",
@@ -66,6 +70,8 @@ DISCONTINUATION_REASONS = {
     "110516": "Equipment change",
 }
 DEFAULT_REASON = "110513"
+# The alarm of MPPS messages set aside (firmware/alarms.py).
+SET_ASIDE_ALARM = "mpps set aside"
 # The worklist keywords a manual procedure takes from the typed keys.
 MANUAL_KEYS = (
     ("PatientName", "patient.name"),
@@ -75,6 +81,8 @@ MANUAL_KEYS = (
     ("AccessionNumber", "study.accession_number"),
     ("RequestedProcedureDescription", "study.description"),
 )
+
+
 def reason_code(code):
     return {"CodeValue": code, "CodingSchemeDesignator": "DCM", "CodeMeaning": DISCONTINUATION_REASONS[code]}
 
@@ -82,7 +90,8 @@ def reason_code(code):
 class Procedure:
     """gateway: cfg, board, clock, alarms, log, storage, stopping(),
     pause(). state: None, or the procedure under way as a dict (item,
-    source, mpps_uid, pps_id, started, instances)."""
+    source, mpps_uid, pps_id, started, instances, series: the last clip's
+    [series key, Series Instance UID, Series Number, Instance Number])."""
 
     def __init__(self, gateway):
         self.gateway = gateway
@@ -131,7 +140,7 @@ class Procedure:
             cfg = self.gateway.cfg
             uid = generate_uid(cfg["station.uid_root"]) if cfg["mpps.host"] else ""
             self.state = {"item": item, "source": source, "mpps_uid": uid, "pps_id": uid[-16:],
-                          "started": None, "instances": []}
+                          "started": None, "instances": [], "series": None}
             self._save()
         return {"study.performed_step_uid": uid}
 
@@ -162,20 +171,33 @@ class Procedure:
                 raise ValueError("no procedure under way")
             g = self.gateway
             queued = ""
+            said = status.lower()
+            if state["mpps_uid"] and not state["started"] and state["instances"]:
+                # Clips were recorded but their N-CREATE could not be
+                # queued then (clip_starting): it goes first, now.
+                self._queue(self._create_message(g.cfg, state, g.clock.wall_utc()))
+                state["started"] = list(g.clock.wall_utc())
+                self._save_quietly()
             if state["mpps_uid"] and state["started"]:
+                if status == mpps.COMPLETED and not state["instances"]:
+                    # PS3.4 Table F.7.2-1: a COMPLETED step has at least one
+                    # Performed Series Sequence item; nothing was kept.
+                    status, reason, said = mpps.DISCONTINUED, DEFAULT_REASON, "discontinued"
+                    queued = "; no clip was kept"
                 series = {}
                 for series_uid, sop_class, instance in state["instances"]:
                     series.setdefault(series_uid, []).append((sop_class, instance))
+                protocol = _protocol_name(state)
                 self._queue({"kind": "set", "uid": state["mpps_uid"], "now": list(g.clock.wall_utc()),
                              "status": status, "reason": reason,
-                             "series": [[uid, "", "", refs] for uid, refs in sorted(series.items())]})
-                queued = "; MPPS %s queued" % status
+                             "series": [[uid, "", protocol, refs] for uid, refs in sorted(series.items())]})
+                queued += "; MPPS %s queued" % status
             self.state = None
             try:
                 g.storage.remove(PROCEDURE)
             except OSError:
                 pass
-            return "procedure %s: %d clips%s" % (status.lower(), len(state["instances"]), queued)
+            return "procedure %s: %d clips%s" % (said, len(state["instances"]), queued)
 
     def lines(self):
         """What `procedure` shows."""
@@ -193,18 +215,40 @@ class Procedure:
                                                      item.get("ScheduledProcedureStepID") or "-",
                                                      item.get("ScheduledProcedureStepDescription") or ""))
             if state["mpps_uid"]:
-                out.append("MPPS       %s, %s" % (state["mpps_uid"], "IN PROGRESS" if state["started"] else
-                                                  "not created yet (at the first clip)"))
+                out.append("MPPS       %s, %s" % (state["mpps_uid"], self._step_state(state)))
             else:
                 out.append("MPPS       none (mpps.host is not set)")
             out.append("clips      %d" % len(state["instances"]))
         waiting, aside = self.queued()
         if waiting or aside:
-            out.append("MPPS queue %d messages waiting, %d set aside" % (len(waiting), len(aside)))
+            out.append("MPPS queue %d messages waiting, %d set aside%s" % (
+                len(waiting), len(aside), " (procedure retry)" if aside else ""))
         if self.last_mpps:
             t, text = self.last_mpps
             out.append("last MPPS  %04d-%02d-%02d %02d:%02d:%02dZ %s" % (t[:6] + (text,)))
         return out
+
+    def _step_state(self, state):
+        """The MPPS of the procedure under way, as `procedure` shows it."""
+        if not state["started"]:
+            return "not created yet (at the first clip)"
+        mine = [(aside, message) for _, aside, message in self._messages() if message.get("uid") == state["mpps_uid"]]
+        if any(aside for aside, _ in mine):
+            return "IN PROGRESS here; its N-CREATE was set aside (status, procedure retry)"
+        if mine:
+            return "IN PROGRESS; N-CREATE waiting in the spool to be sent"
+        return "IN PROGRESS (N-CREATE sent)"
+
+    def retry(self):
+        """`procedure retry`: the MPPS messages set aside back in the queue
+        (under their own numbers: they go before those queued since).
+        Returns a line."""
+        storage = self.gateway.storage
+        aside = self.queued()[1]
+        for name in aside:
+            storage.rename(MPPS + "/" + name, MPPS + "/" + name[: -len(SET_ASIDE)])
+        self.gateway.alarms.clear(SET_ASIDE_ALARM)
+        return "%d MPPS messages back in the queue" % len(aside)
 
     # -- what the recorder calls ---------------------------------------------------
     def _ours(self, cfg):
@@ -228,21 +272,46 @@ class Procedure:
             if state is None or state["started"] or not state["mpps_uid"] or g.storage is None:
                 return
             now = g.clock.wall_utc()
-            self._queue({"kind": "create", "uid": state["mpps_uid"], "now": list(now), "item": state["item"],
-                         "station": cfg["station.ae_title"], "station_name": cfg["station.name"],
-                         "modality": IODS[cfg["clip.iod"]].modality, "pps_id": state["pps_id"]})
+            try:
+                self._queue(self._create_message(cfg, state, now))
+            except OSError as err:
+                # The clip goes on (nothing acquired is lost); the next
+                # clip, or procedure end, queues the N-CREATE again.
+                g.alarms.set("mpps", "the N-CREATE of %s cannot be kept in the spool: %s" % (state["mpps_uid"], err),
+                             "check the spool's storage")
+                return
             state["started"] = list(now)
             self._save_quietly()
 
-    def clip_stored(self, cfg, series_uid, sop_class_uid, sop_instance_uid):
+    def _create_message(self, cfg, state, now):
+        return {"kind": "create", "uid": state["mpps_uid"], "now": list(now), "item": state["item"],
+                "station": cfg["station.ae_title"], "station_name": cfg["station.name"],
+                "modality": IODS[cfg["clip.iod"]].modality, "pps_id": state["pps_id"]}
+
+    def clip_stored(self, cfg, series, sop_class_uid, sop_instance_uid):
         """A clip made with cfg is in the spool: one more instance of the
-        procedure's, for the Performed Series Sequence."""
+        procedure's, for the Performed Series Sequence. series: (series
+        key, Series Instance UID, Series Number, Instance Number)."""
         with self._lock:
             state = self._ours(cfg)
             if state is None:
                 return
-            state["instances"].append([series_uid, sop_class_uid, sop_instance_uid])
+            state["instances"].append([series[1], sop_class_uid, sop_instance_uid])
+            state["series"] = [list(series[0])] + list(series[1:])
             self._save_quietly()
+
+    def series_of(self, cfg, series_key):
+        """(Series Instance UID, Series Number, Instance Number) of the
+        procedure's last clip, when the next clip, made with cfg and
+        series_key, goes on with that series (the recorder's study began
+        anew, after a reboot); else None."""
+        with self._lock:
+            self.load()
+            state = self._ours(cfg)
+            series = state and state.get("series")
+            if not series or series[0] != list(series_key):
+                return None
+            return series[1], series[2], series[3]
 
     def _save_quietly(self):
         try:
@@ -251,6 +320,21 @@ class Procedure:
             self.gateway.log("procedure: cannot update %s: %s" % (PROCEDURE, err))
 
     # -- the MPPS queue ----------------------------------------------------------
+    def _messages(self):
+        """[(name, set aside, message)] of the queue, oldest first; a file
+        that cannot be read as {} (its sending sets it aside)."""
+        waiting, aside = self.queued()
+        out = []
+        for names, is_aside in ((waiting, False), (aside, True)):
+            for name in names:
+                try:
+                    with self.gateway.storage.open_read(MPPS + "/" + name) as f:
+                        message = json.loads(f.read().decode("utf-8"))
+                except (OSError, ValueError):
+                    message = {}
+                out.append((name, is_aside, message if isinstance(message, dict) else {}))
+        return out
+
     def queued(self):
         """(waiting, set aside) message names, oldest first."""
         storage = self.gateway.storage
@@ -268,11 +352,17 @@ class Procedure:
         """Durably into mpps/ before the caller answers. Raises OSError."""
         storage = self.gateway.storage
         storage.makedirs(MPPS)
-        waiting, aside = self.queued()
-        last = max([parse_message_name(n)[0] for n in waiting + aside] or [0])
-        write_atomic(storage, MPPS + "/" + message_name(last + 1), json.dumps(message).encode("utf-8"))
-        self.gateway.log("procedure: MPPS %s of %s queued" % (
-            "N-CREATE" if message["kind"] == "create" else "N-SET " + message["status"], message["uid"]))
+        messages = self._messages()
+        last = max([parse_message_name(name)[0] for name, _, _ in messages] or [0])
+        name = message_name(last + 1)
+        # A step whose earlier message was set aside cannot take this one
+        # either (an N-SET of an instance the SCP does not have): aside too.
+        if [1 for _, aside, earlier in messages if aside and earlier.get("uid") == message["uid"]]:
+            name += SET_ASIDE
+        write_atomic(storage, MPPS + "/" + name, json.dumps(message).encode("utf-8"))
+        self.gateway.log("procedure: MPPS %s of %s queued%s" % (
+            "N-CREATE" if message["kind"] == "create" else "N-SET " + message["status"], message["uid"],
+            " and set aside: its step's earlier message was" if name.endswith(SET_ASIDE) else ""))
 
     def run(self):
         """The MPPS thread: the queue to mpps.host, oldest first, with
@@ -283,8 +373,12 @@ class Procedure:
         attempt = 0
         while not g.stopping():
             cfg = g.cfg
-            waiting = self.queued()[0] if cfg["mpps.host"] else []
-            if not waiting:
+            waiting, aside = self.queued()
+            if aside and g.alarms.text(SET_ASIDE_ALARM) is None:
+                # Set aside before this start: still to be seen.
+                g.alarms.set(SET_ASIDE_ALARM, "%d MPPS messages set aside, the last %s" % (len(aside), aside[-1]),
+                             "see log; procedure retry once the MPPS SCP is fixed")
+            if not waiting or not cfg["mpps.host"]:
                 g.pause(0.5)
                 continue
             try:
@@ -301,15 +395,7 @@ class Procedure:
 
     def _send_all(self, cfg, waiting):
         g = self.gateway
-        tls = None
-        if cfg["mpps.tls"]:
-            try:
-                tls = g.board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
-            except (OSError, ValueError) as err:
-                raise AssociationError("the TLS settings do not load: %s" % err, permanent=True)
-        association = Association(g.board, cfg["mpps.host"], cfg["mpps.port"], cfg["mpps.ae_title"],
-                                  cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), tls=tls, log=g.log)
-        association.open(acse.propose(mpps.CONTEXTS))
+        association = associate(cfg, g.board, "mpps", mpps.CONTEXTS, g.log)
         try:
             for name in waiting:
                 if g.stopping():
@@ -356,13 +442,8 @@ class Procedure:
         if failures >= g.cfg["spool.max_failures"]:
             self._set_aside(name, text)
             # What follows for the same step cannot be done without it.
-            for later in self.queued()[0]:
-                try:
-                    with storage.open_read(MPPS + "/" + later) as f:
-                        uid = json.loads(f.read().decode("utf-8"))["uid"]
-                except (OSError, ValueError, KeyError):
-                    continue
-                if uid == message["uid"]:
+            for later, aside, queued in self._messages():
+                if not aside and queued.get("uid") == message["uid"]:
                     self._set_aside(later, "its step's %s was set aside" % what)
         else:
             raise AssociationError("the MPPS SCP answered %s" % text)
@@ -371,5 +452,21 @@ class Procedure:
         g = self.gateway
         g.storage.rename(MPPS + "/" + name, MPPS + "/" + name + SET_ASIDE)
         self._failures.pop(name, None)
-        g.alarms.set("mpps", "MPPS message %s set aside: %s" % (name, why),
-                     "the step stays as the SCP has it; see log, and the MPPS SCP's settings")
+        g.log("procedure: MPPS message %s set aside: %s" % (name, why))
+        g.alarms.set(SET_ASIDE_ALARM, "MPPS message %s set aside: %s" % (name, why),
+                     "the step stays as the SCP has it; see log and the MPPS SCP's settings, then procedure retry")
+
+
+def _protocol_name(state):
+    """The Protocol Name of the procedure's series (PS3.4 Table F.7.2-1,
+    Type 1 in each Performed Series Sequence item): the step's
+    description, else the requested procedure's, else the IOD's name."""
+    item = state["item"]
+    name = item.get("ScheduledProcedureStepDescription") or item.get("RequestedProcedureDescription")
+    if name:
+        return name
+    classes = [row[1] for row in state["instances"]]
+    for iod in IODS.values():
+        if iod.sop_class_uid in classes:
+            return iod.name
+    return "modgate"

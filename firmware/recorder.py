@@ -218,6 +218,10 @@ class Recorder:
                     "exam ended" if self._new_study else "patient or exam changed"))
             study = self.study = Study(exam(cfg), series_key, uid_root, cfg["study.instance_uid"])
             self._new_study = False
+            # A procedure under way since before (a reboot): its series.
+            series = self.gateway.procedure.series_of(cfg, series_key)
+            if series is not None:
+                study.resume_series(*series)
         elif study.series_key != series_key:
             self.gateway.log("recorder: station or frame format changed; new series")
             study.new_series(series_key, uid_root)
@@ -255,6 +259,8 @@ class Recorder:
             return False
         g.alarms.clear("codec")
         attributes = self._place(cfg, acq)
+        series = (self.study.series_key, attributes[tags.SeriesInstanceUID], attributes[tags.SeriesNumber],
+                  attributes[tags.InstanceNumber])
         g.procedure.clip_starting(cfg)
         failure = []
         try:
@@ -284,8 +290,7 @@ class Recorder:
             if codec is not None:
                 codec.close()
         g.alarms.clear("recorder")
-        g.procedure.clip_stored(cfg, attributes[tags.SeriesInstanceUID], encoder.iod.sop_class_uid,
-                                encoder.sop_instance_uid)
+        g.procedure.clip_stored(cfg, series, encoder.iod.sop_class_uid, encoder.sop_instance_uid)
         clip = Clip(name, encoder.sop_instance_uid, first[0], encoder.frame_count, attributes[tags.InstanceNumber])
         self.clips.append(clip)
         g.log("recorder: clip %d (%d frames) queued as %s, SOP Instance UID %s (patient ID %s)" % (

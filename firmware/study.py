@@ -97,3 +97,10 @@ class Study:
         self.series_uid = generate_uid(uid_root)
         self.series_number += 1
         self.instances = 0
+
+    def resume_series(self, series_uid, series_number, instances):
+        """Go on with a series begun before (the procedure's, kept across
+        a reboot: one series per procedure, IHE SWF)."""
+        self.series_uid = series_uid
+        self.series_number = series_number
+        self.instances = instances

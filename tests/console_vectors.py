@@ -75,6 +75,10 @@ class System:
         self.calls.append(("procedure_end", status, reason))
         return None if quiet else "error: no procedure under way"
 
+    def procedure_retry(self):
+        self.calls.append(("procedure_retry",))
+        return "0 MPPS messages back in the queue"
+
     def procedure_lines(self):
         return ["no procedure under way: worklist select N, or procedure new"]
 

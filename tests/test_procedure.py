@@ -16,6 +16,7 @@ from tests.test_console import RunningGateway
 from tests.test_faults import wait_for
 from tests.test_gateway import H, W
 from tests.test_mpps import mpps_scp  # noqa: F401 (a fixture)
+from tests.test_scu_tls import pki  # noqa: F401 (a fixture)
 from tests.test_worklist import Wlmscpfs, worklist_item
 
 MPPS_CLASS = "1.2.840.10008.3.1.2.3.3"
@@ -207,5 +208,217 @@ def test_a_reboot_mid_procedure_keeps_it(tmp_path, peers, mpps_scp):
         assert wait_for(lambda: len(seen) == 2)
     finally:
         assert gw.stop() == 0
-    refs = [r.ReferencedSOPInstanceUID for s in seen[1][2].PerformedSeriesSequence for r in s.ReferencedImageSequence]
-    assert sorted(refs) == sorted(pydicom.dcmread(p, stop_before_pixels=True).SOPInstanceUID for p in scp.files())
+    stored = [pydicom.dcmread(p, stop_before_pixels=True) for p in scp.files()]
+    performed = seen[1][2].PerformedSeriesSequence
+    refs = [r.ReferencedSOPInstanceUID for s in performed for r in s.ReferencedImageSequence]
+    assert sorted(refs) == sorted(ds.SOPInstanceUID for ds in stored)
+    # One series per procedure, across the reboot too, numbered on; its
+    # Protocol Name (Type 1, PS3.4 Table F.7.2-1) the scheduled step's.
+    assert len(performed) == 1 and performed[0].ProtocolName == "Colonoscopy"
+    assert set(ds.SeriesInstanceUID for ds in stored) == {performed[0].SeriesInstanceUID}
+    assert sorted(int(ds.InstanceNumber) for ds in stored) == [1, 2]
+
+
+@pytest.fixture
+def refusing_scp():
+    """A pynetdicom MPPS SCP that answers every request Processing Failure
+    (0110) while refusing[0] is true, and records what came in order."""
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+    seen = []
+    refusing = [True]
+
+    def answer(kind, uid):
+        seen.append((kind, uid, refusing[0]))
+        return (0x0110 if refusing[0] else 0x0000), None
+
+    ae = AE(ae_title="MPPSSCP")
+    ae.add_supported_context(ModalityPerformedProcedureStep)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, evt_handlers=[
+        (evt.EVT_N_CREATE, lambda e: answer("create", e.request.AffectedSOPInstanceUID)),
+        (evt.EVT_N_SET, lambda e: answer("set", e.request.RequestedSOPInstanceUID))])
+    yield port, seen, refusing
+    server.shutdown()
+
+
+def test_a_refused_step_is_set_aside_with_an_alarm_and_the_rest_goes_on(tmp_path, peers, refusing_scp):
+    """An SCP that answers a failure status: the N-CREATE is tried
+    spool.max_failures times, then set aside with the later N-SET of its
+    step (never sent alone); the objects and the next procedure's MPPS go
+    on; the alarm stays until `procedure retry` puts them back, and then
+    they go, in order."""
+    worklist_port, scp = peers
+    port, seen, refusing = refusing_scp
+    cfg = box_config(tmp_path, worklist_port, scp, port)
+    cfg["spool"]["max_failures"] = 2
+    folder = tmp_path / "spool" / MPPS
+    gw = RunningGateway(tmp_path, cfg)
+    try:
+        gw.client("worklist refresh", "worklist select 1")
+        first = gw.client("procedure").stdout.split("MPPS       ")[1].split(",")[0]
+        record(gw)
+        assert wait_for(lambda: "mpps set aside" in gw.client("status").stdout), gw.client("status", "log 30").stdout
+        assert len(scp.files()) == 1  # the clip was stored all the same
+        assert "its N-CREATE was set aside" in gw.client("procedure").stdout
+        assert "MPPS COMPLETED queued" in gw.client("procedure end").stdout
+        # The N-SET of a step whose N-CREATE was set aside waits beside it.
+        assert sorted(os.listdir(folder)) == ["000000000001.json.failed", "000000000002.json.failed"]
+        refusing[0] = False
+        gw.client("set patient.name Doe^Jane", "set patient.id MAN-2", "save", "procedure new")
+        second = gw.client("procedure").stdout.split("MPPS       ")[1].split(",")[0]
+        record(gw)
+        assert "MPPS COMPLETED queued" in gw.client("procedure end").stdout
+        assert wait_for(lambda: [k for k, u, _ in seen if u == second] == ["create", "set"]), \
+            gw.client("status", "log 30").stdout
+        # Sent since, and the alarm of the step set aside is still up.
+        status = gw.client("status", "procedure").stdout
+        assert "mpps set aside" in status and "MPPS queue 0 messages waiting, 2 set aside" in status, status
+        assert "2 MPPS messages back in the queue" in gw.client("procedure retry").stdout
+        assert wait_for(lambda: [k for k, u, r in seen if u == first and not r] == ["create", "set"]), \
+            gw.client("status", "log 30").stdout
+        assert wait_for(lambda: os.listdir(folder) == [])
+        status = gw.client("status").stdout
+    finally:
+        assert gw.stop() == 0
+    assert "mpps set aside" not in status, status
+    assert [(k, r) for k, u, r in seen if u == first] == [("create", True), ("create", True), ("create", False),
+                                                         ("set", False)]
+
+
+def test_without_mpps_the_procedure_works_and_sends_nothing(tmp_path, peers):
+    worklist_port, scp = peers
+    cfg = box_config(tmp_path, worklist_port, scp, free_port())
+    del cfg["mpps"]
+    gw = RunningGateway(tmp_path, cfg)
+    try:
+        gw.client("worklist refresh", "worklist select 1")
+        assert "MPPS       none (mpps.host is not set)" in gw.client("procedure").stdout
+        record(gw)
+        assert wait_for(lambda: len(scp.files()) == 1)
+        ended = gw.client("procedure end").stdout
+    finally:
+        assert gw.stop() == 0
+    assert "procedure completed: 1 clips" in ended and "MPPS" not in ended.split("\n")[0], ended
+    ds = pydicom.dcmread(scp.files()[0], stop_before_pixels=True)
+    assert "ReferencedPerformedProcedureStepSequence" not in ds
+    assert ds.StudyInstanceUID == "1.2.826.0.1.3680043.10.77.100"
+    assert not os.path.exists(tmp_path / "spool" / MPPS) or os.listdir(tmp_path / "spool" / MPPS) == []
+
+
+# -- the procedure's own rules, on a gateway that is not running ------------------
+
+SERIES = (("", "MODGATE", "video-endoscopic", W, H, "rgb8"), "1.2.826.0.1.3680043.10.77.100.7", 1, 1)
+ITEM = {"PatientName": "Doe^Jane", "PatientID": "MAN-1", "StudyInstanceUID": "1.2.826.0.1.3680043.10.77.100"}
+
+
+def idle_box(tmp_path):
+    import board
+    from firmware.gateway import Gateway
+    from tests.test_gateway import settings
+
+    cfg = settings(tmp_path, free_port(), **{"mpps.host": "127.0.0.1", "clip.count": 0})
+    return Gateway(cfg, board.load("host"))
+
+
+def messages(tmp_path):
+    folder = tmp_path / "spool" / MPPS
+    return [json.loads((folder / n).read_text()) for n in sorted(os.listdir(folder))]
+
+
+def test_an_n_create_that_cannot_be_spooled_goes_first_at_the_end(tmp_path):
+    """The N-CREATE cannot be written when the first clip starts (the
+    spool's storage fails): the clip goes on, the `mpps` alarm says so,
+    and procedure end queues it before the N-SET."""
+    gw = idle_box(tmp_path)
+    uid = gw.procedure.begin(ITEM, "manual")["study.performed_step_uid"]
+    clip = dict(gw.cfg, **{"study.performed_step_uid": uid})
+    (tmp_path / "spool" / MPPS).write_bytes(b"")  # mpps/ cannot be made
+    gw.procedure.clip_starting(clip)
+    assert "cannot be kept in the spool" in gw.alarms.text("mpps")
+    gw.procedure.clip_stored(clip, SERIES, "1.2.840.10008.5.1.4.1.1.77.1.1.1", "1.2.3.4")
+    (tmp_path / "spool" / MPPS).unlink()
+    assert gw.procedure.end("COMPLETED") == "procedure completed: 1 clips; MPPS COMPLETED queued"
+    create, final = messages(tmp_path)
+    assert (create["kind"], final["kind"], final["status"]) == ("create", "set", "COMPLETED")
+    assert create["uid"] == final["uid"] == uid
+    assert final["series"] == [[SERIES[1], "", "video-endoscopic", [["1.2.840.10008.5.1.4.1.1.77.1.1.1", "1.2.3.4"]]]]
+
+
+def test_completed_with_no_clip_kept_is_discontinued(tmp_path):
+    """The first clip started (N-CREATE queued) but none reached the
+    spool: a COMPLETED step must list a performed series (PS3.4 Table
+    F.7.2-1), so it ends DISCONTINUED (110513)."""
+    gw = idle_box(tmp_path)
+    uid = gw.procedure.begin(ITEM, "manual")["study.performed_step_uid"]
+    gw.procedure.clip_starting(dict(gw.cfg, **{"study.performed_step_uid": uid}))
+    line = gw.procedure.end("COMPLETED")
+    assert line == "procedure discontinued: 0 clips; no clip was kept; MPPS DISCONTINUED queued", line
+    final = messages(tmp_path)[1]
+    assert (final["status"], final["reason"], final["series"]) == ("DISCONTINUED", "110513", [])
+
+
+def test_the_spool_knows_its_mpps_files_and_reports_others(tmp_path):
+    """mpps/ messages (waiting, set aside, a write's temporary) and
+    procedure.json are the spool's own; anything else in mpps/ is
+    reported, never touched."""
+    from firmware.spool import Spool, check_root
+
+    gw = idle_box(tmp_path)
+    uid = gw.procedure.begin(ITEM, "manual")["study.performed_step_uid"]
+    gw.procedure.clip_starting(dict(gw.cfg, **{"study.performed_step_uid": uid}))
+    folder = tmp_path / "spool" / MPPS
+    (folder / "000000000007.json.failed").write_text("{}")
+    (folder / "000000000008.json.new").write_text("{")
+    (folder / "notes.txt").write_text("theirs")
+    (folder / "000000000009.json").mkdir()
+    assert (tmp_path / "spool" / PROCEDURE).exists()
+    storage = gw.board.open_storage(str(tmp_path / "spool"))
+    assert check_root(storage) is None
+    spool = Spool(storage, 1 << 20)
+    assert spool.unknown() == [MPPS + "/000000000009.json", MPPS + "/notes.txt"]
+    assert (folder / "notes.txt").read_text() == "theirs"
+
+
+def test_mpps_over_tls_with_the_box_identity(tmp_path, pki):
+    """mpps.tls: the messages go over DICOM TLS (PS3.15 B.9) with the
+    box's one identity and trusted CAs (pacs.ca/cert/key) to an SCP that
+    requires our client certificate; files that do not load are refused
+    on save, naming pacs.ca."""
+    import ssl
+    import threading
+
+    from pynetdicom import AE, evt
+    from pynetdicom.sop_class import ModalityPerformedProcedureStep
+
+    from firmware.config import ConfigError
+    from firmware.gateway import check_applicable
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=pki["ca.crt"])
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.load_cert_chain(pki["server.crt"], pki["server.key"])
+    seen = []
+    ae = AE(ae_title="MPPSSCP")
+    ae.add_supported_context(ModalityPerformedProcedureStep)
+    port = free_port()
+    server = ae.start_server(("127.0.0.1", port), block=False, ssl_context=context, evt_handlers=[
+        (evt.EVT_N_CREATE, lambda e: (seen.append(e.request.AffectedSOPInstanceUID) or (0, None)))])
+    gw = idle_box(tmp_path)
+    gw.cfg.update({"mpps.port": port, "mpps.ae_title": "MPPSSCP", "mpps.tls": True, "pacs.ca": pki["ca.crt"],
+                   "pacs.cert": pki["client.crt"], "pacs.key": pki["client.key"], "pacs.connect_timeout": 5.0})
+    check_applicable(gw.cfg, gw.board)
+    with pytest.raises(ConfigError) as refused:
+        check_applicable(dict(gw.cfg, **{"pacs.ca": str(tmp_path / "missing.crt")}), gw.board)
+    assert refused.value.key == "pacs.ca"
+    uid = gw.procedure.begin(ITEM, "manual")["study.performed_step_uid"]
+    gw.procedure.clip_starting(dict(gw.cfg, **{"study.performed_step_uid": uid}))
+    thread = threading.Thread(target=gw.procedure.run)
+    thread.start()
+    try:
+        assert wait_for(lambda: seen == [uid], timeout=20), gw.log.recent[-10:]
+    finally:
+        gw.stop()
+        thread.join(10)
+        server.shutdown()
+    assert not thread.is_alive()

@@ -597,14 +597,17 @@ def _mpps(doc, defaults):
           "its first clip starts, an N-CREATE with status IN PROGRESS is queued; `procedure end` (or `exam end`) "
           "queues an N-SET COMPLETED and `procedure discontinue [CODE]` an N-SET DISCONTINUED with the "
           "Discontinuation Reason Code (PS3.16 CID 9300, default %s), each with the Performed Series Sequence "
-          "listing every instance recorded in the procedure (one series per procedure). Messages are written "
+          "listing every instance recorded in the procedure (one series per procedure, kept across a restart). A "
+          "procedure ended with no clip kept is DISCONTINUED (%s), never COMPLETED with no series. Messages are written "
           "to the spool (`mpps/`, fsynced) before the console answers and sent oldest first on an association "
           "of their own to `mpps.ae_title` at `mpps.host`:`mpps.port`, retried with backoff while the SCP "
           "cannot be reached: an N-SET never goes before its N-CREATE. An N-CREATE answered 0111 (Duplicate "
           "SOP Instance) was done before and counts as done. After `spool.max_failures` failure statuses a "
-          "message, and the later ones of the same step, are set aside with the `mpps` alarm. A procedure with "
-          "clips cannot be replaced by another `worklist select` until it is ended. With `mpps.tls` the "
-          "association uses DICOM TLS with `pacs.ca`, `pacs.cert` and `pacs.key`." % procedure.DEFAULT_REASON)
+          "message, and the later ones of the same step (those queued afterwards too), are set aside with the "
+          "`%s` alarm, and the queue goes on with the next; `procedure retry` queues them again. A procedure "
+          "with clips cannot be replaced by another `worklist select` until it is ended. With `mpps.tls` the "
+          "association uses DICOM TLS with `pacs.ca`, `pacs.cert` and `pacs.key`." % (
+              procedure.DEFAULT_REASON, procedure.DEFAULT_REASON, procedure.SET_ASIDE_ALARM))
     contexts = [(a, ts) for _, a, syntaxes in acse.propose(mpps.CONTEXTS) for ts in syntaxes]
     doc.table(CONTEXT_HEADERS, _context_rows(contexts))
     doc.p("Attributes of the N-CREATE (PS3.4 Table F.7.2-1), from the worklist item (or the typed keys): "
@@ -614,8 +617,11 @@ def _mpps(doc, defaults):
           "IOD's), Performed Station AE Title and Name, Performed Procedure Step ID, Start Date and Time, "
           "Description and Type Description; the End Date and Time, Performed Series Sequence and the other "
           "Type 2 attributes empty. The final N-SET: End Date and Time, the status, the Performed Series "
-          "Sequence, and for DISCONTINUED the reason code.")
-    doc.p("Discontinuation reasons the console takes:")
+          "Sequence (an item per series: Series Instance UID, Protocol Name from the Scheduled Procedure Step "
+          "Description, else the Requested Procedure Description, else the IOD's name, and the Referenced Image "
+          "Sequence of every instance's SOP Class and Instance UID), and for DISCONTINUED the reason code.")
+    doc.p("Discontinuation reasons the console takes (CID 9300's codes for a modality's step, those of CID 9301 "
+          "that it includes):")
     doc.table(("Code Value", "Coding Scheme", "Code Meaning"), [
         (code, "DCM", meaning) for code, meaning in sorted(procedure.DISCONTINUATION_REASONS.items())])
 

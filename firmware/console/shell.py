@@ -65,10 +65,10 @@ HELP = {
                          "keys, saved too; the next clip starts a new study"),
     "worklist": ("worklist [refresh|select N]", "the Modality Worklist: list today's procedures for this station, "
                  "ask the SCP again, or make item N the procedure the next clips belong to"),
-    "procedure": ("procedure [new|end|discontinue [CODE]]", "the procedure the clips belong to: show it, start "
-                  "one from the saved patient keys without a worklist, complete it, or end it as discontinued "
+    "procedure": ("procedure [new|end|discontinue [CODE]|retry]", "the procedure the clips belong to: show it, "
+                  "start one from the saved patient keys without a worklist, complete it, or end it as discontinued "
                   "(CODE from PS3.16 CID 9300, default 110513; procedure discontinue ? lists them); MPPS is sent "
-                  "with mpps.host"),
+                  "with mpps.host; retry: the MPPS messages set aside back in the queue"),
 }
 
 
@@ -489,7 +489,9 @@ class Console:
             return self._end_exam(line)
         if args == ["new"]:
             return self._begin(None)
-        return ["error: usage: procedure [new|end|discontinue [CODE]]"]
+        if args == ["retry"]:
+            return [self.system.procedure_retry()]
+        return ["error: usage: procedure [new|end|discontinue [CODE]|retry]"]
 
     def _begin(self, number):
         """worklist select NUMBER, or procedure new (number None): the

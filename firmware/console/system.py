@@ -87,6 +87,13 @@ class ConsoleSystem:
         except OSError as err:
             return "error: the MPPS message cannot be kept in the spool: %s" % err
 
+    def procedure_retry(self):
+        """The MPPS messages set aside back in the queue: a line."""
+        try:
+            return self.gateway.procedure.retry()
+        except OSError as err:
+            return "error: the MPPS messages cannot be put back: %s" % err
+
     def discontinuation_reasons(self):
         return ["%s  %s%s" % (code, meaning, " (default)" if code == DEFAULT_REASON else "")
                 for code, meaning in sorted(DISCONTINUATION_REASONS.items())]

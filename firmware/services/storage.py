@@ -236,13 +236,30 @@ def pacs_timeouts(cfg):
                     cfg["pacs.network_timeout"])
 
 
-def pacs_tls(cfg, board):
+def pacs_tls(cfg, board, key="pacs.tls"):
     """The TLS context for the configured PACS (PS3.15 B.9), or None
-    without pacs.tls. Raises OSError or ValueError for files that do not
-    load (the configuration's check calls this too)."""
-    if not cfg["pacs.tls"]:
+    without pacs.tls; key: another peer's switch (worklist.tls, mpps.tls),
+    for the box has one TLS identity and one set of trusted CAs, pacs.ca,
+    pacs.cert and pacs.key. Raises OSError or ValueError for files that do
+    not load (the configuration's check calls this too)."""
+    if not cfg[key]:
         return None
     return board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
+
+
+def associate(cfg, board, peer, contexts, log=None):
+    """An open association to the configured peer other than the PACS
+    ("worklist", "mpps"): its PEER.host, .port, .ae_title and .tls keys,
+    with the box's waits (pacs_timeouts) and TLS identity (pacs_tls).
+    Raises AssociationError."""
+    try:
+        tls = pacs_tls(cfg, board, peer + ".tls")
+    except (OSError, ValueError) as err:
+        raise AssociationError("the TLS settings do not load: %s" % err, permanent=True)
+    association = Association(board, cfg[peer + ".host"], cfg[peer + ".port"], cfg[peer + ".ae_title"],
+                              cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), tls=tls, log=log)
+    association.open(acse.propose(contexts))
+    return association
 
 
 def storage_scu(cfg, board, tls=None, log=None, open_object=None):

@@ -11,7 +11,7 @@ as PS3.4 K.6.1.2 returns them). More matches than max_matches: a C-CANCEL
 (PS3.7 9.3.2.3) is sent and the rest are not kept.
 """
 
-from firmware.association import Association, AssociationError
+from firmware.association import AssociationError
 from firmware.dicom import tags
 from firmware.dicom.decode import decode_dataset
 from firmware.dicom.element import (ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINED_LENGTH, element_header, encode_dataset,
@@ -19,8 +19,8 @@ from firmware.dicom.element import (ITEM_DELIMITER, SEQUENCE_DELIMITER, UNDEFINE
 from firmware.dicom.iod import IODS
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, MODALITY_WORKLIST_FIND
 from firmware.dicom.vr import encode_value
-from firmware.net import acse, dimse, message
-from firmware.services.storage import pacs_timeouts
+from firmware.net import dimse, message
+from firmware.services.storage import associate
 
 CONTEXTS = [(MODALITY_WORKLIST_FIND, EXPLICIT_VR_LITTLE_ENDIAN)]  # acse.propose adds Implicit VR LE
 MAX_IDENTIFIER = 64 * 1024  # one match's identifier; a bigger one aborts the association
@@ -187,16 +187,7 @@ def query_configured(cfg, board, today, log=None):
     worklist.modality or else the IOD's. (items, status, meaning, complete);
     AssociationError when the SCP cannot be asked. today: "YYYYMMDD"."""
     query = Query(cfg["station.ae_title"], cfg["worklist.modality"] or IODS[cfg["clip.iod"]].modality, today)
-    tls = None
-    if cfg["worklist.tls"]:
-        # The box has one TLS identity and one set of trusted CAs (pacs.*).
-        try:
-            tls = board.open_tls(cfg["pacs.ca"], cfg["pacs.cert"], cfg["pacs.key"])
-        except (OSError, ValueError) as err:
-            raise AssociationError("the TLS settings do not load: %s" % err, permanent=True)
-    association = Association(board, cfg["worklist.host"], cfg["worklist.port"], cfg["worklist.ae_title"],
-                              cfg["station.ae_title"], timeouts=pacs_timeouts(cfg), tls=tls, log=log)
-    association.open(acse.propose(CONTEXTS))
+    association = associate(cfg, board, "worklist", CONTEXTS, log)
     try:
         result = find(association, query, cfg["worklist.max_matches"])
     except ValueError as err:
