@@ -9,7 +9,7 @@ Keys are dotted paths ("pacs.port"); the file nests them as objects.
 import json
 
 from firmware.compat import all_digits
-from firmware.dicom.iod import IODS as _IOD_TABLE, TRANSFER_SYNTAXES, check_transfer_syntax
+from firmware.dicom.iod import IODS as _IOD_TABLE, TRANSFER_SYNTAXES, check_transfer_syntax, transfer_syntax_of
 from firmware.dicom.uid import check_uid, generate_uid
 from firmware.dicom.vr import UTF8, encode_value
 
@@ -235,9 +235,10 @@ SCHEMA = {
     "clip.seconds": (10, _num(0.1, 3600), "seconds per clip (mode seconds)"),
     "clip.count": (0, _int(0, 10 ** 9), "clips to record, then stop recording; 0: until stopped"),
     "clip.iod": ("video-endoscopic", _one_of(*IODS), "the IOD each clip is encoded as"),
-    "clip.transfer_syntax": ("explicit", _one_of(*TRANSFER_SYNTAXES),
+    "clip.transfer_syntax": (None, _optional(_one_of(*TRANSFER_SYNTAXES)),
                              "how clips are stored: h264 (MPEG-4 AVC/H.264 HP@L4.1), h264-bd, h264-hp42, "
-                             "jpeg-baseline, explicit or implicit (uncompressed)"),
+                             "jpeg-baseline, explicit or implicit (uncompressed); null: the IOD's (h264 for video, "
+                             "jpeg-baseline for colour stills and true colour SC, explicit for grayscale SC)"),
     "clip.bitrate": (None, _optional_num(0.1, 62.5), "H.264 average bit rate, Mbit/s; null: constant quality "
                                                      "(CRF 23) capped at 40 Mbit/s"),
     "clip.gop": (None, _optional_int(1, 3600), "H.264 frames from one IDR picture to the next; null: 2 s"),
@@ -441,7 +442,7 @@ def validate(values):
     if values["spool.backoff_max"] < values["spool.backoff_initial"]:
         raise ConfigError("spool.backoff_max", "must not be less than spool.backoff_initial")
     try:
-        check_transfer_syntax(values["clip.transfer_syntax"], values["clip.iod"],
+        check_transfer_syntax(transfer_syntax_of(values["clip.transfer_syntax"], values["clip.iod"]), values["clip.iod"],
                               values["acquisition.pixel"] or "rgb8")
     except ValueError as err:
         raise ConfigError("clip.transfer_syntax", str(err))

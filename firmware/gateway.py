@@ -17,7 +17,7 @@ from firmware.committer import Committer
 from firmware.compat.threads import Event, Thread
 from firmware.config import ConfigError
 from firmware.dicom.encoder import check_video
-from firmware.dicom.iod import IODS, TRANSFER_SYNTAXES
+from firmware.dicom.iod import IODS, TRANSFER_SYNTAXES, transfer_syntax_of
 from firmware.live import LiveFeed
 from firmware.log import Log
 from firmware.procedure import Procedure
@@ -249,7 +249,12 @@ def check_applicable(cfg, board, storage=None):
     if pixel not in formats:
         raise ConfigError("acquisition.pixel", "clip.iod %s takes %s pixels; the board delivers %s: set acquisition.pixel" % (
             cfg["clip.iod"], " or ".join(formats), pixel))
-    name = cfg["clip.transfer_syntax"]
+    length = board.frame_length(pixel, width, height)
+    if length > board.max_frame_bytes:
+        raise ConfigError("acquisition.width", "a %dx%d %s frame is %d bytes; board %s takes at most %d (a quarter of "
+                          "its %d MiB memory budget)" % (width, height, pixel, length, board.name,
+                                                        board.max_frame_bytes, board.memory_budget_mib))
+    name = transfer_syntax_of(cfg["clip.transfer_syntax"], cfg["clip.iod"])
     uid, kind = TRANSFER_SYNTAXES[name]
     if kind is not None and kind not in board.data.get("codec", {}):
         raise ConfigError("clip.transfer_syntax", "board %s has no %s encoder for %s" % (board.name, kind, name))
@@ -260,11 +265,6 @@ def check_applicable(cfg, board, storage=None):
         except ValueError as err:
             raise ConfigError("clip.transfer_syntax", "%s at %dx%d %d/%d fps: %s" % (
                 name, width, height, rate[0], rate[1], err))
-    length = board.frame_length(pixel, width, height)
-    if length > board.max_frame_bytes:
-        raise ConfigError("acquisition.width", "a %dx%d %s frame is %d bytes; board %s takes at most %d (a quarter of "
-                          "its %d MiB memory budget)" % (width, height, pixel, length, board.name,
-                                                        board.max_frame_bytes, board.memory_budget_mib))
     try:
         for key in ("pacs.tls", "worklist.tls", "mpps.tls"):
             pacs_tls(cfg, board, key)

@@ -12,7 +12,7 @@ from firmware.capture import write_frames
 from firmware.compat.threads import Event
 from firmware.dicom import tags
 from firmware.dicom.encoder import ObjectEncoder
-from firmware.dicom.iod import TRANSFER_SYNTAXES
+from firmware.dicom.iod import TRANSFER_SYNTAXES, transfer_syntax_of
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D
 from firmware.spool import SpoolFull
 from firmware.study import Study, exam, patient_attributes
@@ -33,7 +33,7 @@ STORAGE_TRANSFER_SYNTAX = EXPLICIT_VR_LITTLE_ENDIAN
 def open_codec(board, cfg, acq):
     """(transfer syntax UID, the board's encoder or None) for a clip with
     cfg from acq (hal/codec; CodecError when the board has none)."""
-    uid, kind = TRANSFER_SYNTAXES[cfg["clip.transfer_syntax"]]
+    uid, kind = TRANSFER_SYNTAXES[transfer_syntax_of(cfg["clip.transfer_syntax"], cfg["clip.iod"])]
     if kind is None:
         return uid, None
     if kind == "jpeg":
@@ -252,7 +252,8 @@ class Recorder:
             transfer_syntax, codec = open_codec(g.board, cfg, acq)
         except Exception as err:  # CodecError, or the settings do not suit the encoder
             recording.abandon()
-            g.alarms.set("codec", "cannot record as %s: %s" % (cfg["clip.transfer_syntax"], err),
+            g.alarms.set("codec", "cannot record as %s: %s" % (
+                transfer_syntax_of(cfg["clip.transfer_syntax"], cfg["clip.iod"]), err),
                          "check clip.transfer_syntax and the board's codecs")
             self._idle_read(acq)
             g.pause(1.0)

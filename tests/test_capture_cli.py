@@ -46,7 +46,10 @@ def test_demo_records_stores_and_verifies(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert ("2 clips recorded, 2 received, 2 verified, 2 committed; spool: 0 waiting, 0 awaiting commitment, "
             "0 quarantined") in result.stdout
-    assert result.stdout.count("received, pixels bit-exact, the procedure's") == 2
+    # Recorded as H.264 (the video IOD's default), decoded by FFmpeg and
+    # compared with the pattern (tools/receiver.check_h264_clip).
+    assert " frames as h264 -> spool " in result.stdout
+    assert result.stdout.count("received, H.264 decoded within ") == 2, result.stdout
     assert "worklist:  1  " in result.stdout and "Müller^Anna  DEMO-0001  DEMO-ACC-1  Colonoscopy" in result.stdout
     assert "procedure: Müller^Anna, ID DEMO-0001, accession DEMO-ACC-1, study " in result.stdout
     assert "procedure completed: 2 clips; MPPS COMPLETED queued" in result.stdout

@@ -25,6 +25,7 @@ from firmware.services import commitment
 from firmware.spool import COMMITMENT
 from tests.conftest import ROOT, Orthanc, free_port, modgate
 from tests.test_gateway import settings
+from tools.receiver import STORED_SYNTAXES
 
 WELL_KNOWN = "1.2.840.10008.1.20.1.1"
 
@@ -45,7 +46,7 @@ class CommitmentSCP:
         self.report_status = []
         ae = AE(ae_title="COMMITSCP")
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax)
+            ae.add_supported_context(context.abstract_syntax, STORED_SYNTAXES)
         ae.add_supported_context(StorageCommitmentPushModel)
         self.server = ae.start_server(("127.0.0.1", 0), block=False, evt_handlers=[
             (evt.EVT_C_STORE, self.on_store), (evt.EVT_N_ACTION, self.on_action)])

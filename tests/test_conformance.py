@@ -15,6 +15,7 @@ from pynetdicom.sop_class import Verification
 
 import board
 from firmware import config
+from tools.receiver import STORED_SYNTAXES
 from firmware.gateway import Gateway
 from firmware.dicom.iod import IODS
 from firmware.net import dimse
@@ -93,7 +94,7 @@ def on_the_wire(tmp_path_factory):
 
     ae = AE(ae_title="CONFORMANCE")
     for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax)
+        ae.add_supported_context(context.abstract_syntax, STORED_SYNTAXES)
     ae.add_supported_context(Verification)
     server = ae.start_server(("127.0.0.1", port), block=False,
                              evt_handlers=[(evt.EVT_REQUESTED, on_requested), (evt.EVT_C_STORE, on_store)])

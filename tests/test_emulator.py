@@ -178,8 +178,10 @@ def test_v4l2_on_vivid_inside_the_box(box):
 def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_path):
     scp = Storescp(tmp_path / "rx")
     try:
-        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command", "save",
-                      "show pacs")
+        # Uncompressed: the test checks vivid's pixels (the H.264 test below
+        # checks the compressed path).
+        out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
+                      "set clip.transfer_syntax explicit", "save", "show pacs")
         assert "saved and applied" in out and "10.0.2.2" in out
         mark = len(box.box_log())
         session = Session(box)
@@ -213,7 +215,7 @@ def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
     try:
         port = wl.start()
         out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
-                      "set worklist.host 10.0.2.2", "set worklist.port %d" % port, "set worklist.ae_title WLM",
+                      "set clip.transfer_syntax explicit", "set worklist.host 10.0.2.2", "set worklist.port %d" % port, "set worklist.ae_title WLM",
                       "set worklist.refresh 0", "save",
                       "worklist refresh", "worklist select 1")
         assert "1 items" in out and "Müller^Jürgen" in out, out
@@ -494,7 +496,7 @@ def test_power_cuts_during_a_recording_and_during_a_send_lose_nothing(image, tmp
     # The configuration comes on the data partition, as a box's installer
     # would put it there (acquisition settings apply from the next session).
     box = Emulator(image, workdir=str(tmp_path / "qemu"), disk=fresh_disk(tmp_path, {
-        "board": "qemu_virt", "clip": {"mode": "command"},
+        "board": "qemu_virt", "clip": {"mode": "command", "transfer_syntax": "explicit"},
         "acquisition": {"width": width, "height": height, "rate": [10, 1]},
         "pacs": {"host": "10.0.2.2", "port": down},
         # Retry a lost PACS within 2 s, not the default backoff's minutes.
@@ -606,7 +608,7 @@ def test_a_procedure_stored_in_orthanc_committed_across_a_power_cut(image, tmp_p
     try:
         wl_port = wl.start()
         box = Emulator(image, workdir=str(tmp_path / "qemu"), forwards=[(forwarded, 11112)], disk=fresh_disk(tmp_path, {
-            "board": "qemu_virt", "clip": {"mode": "command"},
+            "board": "qemu_virt", "clip": {"mode": "command", "transfer_syntax": "explicit"},
             "acquisition": {"width": 320, "height": 180, "rate": [10, 1]},
             "pacs": {"host": "10.0.2.2", "port": orthanc.dicom_port, "ae_title": "ORTHANC", "commit": True,
                      "commit_port": 11112, "commit_timeout": 15},

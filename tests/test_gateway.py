@@ -33,6 +33,9 @@ def settings(tmp_path, port, ae_title="ANY-SCP", **changes):
         "acquisition.width": W, "acquisition.height": H, "acquisition.pixel": "rgb8",
         "acquisition.rate": [30, 1], "acquisition.paced": False,
         "clip.frames": 4, "clip.count": 3,
+        # Uncompressed: these tests check every pixel of what arrives
+        # (tests/test_codec.py covers the compressed clips).
+        "clip.transfer_syntax": "explicit",
         "patient.name": "Test^Gateway", "patient.id": "GW-1",
         "pacs.port": port, "pacs.ae_title": ae_title, "pacs.idle_release": 0.2,
         "pacs.connect_timeout": 2.0, "pacs.dimse_timeout": 10.0,
@@ -200,7 +203,7 @@ def test_sigterm_leaves_the_spool_consistent(tmp_path):
     cfg_path = tmp_path / "gw.json"
     cfg_path.write_text(json.dumps({
         "acquisition": {"width": W, "height": H, "pixel": "rgb8", "rate": [30, 1], "paced": True},
-        "clip": {"frames": 1000},
+        "clip": {"frames": 1000, "transfer_syntax": "explicit"},
         "pacs": {"port": port},
         "spool": {"root": str(tmp_path / "spool"), "min_free_bytes": 0, "max_bytes": 64 * 1024 * 1024},
     }))

@@ -14,7 +14,7 @@ import time
 from firmware import __version__
 from firmware.dicom import tags
 from firmware.dicom.encoder import check_video
-from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax
+from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax, transfer_syntax_of
 from firmware.dicom.uid import VIDEO_BITSTREAMS
 from firmware.dicom.vr import UTF8, encode_value
 from firmware.main import add_arguments as add_run_arguments, log_line, run as cmd_run
@@ -98,7 +98,7 @@ def patient_attributes(args):
                           "study.accession_number": getattr(args, "accession", None)})
 
 
-def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, transfer_syntax="explicit",
+def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, transfer_syntax=None,
                   bitrate=None, gop=None, quality=90):
     """Capture from the simulated board into out_dir: one multi-frame object,
     or one object per frame for a single-frame IOD, in the transfer syntax
@@ -110,7 +110,7 @@ def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, 
     from hal.acq.sim import SimBoard
 
     host = boards.load("host")
-    settings = {"clip.transfer_syntax": transfer_syntax, "clip.bitrate": bitrate, "clip.gop": gop,
+    settings = {"clip.transfer_syntax": transfer_syntax, "clip.iod": iod, "clip.bitrate": bitrate, "clip.gop": gop,
                 "clip.jpeg_quality": quality}
     board = SimBoard(width, height, pixel, rate)
     board.start()
@@ -152,6 +152,7 @@ def cmd_capture(args):
 
     check_frame_size(board.load("host"), pixel, width, height)
     try:
+        args.transfer_syntax = transfer_syntax_of(args.transfer_syntax, iod)
         check_transfer_syntax(args.transfer_syntax, iod, pixel)
         uid = TRANSFER_SYNTAXES[args.transfer_syntax][0]
         if uid in VIDEO_BITSTREAMS:
@@ -196,7 +197,7 @@ def cmd_demo(args):
     from firmware.gateway import Gateway
     from firmware.services import worklist
     from hal.acq.sim import Pattern
-    from tools.receiver import Receiver, check_clip
+    from tools.receiver import Receiver, check_clip, check_h264_clip
 
     received_dir = os.path.join(args.out, "received")
     spool_dir = os.path.join(args.out, "spool")
@@ -208,8 +209,17 @@ def cmd_demo(args):
     station = config.defaults()["station.ae_title"]
     receiver = Receiver(received_dir, box=(station, "127.0.0.1", listen_port)).start()
     cfg = config.defaults()
+    host = board.load("host")
+    codec_note = ""
+    try:
+        host.open_codec("h264", 320, 240, "rgb8", (30, 1)).close()
+        transfer_syntax = "h264"
+    except Exception as err:  # CodecError: the libraries are not on this machine
+        transfer_syntax = "explicit"
+        codec_note = " (no H.264 encoder here: %s; recording uncompressed)" % err
     cfg.update({
         "board": "host",
+        "clip.transfer_syntax": transfer_syntax,
         "acquisition.width": 320, "acquisition.height": 240, "acquisition.pixel": "rgb8",
         "acquisition.rate": [30, 1], "acquisition.paced": False,
         "clip.mode": "frames", "clip.frames": args.frames, "clip.count": args.clips,
@@ -221,10 +231,11 @@ def cmd_demo(args):
         "spool.root": spool_dir, "spool.max_bytes": 256 * 1024 * 1024, "spool.min_free_bytes": 0,
     })
     config.validate(cfg)
-    print("modgate %s demo: host board (simulated, 320x240 rgb8), %d clips of %d frames -> spool %s -> "
+    print("modgate %s demo: host board (simulated, 320x240 rgb8), %d clips of %d frames as %s%s -> spool %s -> "
           "PACS %s on 127.0.0.1:%d (worklist, MPPS, storage, storage commitment) -> %s" % (
-              __version__, args.clips, args.frames, spool_dir, receiver.ae_title, receiver.port, received_dir))
-    gateway = Gateway(cfg, board.load("host"), log=log_line if args.verbose else None)
+              __version__, args.clips, args.frames, transfer_syntax, codec_note, spool_dir, receiver.ae_title,
+              receiver.port, received_dir))
+    gateway = Gateway(cfg, host, log=log_line if args.verbose else None)
     system = ConsoleSystem(gateway)
     runner = threading.Thread(target=gateway.run, name="gateway")
     try:
@@ -258,11 +269,19 @@ def cmd_demo(args):
     good = 0
     for clip in gateway.clips:
         path = arrived.get(clip.sop_instance_uid)
-        problems = ["did not arrive"] if path is None else check_clip(path, clip, pattern) + _procedure_problems(
-            path, item)
+        if path is None:
+            problems, verdict = ["did not arrive"], ""
+        elif transfer_syntax == "h264":
+            problems, psnr = check_h264_clip(path, clip, pattern)
+            verdict = "received, H.264 decoded within %.1f dB of the pattern" % psnr if psnr is not None else \
+                "received, H.264 (not decoded: no ffmpeg on this machine)"
+        else:
+            problems, verdict = check_clip(path, clip, pattern), "received, pixels bit-exact"
+        if path is not None:
+            problems += _procedure_problems(path, item)
         good += not problems
         print("  clip %d  %s  %d frames  %s" % (clip.instance_number, clip.sop_instance_uid, clip.frames,
-                                               "; ".join(problems) or "received, pixels bit-exact, the procedure's"))
+                                               "; ".join(problems) or verdict + ", the procedure's"))
     committed = len(set(receiver.committed) & set(c.sop_instance_uid for c in gateway.clips))
     print("procedure: %s, ID %s, accession %s, study %s; %s" % (
         item["PatientName"], item["PatientID"], item["AccessionNumber"], item["StudyInstanceUID"], ended))
@@ -861,9 +880,10 @@ def build_parser():
     p.add_argument("--pixel", choices=sorted(PIXEL_FORMATS), help="pixel format (default: the IOD's)")
     p.add_argument("--iod", choices=sorted(IODS), help="IOD (default: by pixel format; rgb8: video-endoscopic)")
     p.add_argument("--rate", type=parse_rate, default=(30, 1), metavar="FPS", help="frame rate, N or N/D (default 30)")
-    p.add_argument("--transfer-syntax", choices=sorted(TRANSFER_SYNTAXES), default="explicit",
+    p.add_argument("--transfer-syntax", choices=sorted(TRANSFER_SYNTAXES),
                    help="h264 (MPEG-4 AVC/H.264 HP@L4.1), h264-bd, h264-hp42 (video IODs), jpeg-baseline (8-bit), "
-                        "explicit or implicit (uncompressed; the default)")
+                        "explicit or implicit (uncompressed); default: the IOD's (h264 for video, jpeg-baseline "
+                        "for colour stills and true colour SC, explicit for grayscale SC)")
     p.add_argument("--bitrate", type=float, metavar="MBIT", help="H.264 average bit rate in Mbit/s (default: "
                                                                 "constant quality, capped at 40 Mbit/s)")
     p.add_argument("--gop", type=positive_int, metavar="N", help="H.264 frames between IDR pictures (default 2 s)")

@@ -29,7 +29,7 @@ from firmware import __version__, config, recorder, sender
 from firmware.compat import crypto
 from firmware.console import shell
 from firmware.dicom import decode, tags, uid
-from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax
+from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax, default_transfer_syntax
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
@@ -175,11 +175,15 @@ def storage_sop_classes():
 
 def proposed_contexts():
     """[(abstract syntax, transfer syntax)] the storage association proposes
-    when the queue holds an object of every IOD: acse.propose over what the
-    SCU adds (Verification) and what the recorder encodes
-    (recorder.STORAGE_TRANSFER_SYNTAX), one transfer syntax per context."""
+    when the queue holds an object of every IOD, each recorded in its IOD's
+    default transfer syntax (iod.default_transfer_syntax): acse.propose over
+    what the SCU adds (Verification) and those, one transfer syntax per
+    context."""
     objects = [(acse.VERIFICATION, uid.IMPLICIT_VR_LITTLE_ENDIAN)]
-    objects += [(sop_class, recorder.STORAGE_TRANSFER_SYNTAX) for sop_class in storage_sop_classes()]
+    for name, iod in IODS.items():
+        pair = (iod.sop_class_uid, TRANSFER_SYNTAXES[default_transfer_syntax(name)][0])
+        if pair not in objects:
+            objects.append(pair)
     return [(abstract, ts) for _, abstract, syntaxes in acse.propose(objects) for ts in syntaxes]
 
 
@@ -420,16 +424,17 @@ def _networking(doc, defaults, ae_title, metadata):
     doc.p("Proposed presentation contexts: each SOP class is proposed with every transfer syntax in a context "
           "of its own, so the SCP may accept any one. The table shows the association when the queue holds an "
           "object of every IOD; an association proposes only the SOP classes queued (plus Verification). "
-          "Objects are recorded in %s." % name_of(recorder.STORAGE_TRANSFER_SYNTAX))
+          "Objects are recorded in their IOD's default transfer syntax unless `clip.transfer_syntax` says "
+          "otherwise (the table below).")
     doc.table(CONTEXT_HEADERS, _context_rows(proposed_contexts()))
     doc.p("The host utility `modgate store` proposes, in addition, each file's own transfer syntax.")
-    doc.p("Compressed objects (`clip.transfer_syntax`, default `%s`): an object recorded in a compressed "
+    doc.p("Compressed objects (`clip.transfer_syntax`; by default the IOD's: %s): an object recorded in a compressed "
           "transfer syntax is proposed in that syntax (with the uncompressed ones beside it, for the other objects "
           "of its class). The box never transcodes: when the SCP does not accept the object's syntax, the object "
           "stays in the queue, counted against nothing, with the `transfer syntax` alarm naming the syntax and "
           "the SOP class; the queue goes on with the objects after it, and it is tried again when the PACS "
           "settings change or after `spool.backoff_max`. The syntaxes and which IODs take them:" %
-          defaults["clip.transfer_syntax"])
+          ", ".join("`%s` for %s" % (default_transfer_syntax(n), n) for n in sorted(IODS)))
     rows = []
     for key, (ts, kind) in sorted(TRANSFER_SYNTAXES.items()):
         takes = [name for name in sorted(IODS) if _takes(key, name)]

@@ -20,11 +20,17 @@ import time
 
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
-from pydicom.uid import generate_uid
+from pydicom.uid import ExplicitVRLittleEndian, ImplicitVRLittleEndian, JPEGBaseline8Bit, generate_uid
 from pynetdicom import AE, AllStoragePresentationContexts, build_role, evt
 from pynetdicom.sop_class import (ModalityPerformedProcedureStep, ModalityWorklistInformationFind,
                                   StorageCommitmentPushModel, Verification)
 
+STORED_SYNTAXES = [ImplicitVRLittleEndian, ExplicitVRLittleEndian, JPEGBaseline8Bit,
+                   "1.2.840.10008.1.2.4.102", "1.2.840.10008.1.2.4.103", "1.2.840.10008.1.2.4.104"]
+# The lowest PSNR of a decoded H.264 frame against the simulated pattern
+# that counts as that frame (tests/test_codec.py: 28-33 dB decoded, about
+# 24.5 dB for the wrong frame).
+MIN_PSNR_DB = 27.0
 # PS3.4 J.6: the Storage Commitment Push Model's well-known SOP Instance.
 COMMITMENT_INSTANCE = "1.2.840.10008.1.20.1.1"
 
@@ -85,7 +91,9 @@ class Receiver:
         ae = AE(ae_title=self.ae_title)
         ae.maximum_pdu_size = 65536
         for context in AllStoragePresentationContexts:
-            ae.add_supported_context(context.abstract_syntax)
+            # Every transfer syntax the box may store in, the compressed
+            # ones too (pynetdicom stores what it gets, as it came).
+            ae.add_supported_context(context.abstract_syntax, STORED_SYNTAXES)
         for sop_class in (Verification, ModalityWorklistInformationFind, ModalityPerformedProcedureStep,
                           StorageCommitmentPushModel):
             ae.add_supported_context(sop_class)
@@ -227,3 +235,41 @@ def check_clip(path, clip, pattern):
     if got[: len(expected)] != expected or len(got) - len(expected) > 1:
         problems.append("pixel data differs from the pattern")
     return problems
+
+
+def check_h264_clip(path, clip, pattern):
+    """(problems, worst PSNR in dB) of a received H.264 clip (problems
+    empty: none): the UID, the frame count in the object and in the
+    bitstream, and every frame decoded by FFmpeg within MIN_PSNR_DB of the
+    pattern. The PSNR is None when there is no FFmpeg to decode with (then
+    only the object is checked)."""
+    import math
+    import shutil
+    import subprocess
+
+    import pydicom
+    from pydicom.encaps import generate_fragments
+
+    ds = pydicom.dcmread(path)
+    problems = []
+    if ds.SOPInstanceUID != clip.sop_instance_uid:
+        problems.append("SOP Instance UID %s, expected %s" % (ds.SOPInstanceUID, clip.sop_instance_uid))
+    if int(ds.NumberOfFrames) != clip.frames:
+        problems.append("%s frames, expected %d" % (ds.NumberOfFrames, clip.frames))
+    stream = list(generate_fragments(ds.PixelData))[1]
+    if shutil.which("ffmpeg") is None:
+        return problems, None
+    decoded = subprocess.run(["ffmpeg", "-v", "error", "-f", "h264", "-i", "-", "-f", "rawvideo", "-pix_fmt",
+                              "rgb24", "-"], input=stream, capture_output=True, timeout=120).stdout
+    size = pattern.width * pattern.height * 3
+    if len(decoded) != clip.frames * size:
+        return problems + ["FFmpeg decoded %d frames, expected %d" % (len(decoded) // size, clip.frames)], None
+    worst = 99.0
+    for k in range(clip.frames):
+        got = decoded[k * size:(k + 1) * size:7]
+        want = pattern.frame(clip.first_sequence + k)[::7]
+        error = sum((a - b) * (a - b) for a, b in zip(got, want)) / len(got)
+        worst = min(worst, 99.0 if error == 0 else 10 * math.log10(255 * 255 / error))
+    if worst < MIN_PSNR_DB:
+        problems.append("a decoded frame is %.1f dB from the pattern (at least %.0f expected)" % (worst, MIN_PSNR_DB))
+    return problems, worst

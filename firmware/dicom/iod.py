@@ -70,6 +70,12 @@ def default_transfer_syntax(iod):
     return "explicit"
 
 
+def transfer_syntax_of(name, iod):
+    """The transfer syntax's name for a clip of iod: name, or when it is
+    None (not chosen) the IOD's default."""
+    return name or default_transfer_syntax(iod)
+
+
 def check_transfer_syntax(name, iod, pixel):
     """ValueError unless a clip of iod in pixel can be stored in the
     transfer syntax called name."""

@@ -36,7 +36,8 @@ def gateway_config(folder, receiver, record=True):
     return {
         "board": "host",
         "acquisition": {"width": WIDTH, "height": HEIGHT, "pixel": "rgb8", "rate": [60, 1], "paced": True},
-        "clip": {"mode": "frames" if record else "command", "frames": FRAMES, "iod": "video-endoscopic"},
+        "clip": {"mode": "frames" if record else "command", "frames": FRAMES, "iod": "video-endoscopic",
+                 "transfer_syntax": "explicit"},  # checked pixel for pixel on arrival
         "pacs": {"host": "127.0.0.1", "port": receiver.port, "ae_title": receiver.ae_title,
                  "idle_release": 0.5, "connect_timeout": 2, "acse_timeout": 5, "dimse_timeout": 10},
         "spool": {"root": os.path.join(folder, "spool"), "max_bytes": 256 * 1024 * 1024, "min_free_bytes": 0,
