@@ -153,6 +153,28 @@ def check_object(path, frames, width, height):
     return ds
 
 
+def record_one_clip(box, scp, seconds=2, timeout=120):
+    """record start, a wait, record stop on the console; the one clip the
+    box queued, stored and received: (frames, spool name, UID, path)."""
+    mark = len(box.box_log())
+    session = Session(box)
+    try:
+        assert session.run("record start") == ["recording"]
+        time.sleep(seconds)
+        session.run("record stop")
+    finally:
+        session.close()
+    deadline = time.monotonic() + timeout
+    while not queued_clips(box, mark) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    clips = queued_clips(box, mark)
+    assert len(clips) == 1, box.box_log()[mark:]
+    [(frames, name, uid)] = clips
+    box.wait_for_log("sender: %s stored" % name, timeout=timeout, after=mark)
+    [path] = wait_files(scp, 1, 30, box)
+    return frames, name, uid, path
+
+
 @pytest.fixture(scope="module")
 def box(image, tmp_path_factory):
     """One box for the first tests: booted with the in-box V4L2 self-test."""
@@ -220,22 +242,7 @@ def test_a_worklist_procedure_from_the_host_on_the_box(box, tmp_path):
                       "worklist refresh", "worklist select 1")
         assert "1 items" in out and "Müller^Jürgen" in out, out
         assert "procedure: Müller^Jürgen, ID P100, accession A100" in out, out
-        mark = len(box.box_log())
-        session = Session(box)
-        try:
-            assert session.run("record start") == ["recording"]
-            time.sleep(2)
-            session.run("record stop")
-        finally:
-            session.close()
-        deadline = time.monotonic() + 60
-        while not queued_clips(box, mark) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        clips = queued_clips(box, mark)
-        assert len(clips) == 1, box.box_log()[mark:]
-        [(frames, name, uid)] = clips
-        box.wait_for_log("sender: %s stored" % name, timeout=120, after=mark)
-        [path] = wait_files(scp, 1, 30, box)
+        frames, name, uid, path = record_one_clip(box, scp)
         console(box, "exam end", "unset worklist.host", "unset worklist.refresh", "save")
     finally:
         scp.stop()
@@ -259,20 +266,7 @@ def test_an_h264_clip_from_vivid_on_the_box(box, tmp_path):
         out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
                       "set clip.transfer_syntax h264", "save")
         assert "saved and applied" in out, out
-        mark = len(box.box_log())
-        session = Session(box)
-        try:
-            assert session.run("record start") == ["recording"]
-            time.sleep(2)
-            session.run("record stop")
-        finally:
-            session.close()
-        deadline = time.monotonic() + 120
-        while not queued_clips(box, mark) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        [(frames, name, uid)] = queued_clips(box, mark)
-        box.wait_for_log("sender: %s stored" % name, timeout=120, after=mark)
-        [path] = wait_files(scp, 1, 30, box)
+        frames, name, uid, path = record_one_clip(box, scp)
         console(box, "unset clip.transfer_syntax", "save")
     finally:
         scp.stop()
