@@ -149,7 +149,7 @@ class Streamer:
                 "meta_packets": self.meta_packets, "dropped_packets": dropped}
 
 
-def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1):
+def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1, refclk=None):
     """Publish the two flows' SDPs as video.sdp and metadata.sdp in a hal
     storage folder (PS3.22: receivers obtain the SDP; modgate's way is these
     files, which an operator copies or a receiver reads). Atomic: a reader
@@ -159,9 +159,10 @@ def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1):
 
     texts = (
         ("video.sdp", video_sdp(video_dest[0], video_dest[1], streamer.width, streamer.height, streamer.rate,
-                                streamer.sampling, streamer.depth, payload_type=VIDEO_PAYLOAD_TYPE, ttl=ttl)),
+                                streamer.sampling, streamer.depth, payload_type=VIDEO_PAYLOAD_TYPE, ttl=ttl,
+                                refclk=refclk)),
         ("metadata.sdp", metadata_sdp(meta_dest[0], meta_dest[1], payload_type=streamer.meta.payload_type,
-                                      ttl=ttl)),
+                                      ttl=ttl, refclk=refclk)),
     )
     for name, text in texts:
         write_atomic(storage, name, text.encode())
@@ -196,7 +197,7 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
                 raise StreamError(part, err)
         streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], clock, **options)
         try:
-            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl)
+            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl, board.reference_clock())
         except OSError as err:
             raise StreamError("sdp", err)
     except BaseException:

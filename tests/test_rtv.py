@@ -11,7 +11,7 @@ import time
 import pytest
 
 from firmware.rtv.rtp import frame_timestamp, rtp_header
-from firmware.rtv.sdp import video_sdp
+from firmware.rtv.sdp import metadata_sdp, reference_clock, video_sdp
 from firmware.rtv.st2110_20 import MAX_DATAGRAM, Packetizer, equal_segment, pack_10bit, unpack_10bit
 from hal.acq.sim import Pattern
 from tests.conftest import ROOT, tool
@@ -167,10 +167,15 @@ def test_sdp():
     assert "c=IN IP4 127.0.0.1" in lines and "m=video 5004 RTP/AVP 96" in lines
     assert "a=rtpmap:96 raw/90000" in lines
     assert ("a=fmtp:96 sampling=YCbCr-4:2:2; width=320; height=240; exactframerate=30000/1001; "
-            "depth=8; TCS=SDR; colorimetry=BT601; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW") in lines
-    assert lines[-2:] == ["a=mediaclk:direct=0", "a=ts-refclk:ptp=traceable"]
-    text = video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8, payload_type=112, ttl=8)
+            "depth=8; TCS=SDR; colorimetry=BT601; RANGE=NARROW; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW") in lines
+    # RFC 7273 4.8: without a PTP clock, the truth: a local clock.
+    assert lines[-2:] == ["a=mediaclk:direct=0", "a=ts-refclk:localmac=00-00-00-00-00-00"]
+    text = video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8, payload_type=112, ttl=8,
+                     refclk=reference_clock(False, "52:54:00:12:34:56"))
     assert "c=IN IP4 239.1.2.3/8\r\n" in text and "exactframerate=30;" in text
+    assert "RANGE=FULL;" in text and text.endswith("a=ts-refclk:localmac=52-54-00-12-34-56\r\n")
+    assert metadata_sdp("239.1.2.3", 5006, refclk=reference_clock(True)).endswith(
+        "a=ts-refclk:ptp=IEEE1588-2008:traceable\r\n")
     assert "a=rtpmap:112 raw/90000" in text
     assert "c=IN IP4 239.1.2.3/1\r\n" in video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8)
 
@@ -335,3 +340,14 @@ def test_receiver_command_after_a_late_join(tmp_path):
             proc.communicate()
     assert proc.returncode == 0, out + err
     assert "joined 1" in out and "incomplete 0" in out and out.strip().endswith("ok"), out
+
+
+def test_the_boards_say_their_reference_clock():
+    """The box names its clock truthfully in its SDPs: a PTP hardware clock
+    (imx8mp_gateway's /dev/ptp0) as IEEE 1588-2008 traceable; the host's
+    loopback and the emulated box's virtio-net have none: their local clock,
+    by the NIC's MAC (RFC 7273 4.8)."""
+    import board
+
+    assert board.load("imx8mp_gateway").reference_clock() == "ptp=IEEE1588-2008:traceable"
+    assert board.load("host").reference_clock() == "localmac=00-00-00-00-00-00"  # lo's address

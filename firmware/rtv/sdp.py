@@ -23,9 +23,25 @@ def exact_frame_rate(rate):
     return "%d/%d" % (num, den)
 
 
+# RFC 7273 4.8 / ST 2110-10 8.2: the reference clock when the sender has none
+# it can name: a local, free-running clock identified by a MAC address.
+UNKNOWN_MAC = "00-00-00-00-00-00"
+PTP_TRACEABLE = "ptp=IEEE1588-2008:traceable"
+
+
+def reference_clock(ptp, mac=None):
+    """The ts-refclk value (RFC 7273 4.8, ST 2110-10 8.2): with a PTP clock
+    traceable to a grandmaster, IEEE 1588-2008 traceable; otherwise the
+    truth: the local clock of the interface with this MAC (aa:bb:... or
+    aa-bb-...)."""
+    if ptp:
+        return PTP_TRACEABLE
+    return "localmac=" + (mac or UNKNOWN_MAC).replace(":", "-").upper()
+
+
 def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
               payload_type=96, ttl=None, source_host="127.0.0.1",
-              session_name="modgate video", session_id=1, colorimetry="BT601"):
+              session_name="modgate video", session_id=1, colorimetry="BT601", refclk=None):
     """The session description of one ST 2110-20 flow, CRLF line endings
     (RFC 4566 5). For an IPv4 multicast destination the c= line carries the
     TTL (RFC 4566 5.7 requires it; default 1, the local link); for unicast it
@@ -42,6 +58,9 @@ def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
         "depth=%d" % depth,
         "TCS=SDR",  # ST 2110-20: transfer characteristic (its default)
         "colorimetry=" + colorimetry,  # PS3.22: BT601 only
+        # ST 2110-20 7.3: RANGE defaults to NARROW. The board's RGB samples
+        # use 0..255 (FULL); its YCbCr is the acquisition's (narrow, BT.601).
+        "RANGE=" + ("FULL" if sampling == "RGB" else "NARROW"),
         "PM=2110GPM",  # ST 2110-20: General Packing Mode
         "SSN=ST2110-20:2017",  # ST 2110-20: the standard's version
         "TP=2110TPW",  # ST 2110-21: wide sender timing
@@ -51,11 +70,11 @@ def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
         "a=rtpmap:%d raw/%d" % (payload_type, CLOCK_RATE),  # RFC 4175 6.1
         "a=fmtp:%d %s" % (payload_type, fmtp),  # ST 2110-20
     )
-    return _description(dest_host, ttl, source_host, session_name, session_id, media)
+    return _description(dest_host, ttl, source_host, session_name, session_id, media, refclk)
 
 
 def metadata_sdp(dest_host, dest_port, payload_type=PAYLOAD_TYPE, ttl=None, source_host="127.0.0.1",
-                 session_name="modgate metadata", session_id=2):
+                 session_name="modgate metadata", session_id=2, refclk=None):
     """The session description of the DICOM metadata flow (PS3.22):
     a=rtpmap:104 dicom/90000, the same media clock as the video, and the
     a=extmap lines of the NMOS header extension elements it carries."""
@@ -67,11 +86,12 @@ def metadata_sdp(dest_host, dest_port, payload_type=PAYLOAD_TYPE, ttl=None, sour
     ]
     # RFC 8285 5: one a=extmap per header extension element.
     media.extend("a=extmap:%d %s" % pair for pair in nmos.URNS)
-    return _description(dest_host, ttl, source_host, session_name, session_id, media)
+    return _description(dest_host, ttl, source_host, session_name, session_id, media, refclk)
 
 
-def _description(dest_host, ttl, source_host, session_name, session_id, media):
-    """The session and timing lines both flows share, around media."""
+def _description(dest_host, ttl, source_host, session_name, session_id, media, refclk):
+    """The session and timing lines both flows share, around media. refclk:
+    reference_clock()'s value; None: a local clock of unknown identity."""
     connection = dest_host
     if _is_multicast_v4(dest_host):
         connection = "%s/%d" % (dest_host, 1 if ttl is None else ttl)
@@ -84,5 +104,5 @@ def _description(dest_host, ttl, source_host, session_name, session_id, media):
     ]
     lines.extend(media)
     lines.append("a=mediaclk:direct=0")  # ST 2110-10, RFC 7273 5: RTP clock = media clock
-    lines.append("a=ts-refclk:ptp=traceable")  # ST 2110-10, RFC 7273 4: PTP reference
+    lines.append("a=ts-refclk:" + (refclk or reference_clock(False)))  # ST 2110-10 8.2, RFC 7273 4.8
     return "\r\n".join(lines) + "\r\n"
