@@ -140,21 +140,17 @@ class Board:
                                                           driver if driver else ""))
 
     def reference_clock(self):
-        """The media clock's reference for the SDPs (firmware/rtv/sdp.py
-        reference_clock): PTP-traceable where the board has a PTP hardware
-        clock (board data clock.phc), else the local clock of its NIC,
-        named by the NIC's MAC address (RFC 7273 4.8)."""
-        from firmware.rtv.sdp import reference_clock
-
+        """What the media clock is referenced to, for the SDPs
+        (firmware/rtv/sdp.py reference_clock): (True, None) where the board
+        has a PTP hardware clock (board data clock.phc), else (False, the
+        MAC address of its NIC, or None)."""
         if self.data["clock"].get("phc"):
-            return reference_clock(True)
-        mac = None
+            return True, None
         try:
             with open("/sys/class/net/%s/address" % self.data["nic"]["name"]) as f:
-                mac = f.read().strip()
+                return False, f.read().strip()
         except (OSError, KeyError):
-            pass
-        return reference_clock(False, mac)
+            return False, None
 
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]

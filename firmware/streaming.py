@@ -188,6 +188,8 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
     names); streamer.close() closes the senders. When it raises
     (StreamError, or ValueError for a pixel format that cannot be streamed)
     nothing stays open."""
+    from firmware.rtv.sdp import reference_clock
+
     sinks = []
     try:
         for part, dest in (("video", video_dest), ("metadata", meta_dest)):
@@ -197,7 +199,8 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
                 raise StreamError(part, err)
         streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], clock, **options)
         try:
-            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl, board.reference_clock())
+            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl,
+                               reference_clock(*board.reference_clock()))
         except OSError as err:
             raise StreamError("sdp", err)
     except BaseException:
