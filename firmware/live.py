@@ -56,7 +56,7 @@ class LiveFeed:
         meta = (cfg["rtv.host"], cfg["rtv.metadata_port"])
         iod = cfg["clip.iod"] if cfg["clip.iod"] in STREAMED_IODS else STREAMED_IODS[0]
         streamer, names = open_stream(g.board, acq, g.clock, video, meta, cfg["rtv.ttl"], g.storage, iod=iod,
-                                      attributes=patient_attributes(cfg), source_ae_title=cfg["station.ae_title"],
+                                      attributes=patient_attributes(cfg),
                                       uid_root=cfg["station.uid_root"])
         self.stream = LiveStream(streamer, g.log)
         self.stream.start()

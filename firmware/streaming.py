@@ -39,7 +39,7 @@ def _random32():
 
 class Streamer:
     def __init__(self, width, height, pixel, rate, video_sink, meta_sink, clock,
-                 iod="video-endoscopic", attributes=None, burst=None, source_ae_title=None,
+                 iod="video-endoscopic", attributes=None, burst=None,
                  uid_root=None):
         if pixel not in SAMPLINGS:
             raise ValueError("pixel format %r cannot be streamed; one of %s"
@@ -56,7 +56,7 @@ class Streamer:
                                 ssrc=_random32(), sequence=_random32())
         self.meta = MetadataFlow(iod, width, height, pixel, rate, self.source_id, self.video_flow_id,
                                  self.meta_flow_id, attributes, ssrc=_random32(), sequence=_random32(),
-                                 source_ae_title=source_ae_title, uid_root=uid_root)
+                                 uid_root=uid_root)
         self.schedule = Schedule(self.video.datagram_count(), rate, burst)
         self.frames = 0
         self.late = 0
@@ -184,7 +184,7 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
     """Start streaming acq's frames: the two flows' datagram senders
     (board.open_datagram_sender), a Streamer on clock and its SDP files in
     the hal storage sdp_storage. options: the Streamer's (iod, attributes,
-    burst, source_ae_title, uid_root). Returns (streamer, the SDP files'
+    burst, uid_root). Returns (streamer, the SDP files'
     names); streamer.close() closes the senders. When it raises
     (StreamError, or ValueError for a pixel format that cannot be streamed)
     nothing stays open."""

@@ -82,6 +82,8 @@ def test_stream_frames_and_metadata(tmp_path, pixel):
         assert fm[0x00020032].value == "1.2.840.10008.10.1"  # Video Endoscopic Image RTC
         assert fm[0x00020037].value == 90000
         assert len(fm[0x00020035].value) == 16 and len(fm[0x00020036].value) == 16
+        # PS3.22 Table 7.1-1 lists none of these Part 10 File Meta elements.
+        assert not [t for t in (0x00020012, 0x00020013, 0x00020016) if t in fm]
         flow_ids.add(bytes(fm[0x00020036].value))
         # the NMOS extension names the same flow and source
         assert ext[nmos.FLOW_ID] == fm[0x00020036].value
@@ -104,7 +106,9 @@ def test_stream_frames_and_metadata(tmp_path, pixel):
             assert ds.PhotometricInterpretation == ("RGB" if pixel == "rgb8" else "YBR_FULL_422")
             assert ds.BitsStored == SAMPLINGS[pixel][1]
             flow = ds[0x0034000A][0]
-            assert flow[0x00340005].value == fm[0x00020035].value  # the same source
+            # PS3.22: the metadata flow is a source of its own; the video's
+            # source is named in the Real-Time Bulk Data Flow Sequence.
+            assert flow[0x00340005].value != fm[0x00020035].value and len(flow[0x00340005].value) == 16
             video_flow = flow[0x00340001][0]
             assert video_flow[0x00340003].value == "1.2.840.10008.1.2.7.1"
             assert len(video_flow[0x00340002].value) == 16

@@ -182,7 +182,7 @@ def rtv_vectors():
                         bytes(range(16, 32)), bytes(range(32, 48)),
                         {tags.SOPInstanceUID: INSTANCE, tags.StudyInstanceUID: STUDY, tags.SeriesInstanceUID: SERIES,
                          tags.PatientName: "Åström^Björn", tags.StudyDate: "20261123"},
-                        ssrc=0xCAFE, sequence=0xFFFF, source_ae_title="MODGATE")
+                        ssrc=0xCAFE, sequence=0xFFFF, meta_source_id=bytes(range(48, 64)))
     origin = 1795000000 * 1000000000 + 123456789
     for k in (0, 1, 30):
         yield "rtv-metadata-%d" % k, b"".join(flow.packets(k, 3003 * k, origin + k * 33366666))

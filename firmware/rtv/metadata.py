@@ -24,7 +24,7 @@ The group numbers put the three parts in that order (PS3.3 C.7.6.27 note).
 from firmware.dicom import tags, uid
 from firmware.dicom.element import dataset_charset, encode_dataset
 from firmware.dicom.part10 import meta_information
-from firmware.dicom.uid import IMPLEMENTATION_CLASS_UID, IMPLEMENTATION_VERSION_NAME, generate_uid
+from firmware.dicom.uid import generate_uid
 from firmware.rtv import nmos
 from firmware.rtv.rtp import CLOCK_RATE, HEADER_SIZE, one_byte_extension, rtp_header
 from firmware.rtv.st2110_20 import MAX_DATAGRAM
@@ -100,14 +100,16 @@ class MetadataFlow:
 
     iod: a key of RTV_SOP_CLASSES; width, height, pixel (a key of
     PIXEL_DESCRIPTION) and rate describe the video flow. source_id,
-    video_flow_id and flow_id are 16-byte UUIDs (the source, the video flow
-    it describes, this flow). attributes: {tag: value} for the static part
+    video_flow_id and flow_id are 16-byte UUIDs (the video's source, the
+    video flow it describes, this flow); meta_source_id is this flow's own
+    source (RTV Source Identifier and the NMOS source id of its packets),
+    a new one when not given. attributes: {tag: value} for the static part
     (patient, study, series); UIDs not given are generated.
     """
 
     def __init__(self, iod, width, height, pixel, rate, source_id, video_flow_id, flow_id,
                  attributes=None, payload_type=PAYLOAD_TYPE, ssrc=0, max_datagram=MAX_DATAGRAM,
-                 sequence=0, source_ae_title=None, uid_root=None):
+                 sequence=0, uid_root=None, meta_source_id=None):
         if iod not in RTV_SOP_CLASSES:
             raise ValueError("no real-time SOP class for %r; one of %s"
                              % (iod, ", ".join(sorted(RTV_SOP_CLASSES))))
@@ -120,6 +122,10 @@ class MetadataFlow:
         self.sop_class_uid = RTV_SOP_CLASSES[iod]
         self.width, self.height, self.pixel, self.rate = width, height, pixel, rate
         self.source_id, self.video_flow_id, self.flow_id = source_id, video_flow_id, flow_id
+        # PS3.22 7.1 (RTV Source Identifier) and the NMOS in-stream identity:
+        # the metadata flow is a source of its own; the video's source is
+        # named in the Real-Time Bulk Data Flow Sequence (0034,0005).
+        self.meta_source_id = meta_source_id or uuid_bytes()
         self.payload_type = payload_type
         self.ssrc = ssrc & 0xFFFFFFFF
         self.max_datagram = max_datagram
@@ -129,19 +135,18 @@ class MetadataFlow:
         self.static_period = max(1, rate[0] // rate[1])
         attributes = dict(attributes or {})
         self.sop_instance_uid = attributes.get(tags.SOPInstanceUID) or generate_uid(uid_root)
+        # PS3.22 Table 7.1-1, RTV Meta Information: only the elements it
+        # lists (no Implementation Class UID / Version Name, no Source
+        # Application Entity Title: those are Part 10 File Meta elements).
         meta = [
             (tags.TransferSyntaxUID, uid.SMPTE_ST2110_20_PROGRESSIVE),
-            (tags.ImplementationClassUID, IMPLEMENTATION_CLASS_UID),
-            (tags.ImplementationVersionName, IMPLEMENTATION_VERSION_NAME),
             (tags.RTVMetaInformationVersion, RTV_META_INFORMATION_VERSION),
             (tags.RTVCommunicationSOPClassUID, self.sop_class_uid),
             (tags.RTVCommunicationSOPInstanceUID, self.sop_instance_uid),
-            (tags.RTVSourceIdentifier, bytes(source_id)),
+            (tags.RTVSourceIdentifier, bytes(self.meta_source_id)),
             (tags.RTVFlowIdentifier, bytes(flow_id)),
             (tags.RTVFlowRTPSamplingRate, CLOCK_RATE),
         ]
-        if source_ae_title:
-            meta.append((tags.SourceApplicationEntityTitle, source_ae_title))
         self._meta = meta_information(meta)
         self.study_instance_uid = self.series_instance_uid = None
         self.set_attributes(attributes)
@@ -227,7 +232,7 @@ class MetadataFlow:
         data = memoryview(self.payload(k, origin_tai_ns, static))
         ext = one_byte_extension(nmos.elements(
             origin_tai_ns, origin_tai_ns if sync_tai_ns is None else sync_tai_ns,
-            self.flow_id, self.source_id, self.rate))
+            self.flow_id, self.meta_source_id, self.rate))
         out = []
         pos, end = 0, len(data)
         first = True
