@@ -352,3 +352,83 @@ def test_the_boards_say_their_reference_clock():
     assert reference_clock(*board.load("imx8mp_gateway").reference_clock()) == "ptp=IEEE1588-2008:traceable"
     # lo's address
     assert reference_clock(*board.load("host").reference_clock()) == "localmac=00-00-00-00-00-00"
+
+
+def _extension_of(datagram):
+    """(X bit, {id: bytes}) of an RTP packet, read here independently of
+    firmware/rtv/rtp.py: RFC 3550 5.3.1 and the RFC 8285 4.2 one-byte form."""
+    x = bool(datagram[0] & 0x10)
+    if not x:
+        return False, {}
+    pos = 12 + 4 * (datagram[0] & 15)
+    profile, words = struct.unpack_from(">HH", datagram, pos)
+    assert profile == 0xBEDE
+    body, out, i = datagram[pos + 4:pos + 4 + 4 * words], {}, 0
+    while i < len(body):
+        if body[i] == 0:
+            i += 1
+            continue
+        ident, length = body[i] >> 4, (body[i] & 15) + 1
+        out[ident] = body[i + 1:i + 1 + length]
+        i += 1 + length
+    return True, out
+
+
+def test_every_metadata_packet_has_the_extension_and_grain_flags():
+    """PS3.22: X = 1 on every metadata packet. NMOS: identity and timing on
+    the grain's first and last packets, S on the first, E on the last (S|E,
+    0xC0, on a grain of one packet)."""
+    from firmware.rtv import nmos
+    from firmware.rtv.metadata import MetadataFlow
+
+    for max_datagram, packets_wanted in ((8000, 1), (400, None)):
+        meta = MetadataFlow("video-endoscopic", 320, 240, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16,
+                            {}, max_datagram=max_datagram, meta_source_id=b"n" * 16)
+        packets = meta.packets(0, 0, 1795000000 * 10 ** 9)
+        if packets_wanted:
+            assert len(packets) == packets_wanted
+        else:
+            assert len(packets) >= 3
+        parsed = [_extension_of(p) for p in packets]
+        assert all(x for x, _ in parsed)
+        flags = [ext[nmos.GRAIN_FLAGS][0] for _, ext in parsed]
+        if len(packets) == 1:
+            assert flags == [0xC0]
+        else:
+            assert flags == [0x80] + [0x00] * (len(packets) - 2) + [0x40]
+        for position in {0, len(packets) - 1}:
+            ext = parsed[position][1]
+            assert ext[nmos.SOURCE_ID] == b"n" * 16 and ext[nmos.FLOW_ID] == b"m" * 16
+            assert nmos.ORIGIN_TIMESTAMP in ext and nmos.GRAIN_DURATION in ext
+
+
+def test_the_receiver_takes_the_extension_ids_from_the_sdp():
+    """A sender whose SDP maps the NMOS elements to other IDs: the receiver
+    reassembles by the grain flags under those IDs, never by assumed ones."""
+    from firmware.rtv import nmos
+    from firmware.rtv.metadata import MetadataFlow
+    from firmware.rtv.rtp import one_byte_extension
+    from tools.rtv_receiver import MetadataFlowReceiver
+
+    shuffled = dict((urn, 14 - ident) for ident, urn in nmos.URNS)
+    meta = MetadataFlow("video-endoscopic", 320, 240, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16, {},
+                        max_datagram=400)
+    packets = meta.packets(0, 4242, 1795000000 * 10 ** 9)
+    remapped = []
+    for datagram in packets:
+        x, ext = _extension_of(datagram)
+        pos = 12 + 4 * (datagram[0] & 15)
+        words = struct.unpack_from(">H", datagram, pos + 2)[0]
+        new_ext = one_byte_extension([(14 - ident, data) for ident, data in ext.items()])
+        remapped.append(datagram[:pos] + new_ext + datagram[pos + 4 + 4 * words:])
+    got = []
+    receiver = MetadataFlowReceiver(lambda ts, payload, ext: got.append((ts, payload, ext)), shuffled)
+    for datagram in remapped:
+        receiver.feed(datagram)
+    [(ts, payload, ext)] = got
+    assert ts == 4242 and payload == meta.payload(0, 1795000000 * 10 ** 9)
+    assert ext[nmos.FLOW_ID] == meta.flow_id and receiver.incomplete == 0
+    wrong = MetadataFlowReceiver(lambda *a: got.append(a))  # assuming nmos.URNS' IDs
+    for datagram in remapped:
+        wrong.feed(datagram)
+    assert len(got) == 1 or got[1][2].get(nmos.FLOW_ID) != meta.flow_id

@@ -191,11 +191,19 @@ class VideoFlow:
 
 
 class MetadataFlowReceiver:
-    """Reassembles metadata payloads. on_payload(timestamp, payload, ext)
-    gets each complete one with its NMOS extension elements."""
+    """Reassembles metadata payloads by the NMOS grain flags and the RTP
+    timestamp (every packet has the extension, PS3.22; S starts a grain, E
+    or the marker ends it). on_payload(timestamp, payload, ext) gets each
+    complete one with the NMOS elements of its first packet, keyed by the
+    nmos constants. extmap: {URN: ID} from the SDP's a=extmap lines (the
+    NMOS specification says the IDs must not be assumed); None: nmos.URNS."""
 
-    def __init__(self, on_payload=None):
+    def __init__(self, on_payload=None, extmap=None):
         self.on_payload = on_payload
+        # The sender's ID of each element -> our name for it.
+        urns = dict((urn, name) for name, urn in nmos.URNS)
+        self._names = dict((ident, urns[urn]) for urn, ident in (extmap or dict(
+            (urn, name) for name, urn in nmos.URNS)).items() if urn in urns)
         self.packets = 0
         self.lost = 0
         self.frames = 0
@@ -218,10 +226,15 @@ class MetadataFlowReceiver:
                 self.incomplete += 1
             self._parts = None
         self._seq = seq
-        if p["extension"] is not None:
+        ext = dict((self._names[i], v) for i, v in (p["extension"] or {}).items() if i in self._names)
+        flags = ext.get(nmos.GRAIN_FLAGS, b"\x00")[0] if nmos.GRAIN_FLAGS in ext else None
+        # A grain starts where the flags say S; a sender without grain
+        # flags starts one at each packet with the extension.
+        starts = (flags & nmos.GRAIN_START) if flags is not None else p["extension"] is not None
+        if starts:
             if self._parts is not None:
                 self.incomplete += 1
-            self._parts, self._ext, self._ts = [], p["extension"], p["timestamp"]
+            self._parts, self._ext, self._ts = [], ext, p["timestamp"]
         if self._parts is None:
             return  # a payload whose start was lost: wait for the next
         if p["timestamp"] != self._ts:
@@ -229,7 +242,7 @@ class MetadataFlowReceiver:
             self._parts = None
             return
         self._parts.append(bytes(p["payload"]))
-        if p["marker"]:
+        if p["marker"] or (flags is not None and flags & nmos.GRAIN_END):
             payload = b"".join(self._parts)
             self._parts = None
             if nmos.ORIGIN_TIMESTAMP not in self._ext or nmos.FLOW_ID not in self._ext:
@@ -331,7 +344,7 @@ class Receiver:
         self.meta = None
         if meta_sdp:
             m = parse_sdp(meta_sdp)
-            self.meta = MetadataFlowReceiver(on_payload)
+            self.meta = MetadataFlowReceiver(on_payload, m["extmap"])
             self.sockets[_socket(bind_host or m["host"], m["port"])] = self.meta
 
     def run(self, seconds=None, frames=None, idle=2.0):

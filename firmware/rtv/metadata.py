@@ -59,11 +59,15 @@ PACKETIZATION_RULE = (
     "consecutive RTP packets (consecutive sequence numbers, nothing of another frame "
     "between them) that all carry the RTP timestamp of that video frame. Every packet "
     "but the last is filled to the datagram size limit (1460 bytes of UDP payload, RTP "
-    "header included); the last packet of the frame has the marker bit set. The first "
-    "packet, and only the first, has X=1 and the NMOS header extension (RFC 8285 one-byte "
-    "form). A receiver starts a payload at a packet with X=1, appends the payloads of the "
-    "following packets in sequence-number order, and ends it at the packet with the "
-    "marker bit; a missing sequence number discards that frame's payload."
+    "header included); the last packet of the frame has the marker bit set. Every packet "
+    "has X=1 and an RFC 8285 one-byte header extension: the first and the last carry the "
+    "NMOS identity and timing elements, with the grain flags S on the first, E on the last "
+    "(S and E on a payload of one packet); a packet in between carries the grain flags "
+    "alone, neither set. The element IDs are those of the SDP's a=extmap lines. A receiver "
+    "starts a payload at a packet whose grain flags have S, appends the payloads of the "
+    "following packets of the same RTP timestamp in sequence-number order, and ends it at "
+    "the packet with E (and the marker bit); a missing sequence number discards that "
+    "frame's payload."
 )
 
 
@@ -230,22 +234,37 @@ class MetadataFlow:
         timestamp is the video frame's RTP timestamp; sync_tai_ns the PTP
         time it stands for (default: origin_tai_ns)."""
         data = memoryview(self.payload(k, origin_tai_ns, static))
-        ext = one_byte_extension(nmos.elements(
-            origin_tai_ns, origin_tai_ns if sync_tai_ns is None else sync_tai_ns,
-            self.flow_id, self.meta_source_id, self.rate))
+        sync = origin_tai_ns if sync_tai_ns is None else sync_tai_ns
+
+        def identity(flags):
+            return one_byte_extension(nmos.elements(origin_tai_ns, sync, self.flow_id, self.meta_source_id,
+                                                    self.rate, flags))
+
+        # PS3.22: the header extension bit X is 1 on every metadata packet.
+        # The NMOS in-stream identity and timing elements go on the grain's
+        # first and last packets, the grain flags saying which (S on the
+        # first, E on the last, both on a grain of one packet); a packet in
+        # between carries the grain flags alone, neither set.
+        first_ext, last_ext, only_ext = (identity(nmos.GRAIN_START), identity(nmos.GRAIN_END),
+                                         identity(nmos.GRAIN_START | nmos.GRAIN_END))
+        middle_ext = one_byte_extension([(nmos.GRAIN_FLAGS, b"\x00")])
         out = []
         pos, end = 0, len(data)
         first = True
         while first or pos < end:
-            room = self.max_datagram - HEADER_SIZE - (len(ext) if first else 0)
-            if room <= 0:
-                raise ValueError("max_datagram %d leaves no room for metadata" % self.max_datagram)
-            stop = min(end, pos + room)
+            closing = only_ext if first else last_ext
+            if end - pos <= self.max_datagram - HEADER_SIZE - len(closing):
+                ext, stop = closing, end
+            else:
+                ext = first_ext if first else middle_ext
+                room = self.max_datagram - HEADER_SIZE - len(ext)
+                if room <= 0:
+                    raise ValueError("max_datagram %d leaves no room for metadata" % self.max_datagram)
+                stop = pos + room
             seq = self.sequence
             self.sequence = (seq + 1) & 0xFFFFFFFF
-            head = rtp_header(self.payload_type, seq, timestamp, self.ssrc,
-                              marker=stop == end, extension=first)
-            out.append(head + (ext if first else b"") + data[pos:stop])
+            head = rtp_header(self.payload_type, seq, timestamp, self.ssrc, marker=stop == end, extension=True)
+            out.append(head + ext + data[pos:stop])
             pos = stop
             first = False
         return out

@@ -47,7 +47,7 @@ def parse_ptp_timestamp(data):
     return ((hi << 32 | lo) * 1000000000) + ns
 
 
-def elements(origin_ns, sync_ns, flow_id, source_id, rate, flags=GRAIN_START):
+def elements(origin_ns, sync_ns, flow_id, source_id, rate, flags=GRAIN_START | GRAIN_END):
     """The (id, bytes) elements for one frame: flow and source ids are 16
     bytes (a UUID), rate is (num, den) frames per second; grain-duration is
     its inverse as two 32-bit integers (den, num)."""
