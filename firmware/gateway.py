@@ -30,6 +30,8 @@ from firmware.study import exam
 
 # The share of spool.max_bytes past which the spool is nearly full (an alarm).
 NEARLY_FULL = 0.9
+# How long stop() waits for a thread before it says which one is slow.
+STOP_GRACE_S = 3.0
 
 
 class Gateway:
@@ -207,7 +209,12 @@ class Gateway:
         finally:
             self.stop()
             for t in threads:
-                t.join()
+                t.join(STOP_GRACE_S)
+                if t.is_alive():
+                    # Said, so that a slow stop names its thread (the box's
+                    # init gives modgate 10 s before it gives up on it).
+                    self.log("gateway: the %s thread is still busy %.0f s after the stop" % (t.name, STOP_GRACE_S))
+                    t.join()
 
     def waiting(self):
         """The queue's objects still to send, and with storage commitment

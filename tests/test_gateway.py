@@ -252,3 +252,24 @@ def test_clip_by_duration_and_on_command(tmp_path):
     runner.join(10)
     assert len(gateway.clips) == 1 and 10 <= gateway.clips[0].frames <= 20
     assert gateway.dropped_frames == 0
+
+
+def test_a_slow_thread_at_stop_is_named_in_the_log(tmp_path):
+    """The stop waits for every thread, and says which one keeps it waiting
+    (the box's init gives modgate 10 s: the log then shows why)."""
+    import firmware.gateway as gw
+
+    gateway = Gateway(settings(tmp_path, free_port(), **{"clip.mode": "command"}), board.load("host"))
+    released = threading.Event()
+
+    def stubborn():
+        released.wait(gw.STOP_GRACE_S + 1.0)  # a thread that does not look at the stop
+
+    gateway.schedule.run = stubborn
+    runner = threading.Thread(target=gateway.run)
+    runner.start()
+    time.sleep(0.3)
+    gateway.stop()
+    runner.join(30)
+    assert not runner.is_alive()
+    assert "gateway: the worklist thread is still busy 3 s after the stop" in gateway.log.recent
