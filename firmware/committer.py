@@ -43,14 +43,13 @@ class Transaction:
     """One request: its UID, when it was asked (monotonic ns, this run) and
     its objects {sop_instance_uid: (spool name, sop_class_uid)}."""
 
-    def __init__(self, uid, objects, requested_ns, sent=False):
+    def __init__(self, uid, objects, requested_ns):
         self.uid = uid
         self.objects = objects
         self.requested_ns = requested_ns
-        self.sent = sent  # the N-ACTION was answered with success
 
     def record(self):
-        return {"uid": self.uid, "sent": self.sent,
+        return {"uid": self.uid,
                 "objects": [[name, sop_class, instance] for instance, (name, sop_class) in self.objects.items()]}
 
 
@@ -88,7 +87,7 @@ class Committer:
                 objects = {}
                 for name, sop_class, instance in t["objects"]:
                     objects[instance] = (name, sop_class)
-                self.transactions.append(Transaction(t["uid"], objects, now, t.get("sent", False)))
+                self.transactions.append(Transaction(t["uid"], objects, now))
         except (OSError, ValueError, KeyError, TypeError) as err:
             # Its objects are still in stored/: they are requested again.
             g.log("commitment: the kept transactions in %s cannot be read (%s); their objects are asked for again" % (
@@ -271,8 +270,6 @@ class Committer:
             self._later("the PACS refused storage commitment: N-ACTION %04X %s" % (status, meaning),
                         "check the PACS's storage commitment settings")
             return
-        t.sent = True
-        self._save_quietly()
         g.log("commitment: asked for %d objects, transaction %s" % (len(objects), uid))
 
     def _later(self, text, hint):

@@ -177,6 +177,16 @@ def modgate(*args, timeout=300, **kwargs):
     return run([sys.executable, "-m", "tools.cli", *args], timeout=timeout, cwd=ROOT, **kwargs)
 
 
+def stop_process(proc, timeout=10):
+    """SIGTERM a peer the test started, SIGKILL if it does not go in time."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port():
     import socket
 
@@ -217,12 +227,7 @@ class Storescp:
         return sorted(os.path.join(self.out_dir, f) for f in os.listdir(self.out_dir))
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc)
 
 
 @pytest.fixture
@@ -313,10 +318,5 @@ class Orthanc:
         return json.loads(http(self.http_port, path, body))
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(15)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 15)
         self.log.close()

@@ -15,7 +15,7 @@ from pydicom.uid import ExplicitVRLittleEndian
 
 from firmware.dicom.decode import decode_dataset
 from firmware.services.worklist import Query
-from tests.conftest import Orthanc, free_port, modgate, tool, wait_for_port
+from tests.conftest import Orthanc, free_port, modgate, stop_process, tool, wait_for_port
 from tests.test_scu_tls import pki  # noqa: F401 (a fixture)
 
 CALLED = "WLMSCP"
@@ -86,12 +86,7 @@ class Wlmscpfs:
 
     def stop(self):
         if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
 
 
 @pytest.fixture(scope="module")

@@ -51,12 +51,9 @@ _MAX_PIXEL_BYTES = 0xFFFFFFFE  # PS3.5 7.1.1: the largest defined length
 # close: a fixed-width field, patched like Number of Frames.
 _RATIO_FIELD = 16
 # PS3.3 C.7.6.1.1.5 / PS3.5 8.2: what a compressed object declares.
-COMPRESSION = {
-    JPEG_BASELINE_8BIT: ("ISO_10918_1", "YBR_FULL_422"),
-    VIDEO_BITSTREAMS[0]: ("ISO_14496_10", "YBR_PARTIAL_420"),
-    VIDEO_BITSTREAMS[1]: ("ISO_14496_10", "YBR_PARTIAL_420"),
-    VIDEO_BITSTREAMS[2]: ("ISO_14496_10", "YBR_PARTIAL_420"),
-}
+COMPRESSION = {JPEG_BASELINE_8BIT: ("ISO_10918_1", "YBR_FULL_422")}
+for _ts in VIDEO_BITSTREAMS:
+    COMPRESSION[_ts] = ("ISO_14496_10", "YBR_PARTIAL_420")
 # H.264 (ITU-T H.264 Table A-1): MaxFS in macroblocks, MaxMBPS, by level;
 # the transfer syntaxes of PS3.5 8.2.8 bound the bitstream to their level.
 _LEVELS = {"4.1": (8192, 245760), "4.2": (8704, 522240)}

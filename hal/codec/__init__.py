@@ -26,6 +26,22 @@ which a board has (board "codecs").
 KINDS = ("h264", "jpeg")
 
 
+def frame_address(frame):
+    """(keep, address) of a frame's bytes for a C call, without copying it:
+    bytes through c_char_p, a writable buffer (bytearray, mmap) in place;
+    anything else is copied once. keep must stay referenced during the call."""
+    import ctypes
+
+    if isinstance(frame, bytes):
+        keep = ctypes.c_char_p(frame)
+        return keep, ctypes.cast(keep, ctypes.c_void_p).value
+    try:
+        keep = (ctypes.c_char * len(frame)).from_buffer(frame)
+    except TypeError:  # read-only (a memoryview of bytes)
+        keep = (ctypes.c_char * len(frame)).from_buffer_copy(frame)
+    return keep, ctypes.addressof(keep)
+
+
 class CodecError(Exception):
     """The codec cannot be opened with these settings, or failed."""
 

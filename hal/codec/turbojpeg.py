@@ -13,7 +13,7 @@ this driver subsamples 4:2:2); mono8 frames stay MONOCHROME2.
 import ctypes
 import ctypes.util
 
-from hal.codec import CodecError
+from hal.codec import CodecError, frame_address
 
 TJPF_RGB = 0
 TJPF_GRAY = 6
@@ -67,10 +67,10 @@ class JPEGEncoder:
         if len(frame) != self.width * self.height * self._bytes:
             raise CodecError("frame of %d bytes; %dx%d %s is %d" % (len(frame), self.width, self.height, self.pixel,
                                                                    self.width * self.height * self._bytes))
-        source = (ctypes.c_char * len(frame)).from_buffer_copy(frame)
+        source, address = frame_address(frame)
         out = ctypes.c_void_p(ctypes.addressof(self._buffer))
         size = ctypes.c_ulong(self._size)
-        if self._tj.tjCompress2(self._handle, source, self.width, 0, self.height, self._format, ctypes.byref(out),
+        if self._tj.tjCompress2(self._handle, address, self.width, 0, self.height, self._format, ctypes.byref(out),
                                 ctypes.byref(size), self._sampling, self.quality, TJFLAG_NOREALLOC) != 0:
             raise CodecError("tjCompress2: %s" % self._tj.tjGetErrorStr2(self._handle).decode("ascii", "replace"))
         return [ctypes.string_at(out.value, size.value)]

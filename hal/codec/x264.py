@@ -21,7 +21,7 @@ YBR_PARTIAL_420; the VUI says so too (--range tv, --colormatrix bt470bg).
 import ctypes
 import ctypes.util
 
-from hal.codec import CodecError
+from hal.codec import CodecError, frame_address
 
 # -- the ABI of x264.h (X264_BUILD 164), LP64 ------------------------------------
 X264_BUILD = 164
@@ -162,12 +162,10 @@ class X264Encoder:
         if len(frame) != self.width * self.height * 3:
             raise CodecError("frame of %d bytes; %dx%d rgb8 is %d" % (len(frame), self.width, self.height,
                                                                      self.width * self.height * 3))
-        source = (ctypes.c_char * len(frame)).from_buffer_copy(frame) if isinstance(frame, bytes) else \
-            (ctypes.c_char * len(frame)).from_buffer(frame)
+        source, address = frame_address(frame)
         y, u, v = self._planes
         sy, su, sv = self._strides
-        if self._yuv.RAWToI420(ctypes.addressof(source), self.width * 3, y, sy, u, su, v, sv,
-                               self.width, self.height) != 0:
+        if self._yuv.RAWToI420(address, self.width * 3, y, sy, u, su, v, sv, self.width, self.height) != 0:
             raise CodecError("libyuv could not convert the frame")
         ctypes.c_int.from_buffer(self._picture, PICTURE_TYPE).value = TYPE_AUTO
         ctypes.c_int64.from_buffer(self._picture, PICTURE_PTS).value = self._pts
