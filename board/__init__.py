@@ -134,10 +134,9 @@ class Board:
         from hal.codec import CodecError, open_encoder
 
         driver = self.data.get("codec", {}).get(kind)
-        if driver in ("x264", "turbojpeg"):
-            return open_encoder(kind, width, height, pixel, rate, **settings)
-        raise CodecError("board %s has no %s encoder%s" % (self.name, kind, " (its driver %s is not written yet)" %
-                                                          driver if driver else ""))
+        if not driver:
+            raise CodecError("board %s has no %s encoder" % (self.name, kind))
+        return open_encoder(kind, width, height, pixel, rate, driver=driver, **settings)
 
     def reference_clock(self):
         """What the media clock is referenced to, for the SDPs

@@ -11,15 +11,18 @@ import subprocess
 
 import pytest
 
+from hal import v4l2 as abi
 from hal.acq import v4l2
 from hal.acq.sim import Pattern
 from tests.conftest import tool
 
-LAYOUTS = (v4l2.CAPABILITY, v4l2.FORMAT, v4l2.REQUESTBUFFERS, v4l2.BUFFER, v4l2.STREAMPARM)
+LAYOUTS = (abi.CAPABILITY, abi.FORMAT, abi.REQUESTBUFFERS, abi.BUFFER, abi.STREAMPARM, abi.FORMAT_MPLANE,
+           abi.BUFFER_MPLANE, abi.PLANE, abi.FMTDESC, abi.ENCODER_CMD, abi.CONTROL)
+IDS = ["%s-%d" % (layout[0], k) for k, layout in enumerate(LAYOUTS)]
 HEADER = "/usr/include/linux/videodev2.h"
 
 # Python name -> C name of every number the driver takes from the headers.
-CONSTANTS = {name: name for name in dir(v4l2) if name.startswith(("V4L2_", "VIDIOC_"))}
+CONSTANTS = {name: name for name in dir(abi) if name.startswith(("V4L2_", "VIDIOC_"))}
 CONSTANTS.update(IOC_READ="_IOC_READ", IOC_WRITE="_IOC_WRITE")
 
 
@@ -70,13 +73,13 @@ def c_program():
     ]
     for name, c_name in sorted(CONSTANTS.items()):
         lines.append('    printf("const %s %%llu\\n", (unsigned long long)(%s));' % (name, c_name))
-    for layout in LAYOUTS:
+    for label, layout in zip(IDS, LAYOUTS):
         st = "struct " + layout[0]
         lines.append('    printf("size %s %%zu\\n", sizeof(%s));' % (layout[0], st))
         for name, _, _, _ in members(layout):
             lines.append(
                 '    printf("member %s %s %%zu %%zu\\n", offsetof(%s, %s), sizeof(((%s *)0)->%s));'
-                % (layout[0], name, st, name, st, name)
+                % (label, name, st, name, st, name)
             )
         lines.append("    { %s s; memset(&s, 0, sizeof s);" % st)
         for name, value in sample(layout).items():
@@ -84,8 +87,9 @@ def c_program():
                 literal = "".join("\\x%02x" % b for b in value)
                 lines.append('      memcpy(s.%s, "%s", %d);' % (name, literal, len(value)))
             else:
-                lines.append("      s.%s = (__typeof__(s.%s))%dLL;" % (name, name, value))
-        lines.append('      dump("%s", &s, sizeof s); }' % layout[0])
+                suffix = "ULL" if value >= 1 << 63 else "LL"
+                lines.append("      s.%s = (__typeof__(s.%s))%d%s;" % (name, name, value, suffix))
+        lines.append('      dump("%s", &s, sizeof s); }' % label)
     lines += ["    return 0;", "}"]
     return "\n".join(lines) + "\n"
 
@@ -124,7 +128,7 @@ def kernel(tmp_path_factory):
 def test_constants_and_ioctl_numbers_match_the_header(kernel):
     assert "VIDIOC_DQBUF" in CONSTANTS and "V4L2_BUF_FLAG_ERROR" in CONSTANTS
     for name in CONSTANTS:
-        assert getattr(v4l2, name) == kernel["const"][name], name
+        assert getattr(abi, name) == kernel["const"][name], name
 
 
 def test_documented_sizes_on_64_bit(kernel):
@@ -135,38 +139,42 @@ def test_documented_sizes_on_64_bit(kernel):
         "v4l2_requestbuffers": 20,
         "v4l2_buffer": 88,
         "v4l2_streamparm": 204,
+        "v4l2_plane": 64,
+        "v4l2_fmtdesc": 64,
+        "v4l2_encoder_cmd": 40,
+        "v4l2_control": 8,
     }
-    assert {layout[0]: v4l2.sizeof(layout) for layout in LAYOUTS} == expected
+    assert {layout[0]: abi.sizeof(layout) for layout in LAYOUTS} == expected
     assert kernel["size"] == expected
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=[layout[0] for layout in LAYOUTS])
-def test_member_offsets_and_sizes_match_the_header(kernel, layout):
+@pytest.mark.parametrize("label,layout", zip(IDS, LAYOUTS), ids=IDS)
+def test_member_offsets_and_sizes_match_the_header(kernel, label, layout):
     for name, _, offset, size in members(layout):
-        assert (offset, size) == kernel["member"][(layout[0], name)], (layout[0], name)
+        assert (offset, size) == kernel["member"][(label, name)], (label, name)
 
 
-@pytest.mark.parametrize("layout", LAYOUTS, ids=[layout[0] for layout in LAYOUTS])
-def test_pack_and_unpack_agree_with_c(kernel, layout):
+@pytest.mark.parametrize("label,layout", zip(IDS, LAYOUTS), ids=IDS)
+def test_pack_and_unpack_agree_with_c(kernel, label, layout):
     # The C program set each member by name to the sample value in a zeroed
     # struct; our bytes must be the same, and read back the same.
     values = sample(layout)
-    c_bytes = kernel["bytes"][layout[0]]
-    assert bytes(v4l2.pack(layout, values)) == c_bytes
-    assert v4l2.unpack(layout, c_bytes) == values
+    c_bytes = kernel["bytes"][label]
+    assert bytes(abi.pack(layout, values)) == c_bytes
+    assert abi.unpack(layout, c_bytes) == values
 
 
 def test_ioctl_numbers_by_the_formula():
     # asm-generic/ioctl.h by hand for two of them: _IOWR('V', 17, 88 bytes)
     # and _IOR('V', 0, 104 bytes).
-    assert v4l2.VIDIOC_DQBUF == (3 << 30) | (88 << 16) | (ord("V") << 8) | 17 == 0xC0585611
-    assert v4l2.VIDIOC_QUERYCAP == 0x80685600
-    assert v4l2.VIDIOC_STREAMON == 0x40045612
+    assert abi.VIDIOC_DQBUF == (3 << 30) | (88 << 16) | (ord("V") << 8) | 17 == 0xC0585611
+    assert abi.VIDIOC_QUERYCAP == 0x80685600
+    assert abi.VIDIOC_STREAMON == 0x40045612
 
 
 def test_fourcc():
-    assert v4l2.fourcc("UYVY") == ord("U") | ord("Y") << 8 | ord("V") << 16 | ord("Y") << 24
-    assert v4l2.fourcc_name(v4l2.V4L2_PIX_FMT_RGB24) == "RGB3"
+    assert abi.fourcc("UYVY") == ord("U") | ord("Y") << 8 | ord("V") << 16 | ord("Y") << 24
+    assert abi.fourcc_name(abi.V4L2_PIX_FMT_RGB24) == "RGB3"
 
 
 # -- buffer bookkeeping ---------------------------------------------------------

@@ -1,11 +1,9 @@
 """V4L2 capture (Linux frame grabbers, UVC cameras, the kernel's vivid) with
 the standard library only: ioctl, mmap, select.
 
-The kernel ABI is in include/uapi/linux/videodev2.h; the V4L2 API pages cited
-below are Documentation/userspace-api/media/v4l/*.rst in the kernel tree.
-Structs are written out for 64-bit Linux (x86_64 and arm64 lay them out
-alike); tests/test_v4l2.py compiles a C program against the installed header
-and checks every size, offset and number here against it.
+The kernel ABI and the buffer queue are hal/v4l2.py's, shared with the
+memory-to-memory encoder; the V4L2 API pages cited below are
+Documentation/userspace-api/media/v4l/*.rst in the kernel tree.
 
 Streaming I/O with memory mapping (mmap.rst): a ring of driver buffers, each
 mapped once; read() takes the next filled buffer, copies the frame out and
@@ -13,143 +11,36 @@ hands the buffer straight back, so the driver always has buffers to fill.
 """
 
 import errno
-import fcntl
-import mmap
 import os
 import select
 import struct
 import time
 
 from hal.acq import BYTES_PER_PIXEL, Frame, frame_length
-
-# -- ioctl numbers ------------------------------------------------------------
-# include/uapi/asm-generic/ioctl.h (used by x86_64 and arm64): bits 0-7 the
-# number, 8-15 the type letter, 16-29 the argument size, 30-31 the direction.
-IOC_WRITE = 1
-IOC_READ = 2
-
-
-def ioc(direction, letter, nr, size):
-    """_IOC(dir, type, nr, size)."""
-    return direction << 30 | size << 16 | ord(letter) << 8 | nr
-
-
-# -- struct layouts -------------------------------------------------------------
-# (C struct name, struct format, C member of each item). '=' is native byte
-# order with standard sizes and no automatic alignment: every hole the C
-# compiler leaves on LP64, and every member not used here, is an explicit 'x'.
-# A union's members all start at the union's start, so m.offset is read where
-# the 8-byte m union begins whatever the byte order.
-
-# vidioc-querycap.rst
-CAPABILITY = (
-    "v4l2_capability",
-    "=16s32s32sIII12x",
-    ("driver", "card", "bus_info", "version", "capabilities", "device_caps"),
+from hal.v4l2 import (
+    FORMAT,
+    STREAMPARM,
+    V4L2_BUF_FLAG_ERROR,
+    V4L2_BUF_TYPE_VIDEO_CAPTURE,
+    V4L2_CAP_STREAMING,
+    V4L2_CAP_TIMEPERFRAME,
+    V4L2_CAP_VIDEO_CAPTURE,
+    V4L2_FIELD_NONE,
+    V4L2_PIX_FMT_GREY,
+    V4L2_PIX_FMT_RGB24,
+    V4L2_PIX_FMT_UYVY,
+    V4L2_PIX_FMT_YUYV,
+    VIDIOC_G_PARM,
+    VIDIOC_S_FMT,
+    VIDIOC_S_PARM,
+    WHOLE_FRAME_FIELDS,
+    Queue,
+    device_caps,
+    fourcc_name,
+    ioctl,
+    pack,
+    unpack,
 )
-# vidioc-g-fmt.rst, pixfmt-v4l2.rst: the fmt union holds struct v4l2_window,
-# which has pointers, so it is 8-byte aligned: 4 bytes of hole after type,
-# then 200 bytes of union, 208 in all. Only the first members of
-# v4l2_pix_format are used.
-FORMAT = (
-    "v4l2_format",
-    "=I4x6I176x",
-    (
-        "type",
-        "fmt.pix.width",
-        "fmt.pix.height",
-        "fmt.pix.pixelformat",
-        "fmt.pix.field",
-        "fmt.pix.bytesperline",
-        "fmt.pix.sizeimage",
-    ),
-)
-# vidioc-reqbufs.rst
-REQUESTBUFFERS = ("v4l2_requestbuffers", "=3I8x", ("count", "type", "memory"))
-# buffer.rst: index, type, bytesused, flags; field, a hole, struct timeval
-# (16 bytes) and struct v4l2_timecode (16 bytes) unused; sequence, memory; the
-# m union (8 bytes: it can hold a pointer); length; reserved2, request_fd and
-# the tail hole unused. 88 bytes.
-BUFFER = (
-    "v4l2_buffer",
-    "=4I40x3I4xI12x",
-    ("index", "type", "bytesused", "flags", "sequence", "memory", "m.offset", "length"),
-)
-# vidioc-g-parm.rst: the parm union has no pointers, so it follows type at
-# offset 4; 204 bytes.
-STREAMPARM = (
-    "v4l2_streamparm",
-    "=II4xII184x",
-    (
-        "type",
-        "parm.capture.capability",
-        "parm.capture.timeperframe.numerator",
-        "parm.capture.timeperframe.denominator",
-    ),
-)
-
-
-def pack(layout, values):
-    """The struct's bytes (writable, for ioctl to fill in), from a dict of
-    member -> value; integer members not given are zero."""
-    data = bytearray(sizeof(layout))
-    struct.pack_into(layout[1], data, 0, *[values.get(name, 0) for name in layout[2]])
-    return data
-
-
-def unpack(layout, data):
-    """A dict of member -> value from the struct's bytes."""
-    return dict(zip(layout[2], struct.unpack(layout[1], data)))
-
-
-def sizeof(layout):
-    return struct.calcsize(layout[1])
-
-
-# videodev2.h: the ioctls used here, with the struct each one passes.
-VIDIOC_QUERYCAP = ioc(IOC_READ, "V", 0, sizeof(CAPABILITY))
-VIDIOC_G_FMT = ioc(IOC_READ | IOC_WRITE, "V", 4, sizeof(FORMAT))
-VIDIOC_S_FMT = ioc(IOC_READ | IOC_WRITE, "V", 5, sizeof(FORMAT))
-VIDIOC_REQBUFS = ioc(IOC_READ | IOC_WRITE, "V", 8, sizeof(REQUESTBUFFERS))
-VIDIOC_QUERYBUF = ioc(IOC_READ | IOC_WRITE, "V", 9, sizeof(BUFFER))
-VIDIOC_QBUF = ioc(IOC_READ | IOC_WRITE, "V", 15, sizeof(BUFFER))
-VIDIOC_DQBUF = ioc(IOC_READ | IOC_WRITE, "V", 17, sizeof(BUFFER))
-VIDIOC_STREAMON = ioc(IOC_WRITE, "V", 18, 4)  # argument: int, the buffer type
-VIDIOC_STREAMOFF = ioc(IOC_WRITE, "V", 19, 4)
-VIDIOC_G_PARM = ioc(IOC_READ | IOC_WRITE, "V", 21, sizeof(STREAMPARM))
-VIDIOC_S_PARM = ioc(IOC_READ | IOC_WRITE, "V", 22, sizeof(STREAMPARM))
-
-# -- constants (videodev2.h) ----------------------------------------------------
-V4L2_CAP_VIDEO_CAPTURE = 0x00000001
-V4L2_CAP_STREAMING = 0x04000000
-V4L2_CAP_DEVICE_CAPS = 0x80000000
-V4L2_CAP_TIMEPERFRAME = 0x1000  # v4l2_captureparm.capability
-V4L2_BUF_TYPE_VIDEO_CAPTURE = 1
-V4L2_MEMORY_MMAP = 1
-V4L2_BUF_FLAG_ERROR = 0x00000040
-# field-order.rst: the field orders in which one buffer holds a whole frame
-# (progressive, or both fields woven line by line).
-V4L2_FIELD_NONE = 1
-V4L2_FIELD_INTERLACED = 4
-V4L2_FIELD_INTERLACED_TB = 8
-V4L2_FIELD_INTERLACED_BT = 9
-WHOLE_FRAME_FIELDS = (V4L2_FIELD_NONE, V4L2_FIELD_INTERLACED, V4L2_FIELD_INTERLACED_TB, V4L2_FIELD_INTERLACED_BT)
-
-
-def fourcc(code):
-    """v4l2_fourcc(a, b, c, d): the four characters, first in the low byte."""
-    return struct.unpack("<I", code.encode("ascii"))[0]
-
-
-def fourcc_name(value):
-    return struct.pack("<I", value).decode("ascii", "replace")
-
-
-# pixfmt-packed-yuv.rst, pixfmt-rgb.rst, pixfmt-yuv-luma.rst
-V4L2_PIX_FMT_UYVY = fourcc("UYVY")  # Cb Y0 Cr Y1: modgate's ycbcr422 order
-V4L2_PIX_FMT_YUYV = fourcc("YUYV")  # Y0 Cb Y1 Cr: what most UVC cameras give
-V4L2_PIX_FMT_RGB24 = fourcc("RGB3")  # R G B
-V4L2_PIX_FMT_GREY = fourcc("GREY")
 
 PIXEL_FORMATS = {"ycbcr422": V4L2_PIX_FMT_UYVY, "rgb8": V4L2_PIX_FMT_RGB24, "mono8": V4L2_PIX_FMT_GREY}
 
@@ -236,7 +127,7 @@ class V4L2Board:
         self._clock = clock
         self._length = frame_length(pixel, width, height)
         self._fd = None
-        self._maps = []
+        self._buffers = None  # the capture queue (hal.v4l2.Queue)
         self._ring = None
         self._streaming = False
         self._swap = False
@@ -257,7 +148,7 @@ class V4L2Board:
             for index in range(self._ring.count):
                 self._queue(index)
             # vidioc-streamon.rst
-            self._ioctl(VIDIOC_STREAMON, struct.pack("=I", V4L2_BUF_TYPE_VIDEO_CAPTURE))
+            self._buffers.stream(True)
             self._streaming = True
         except BaseException:
             self.stop()
@@ -283,17 +174,14 @@ class V4L2Board:
                 self._slice_waited = 0.0
                 self._event(("signal_lost", self.device))
                 raise OSError("no frame from %s within %s s" % (self.device, self.timeout_s))
-            request = pack(BUFFER, {"type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP})
-            try:
-                self._ioctl(VIDIOC_DQBUF, request)
-            except BlockingIOError:  # vidioc-qbuf.rst: EAGAIN, nothing filled yet
+            got = self._buffers.dequeue()
+            if got is None:  # vidioc-qbuf.rst: EAGAIN, nothing filled yet
                 continue
             self._slice_waited = 0.0
             stamp = self._clock.monotonic_ns() if self._clock else time.monotonic_ns()
-            got = unpack(BUFFER, request)
             index, sequence = got["index"], got["sequence"]
-            gap, good = self._ring.dequeue(index, sequence, got["flags"], got["bytesused"])
-            data = self._maps[index][: self._length] if good else None
+            gap, good = self._ring.dequeue(index, sequence, got["flags"], got["bytesused"][0])
+            data = self._buffers.planes[index][0][: self._length] if good else None
             self._queue(index)
             if gap:
                 self.dropped += gap
@@ -312,15 +200,13 @@ class V4L2Board:
         if self._fd is None:
             return
         try:
-            if self._streaming:
+            if self._buffers is not None:
                 # vidioc-streamon.rst: STREAMOFF takes back every buffer, so
                 # none is in use by the driver when it is unmapped.
-                self._ioctl(VIDIOC_STREAMOFF, struct.pack("=I", V4L2_BUF_TYPE_VIDEO_CAPTURE))
+                self._buffers.release()
         finally:
             self._streaming = False
-            for mapping in self._maps:
-                mapping.close()
-            self._maps = []
+            self._buffers = None
             self._ring = None
             os.close(self._fd)
             self._fd = None
@@ -329,15 +215,12 @@ class V4L2Board:
     def _check_capabilities(self):
         # vidioc-querycap.rst: device_caps describes this device node;
         # capabilities the whole physical device.
-        cap = unpack(CAPABILITY, self._ioctl(VIDIOC_QUERYCAP, bytearray(sizeof(CAPABILITY))))
-        caps = cap["capabilities"]
-        if caps & V4L2_CAP_DEVICE_CAPS:
-            caps = cap["device_caps"]
+        driver, card, caps = device_caps(self._fd)
         needed = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING
         if caps & needed != needed:
             raise ValueError(
                 "%s (%s, %s) is not a video capture device with streaming I/O"
-                % (self.device, _text(cap["driver"]), _text(cap["card"]))
+                % (self.device, driver, card)
             )
 
     def _set_format(self):
@@ -394,41 +277,20 @@ class V4L2Board:
     def _map_buffers(self):
         # mmap.rst, vidioc-reqbufs.rst: the driver may allocate fewer buffers
         # than asked, even none.
-        request = {"count": self.buffers, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
-        count = unpack(REQUESTBUFFERS, self._ioctl(VIDIOC_REQBUFS, pack(REQUESTBUFFERS, request)))["count"]
+        self._buffers = Queue(self._fd, V4L2_BUF_TYPE_VIDEO_CAPTURE)
+        count = self._buffers.request(self.buffers)
         if not count:
             raise OSError("%s: the driver gave no buffers" % self.device)
-        for index in range(count):
-            request = {"index": index, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
-            buf = unpack(BUFFER, self._ioctl(VIDIOC_QUERYBUF, pack(BUFFER, request)))
-            # func-mmap.rst: map with PROT_READ | PROT_WRITE and MAP_SHARED,
-            # at the offset QUERYBUF gave in m.offset.
-            self._maps.append(
-                mmap.mmap(
-                    self._fd,
-                    buf["length"],
-                    mmap.MAP_SHARED,
-                    mmap.PROT_READ | mmap.PROT_WRITE,
-                    offset=buf["m.offset"],
-                )
-            )
         self._ring = Ring(count, self._length)
 
     def _queue(self, index):
-        request = {"index": index, "type": V4L2_BUF_TYPE_VIDEO_CAPTURE, "memory": V4L2_MEMORY_MMAP}
-        self._ioctl(VIDIOC_QBUF, pack(BUFFER, request))
+        self._buffers.queue(index)
         self._ring.queue(index)
 
     def _ioctl(self, request, arg):
-        """The ioctl, filling in arg where it is a bytearray; returns arg."""
-        fcntl.ioctl(self._fd, request, arg)
-        return arg
+        return ioctl(self._fd, request, arg)
 
     def _event(self, event):
         if self.on_event is not None:
             self.on_event(event)
 
-
-def _text(field):
-    """A NUL-padded __u8 array as text."""
-    return field.split(b"\0", 1)[0].decode("ascii", "replace")

@@ -19,11 +19,14 @@ frames, threads and pictures in flight (x264.py's SETTINGS_MEMORY says what
 each costs).
 
 Drivers: x264.py (libx264 through ctypes, with libyuv for the colour
-conversion), turbojpeg.py (libturbojpeg through ctypes). A board file says
-which a board has (board "codecs").
+conversion), v4l2m2m.py (a hardware encoder behind the V4L2 stateful
+encoder interface), turbojpeg.py (libturbojpeg through ctypes). A board
+file says which a board has (board data "codec").
 """
 
 KINDS = ("h264", "jpeg")
+# kind -> the drivers of it, the first the default.
+DRIVERS = {"h264": ("x264", "v4l2-m2m"), "jpeg": ("turbojpeg",)}
 
 
 def frame_address(frame):
@@ -46,7 +49,13 @@ class CodecError(Exception):
     """The codec cannot be opened with these settings, or failed."""
 
 
-def open_encoder(kind, width, height, pixel, rate=(30, 1), **settings):
+def open_encoder(kind, width, height, pixel, rate=(30, 1), driver=None, **settings):
+    if kind in DRIVERS and driver not in (None,) + DRIVERS[kind]:
+        raise CodecError("no %s driver %r; one of %s" % (kind, driver, ", ".join(DRIVERS[kind])))
+    if kind == "h264" and driver == "v4l2-m2m":
+        from hal.codec.v4l2m2m import M2MEncoder
+
+        return M2MEncoder(width, height, pixel, rate, **settings)
     if kind == "h264":
         from hal.codec.x264 import X264Encoder
 
