@@ -13,8 +13,9 @@ measured. Check every device name on the actual board before relying on it.
   conversion. The mainline ISI driver writes packed 4:2:2 only as YUYV,
   not UYVY (drivers/media/platform/nxp/imx8-isi/imx8-isi-video.c);
   hal.acq.v4l2 accepts YUYV and reorders it to modgate's UYVY. Open point:
-  the ISI is a multi-planar V4L2 device (VIDEO_CAPTURE_MPLANE); when this
-  was written hal.acq.v4l2 used the single-planar API only.
+  the ISI is a multi-planar V4L2 device (VIDEO_CAPTURE_MPLANE); the capture
+  driver still asks for the single-planar type, though its buffer queue
+  (hal/v4l2.Queue) now does both.
 - Rate: 30/1 rather than 60/1. A 1080p 4:2:2 frame is 3.96 MiB; at 30 fps
   the spool takes about 124 MB/s, at 60 fps about 250 MB/s, more than a
   typical eMMC keeps up in sustained writes. The bridge itself does 1080p60
@@ -50,7 +51,10 @@ BOARD = {
     "console": {"driver": "tty", "device": "/dev/ttymxc1", "baudrate": 115200},
     "storage": {"root": "/data/spool"},
     # The i.MX 8M Plus VPU's H.264 encoder through the V4L2 stateful encoder
-    # API (V4L2 memory-to-memory), and libturbojpeg for stills.
+    # API (hal/codec/v4l2m2m.py finds the M2M node with H.264 out), and
+    # libturbojpeg for stills. The encoders take rgb8 frames (the driver
+    # converts to the VPU's 4:2:0): this board's ycbcr422 capture needs
+    # acquisition.pixel rgb8 from the ISI to record H.264 (open point).
     "codec": {"h264": "v4l2-m2m", "jpeg": "turbojpeg"},
     "clock": {"phc": "/dev/ptp0"},
 }

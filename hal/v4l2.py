@@ -259,7 +259,7 @@ def formats(fd, buf_type):
     until EINVAL)."""
     found = []
     while True:
-        request = pack(FMTDESC, {"index": len(found), "type": buf_type})
+        request = pack(FMTDESC, {"index": len(found), "type": buf_type, "description": b""})
         try:
             ioctl(fd, VIDIOC_ENUM_FMT, request)
         except OSError as err:

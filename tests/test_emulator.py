@@ -179,7 +179,7 @@ def record_one_clip(box, scp, seconds=2, timeout=120):
 def box(image, tmp_path_factory):
     """One box for the first tests: booted with the in-box V4L2 self-test."""
     folder = tmp_path_factory.mktemp("box")
-    emulator = Emulator(image, disk=fresh_disk(folder), workdir=str(folder / "qemu"), append="modgate.selftest=v4l2")
+    emulator = Emulator(image, disk=fresh_disk(folder), workdir=str(folder / "qemu"), append="modgate.selftest=v4l2,v4l2m2m")
     try:
         boot(emulator)
         yield emulator
@@ -195,6 +195,19 @@ def test_v4l2_on_vivid_inside_the_box(box):
     assert "selftest v4l2 capture_from_a_real_device: ok" in log, log
     assert "selftest v4l2 refuses_a_size_it_cannot_give: ok" in log, log
     assert "selftest v4l2 done: 2 of 2 checks ok" in log, log
+
+
+def test_v4l2_m2m_queues_on_a_multiplanar_vivid_inside_the_box(box):
+    """The M2M encoder's buffer queues, format and conversion on vivid's
+    multi-planar output and capture nodes (tools/image/selftest.py
+    v4l2m2m; no kernel here has an M2M H.264 encoder)."""
+    log = box.box_log()
+    for line in log.splitlines():
+        if line.startswith("selftest v4l2m2m"):
+            report(line)
+    for check in ("no_encoder_is_claimed", "output_queue_takes_converted_frames", "capture_queue_gives_planes"):
+        assert "selftest v4l2m2m %s: ok" % check in log, log
+    assert "selftest v4l2m2m done: 3 of 3 checks ok" in log, log
 
 
 def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_path):

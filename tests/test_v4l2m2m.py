@@ -119,3 +119,72 @@ def test_the_imx8mp_board_asks_for_its_vpu_and_says_it_is_not_here():
 def test_an_unknown_driver_is_refused_by_name():
     with pytest.raises(CodecError, match="no h264 driver 'openh264'; one of x264, v4l2-m2m"):
         open_encoder("h264", 64, 48, "rgb8", driver="openh264")
+
+
+# -- the raw side: rgb8 into each 4:2:0 layout a driver may choose -------------
+
+
+def convert(fourcc_planes, interleaved, padding=0, width=64, height=48):
+    """A buffer laid out as a driver with rows padded by padding bytes
+    would give, converted from the pattern: the bytes of each plane."""
+    from hal.codec.v4l2m2m import Converter, address
+
+    stride = width + padding
+    if fourcc_planes == 1:
+        chroma = stride * (height // 2) if interleaved else 2 * (stride // 2) * (height // 2)
+        layout = [(stride, stride * height + chroma)]
+    elif interleaved:
+        layout = [(stride, stride * height), (stride, stride * height // 2)]
+    else:
+        layout = [(stride, stride * height)] + [(stride // 2, (stride // 2) * (height // 2))] * 2
+    planes = [bytearray(b"\xee" * size) for _, size in layout]
+    Converter(width, height, layout, interleaved).into(Pattern("rgb8", width, height).frame(3),
+                                                       [address(p) for p in planes])
+    return layout, planes
+
+
+def i420(layout, planes, interleaved, width=64, height=48):
+    """(Y, Cb, Cr) rows without their padding, whatever the layout."""
+    flat = b"".join(bytes(p) for p in planes)
+    stride = layout[0][0]
+    y = b"".join(flat[r * stride:r * stride + width] for r in range(height))
+    rest = flat[stride * height:]
+    if interleaved:
+        uv = b"".join(rest[r * stride:r * stride + width] for r in range(height // 2))
+        return y, uv[0::2], uv[1::2]
+    c = stride // 2
+    cb = b"".join(rest[r * c:r * c + width // 2] for r in range(height // 2))
+    rest = rest[c * (height // 2):]
+    cr = b"".join(rest[r * c:r * c + width // 2] for r in range(height // 2))
+    return y, cb, cr
+
+
+@pytest.mark.parametrize("padding", [0, 32], ids=["packed", "rows-padded"])
+def test_every_raw_layout_holds_the_same_picture(padding):
+    # NV12, NM12, YU12, YM12 with and without padded rows: the same Y, Cb
+    # and Cr, the padding untouched, and the picture what libyuv's plain
+    # I420 conversion (the software driver's) gives.
+    results = {}
+    for planes, interleaved in ((1, True), (2, True), (1, False), (3, False)):
+        layout, data = convert(planes, interleaved, padding)
+        results[(planes, interleaved)] = i420(layout, data, interleaved)
+        if padding:
+            assert set(bytes(data[0][64:64 + padding])) == {0xEE}
+    assert len(set(results.values())) == 1
+    y, cb, cr = results[(1, False)]
+    assert len(y) == 64 * 48 and len(cb) == len(cr) == 32 * 24
+    reference = convert(1, False, 0)[1][0]
+    assert bytes(reference) == y + cb + cr
+
+
+def test_flat_red_is_bt601_limited_range():
+    from hal.codec.v4l2m2m import Converter, address
+
+    layout = [(64, 64 * 48 * 3 // 2)]
+    plane = bytearray(layout[0][1])
+    Converter(64, 48, layout, False).into(bytes((255, 0, 0)) * (64 * 48), [address(plane)])
+    # Y = 16 + 219 (0.299 R + ...), Cb = 128 + 224 (-0.1687 R ...), Cr =
+    # 128 + 224 (0.5 R ...) (ITU-R BT.601, limited range).
+    assert set(plane[: 64 * 48]) <= {81, 82}
+    assert {abs(b - 90) <= 1 for b in plane[64 * 48: 64 * 48 + 32 * 24]} == {True}
+    assert {abs(b - 240) <= 1 for b in plane[64 * 48 + 32 * 24:]} == {True}

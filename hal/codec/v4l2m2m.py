@@ -290,7 +290,7 @@ class M2MEncoder:
         if not self._out.request(buffers, len(layout)):
             raise CodecError("%s gave no OUTPUT buffers" % self.name)
         self._layout = layout
-        self._addresses = [[_address(m) for m in maps] for maps in self._out.planes]
+        self._addresses = [[address(m) for m in maps] for maps in self._out.planes]
         self._cap = Queue(self._fd, cap_type)
         if not self._cap.request(buffers, 1):
             raise CodecError("%s gave no CAPTURE buffers" % self.name)
@@ -298,36 +298,10 @@ class M2MEncoder:
             self._cap.queue(index)
         self._out.stream(True)
         self._cap.stream(True)
-        if not self._interleaved:
-            self._scratch = None
-        else:
-            # NV12: libyuv writes Cb and Cr apart, then merges them.
-            quarter = (self.width // 2) * (self.height // 2)
-            self._scratch = ctypes.create_string_buffer(2 * quarter)
-        self._yuv = _yuv()
+        self._converter = Converter(self.width, self.height, layout, interleaved)
 
     def _set_format(self, buf_type, fourcc):
-        """S_FMT (vidioc-g-fmt.rst); [(bytesperline, sizeimage)] of each
-        plane the driver chose. A size other than ours is refused."""
-        layout_struct = FORMAT_MPLANE if self._mplane else FORMAT
-        key = "fmt.pix_mp." if self._mplane else "fmt.pix."
-        values = {"type": buf_type, key + "width": self.width, key + "height": self.height,
-                  key + "pixelformat": fourcc, key + "field": V4L2_FIELD_NONE}
-        if self._mplane:
-            values.update({"fmt.pix_mp.colorspace": V4L2_COLORSPACE_SMPTE170M,
-                           "fmt.pix_mp.ycbcr_enc": V4L2_YCBCR_ENC_601,
-                           "fmt.pix_mp.quantization": V4L2_QUANTIZATION_LIM_RANGE})
-        got = unpack(layout_struct, ioctl(self._fd, VIDIOC_S_FMT, pack(layout_struct, values)))
-        if got[key + "pixelformat"] != fourcc or (got[key + "width"], got[key + "height"]) != (self.width,
-                                                                                                 self.height):
-            raise CodecError("%s: asked for %dx%d %s, it gave %dx%d %s" % (
-                self.name, self.width, self.height, fourcc_name(fourcc), got[key + "width"],
-                got[key + "height"], fourcc_name(got[key + "pixelformat"])))
-        if not self._mplane:
-            return [(got["fmt.pix.bytesperline"], got["fmt.pix.sizeimage"])]
-        planes = min(got["fmt.pix_mp.num_planes"], MAX_PLANES)
-        return [(got["fmt.pix_mp.plane_fmt[%d].bytesperline" % k], got["fmt.pix_mp.plane_fmt[%d].sizeimage" % k])
-                for k in range(planes)]
+        return set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name)
 
     def _control(self, cid, value, what):
         """Set one control (vidioc-g-ctrl.rst); what names a setting the
@@ -430,26 +404,63 @@ class M2MEncoder:
         return bool(poller.poll(int(self.timeout_s * 1000)))
 
     def _convert(self, frame, index):
-        """rgb8 to the OUTPUT buffer's 4:2:0 planes, BT.601 limited range
-        (libyuv's RAW is R, G, B in memory)."""
+        self._converter.into(frame, self._addresses[index])
+
+def set_format(fd, mplane, buf_type, fourcc, width, height, name):
+    """S_FMT on a queue of fd (vidioc-g-fmt.rst), 4:2:0 raw frames
+    tagged BT.601 limited range; [(bytesperline, sizeimage)] of each plane
+    the driver chose. A size or format other than asked is refused."""
+    layout_struct = FORMAT_MPLANE if mplane else FORMAT
+    key = "fmt.pix_mp." if mplane else "fmt.pix."
+    values = {"type": buf_type, key + "width": width, key + "height": height,
+              key + "pixelformat": fourcc, key + "field": V4L2_FIELD_NONE}
+    if mplane:
+        values.update({"fmt.pix_mp.colorspace": V4L2_COLORSPACE_SMPTE170M,
+                       "fmt.pix_mp.ycbcr_enc": V4L2_YCBCR_ENC_601,
+                       "fmt.pix_mp.quantization": V4L2_QUANTIZATION_LIM_RANGE})
+    got = unpack(layout_struct, ioctl(fd, VIDIOC_S_FMT, pack(layout_struct, values)))
+    if got[key + "pixelformat"] != fourcc or (got[key + "width"], got[key + "height"]) != (width,
+                                                                                             height):
+        raise CodecError("%s: asked for %dx%d %s, it gave %dx%d %s" % (
+            name, width, height, fourcc_name(fourcc), got[key + "width"],
+            got[key + "height"], fourcc_name(got[key + "pixelformat"])))
+    if not mplane:
+        return [(got["fmt.pix.bytesperline"], got["fmt.pix.sizeimage"])]
+    planes = min(got["fmt.pix_mp.num_planes"], MAX_PLANES)
+    return [(got["fmt.pix_mp.plane_fmt[%d].bytesperline" % k], got["fmt.pix_mp.plane_fmt[%d].sizeimage" % k])
+            for k in range(planes)]
+
+
+class Converter:
+    """rgb8 frames into the planes of a 4:2:0 raw buffer laid out as
+    set_format() said (pixfmt-yuv-planar.rst), BT.601 limited range with
+    libyuv (its RAW is R, G, B in memory). into(frame, addresses) takes
+    the address of each of the buffer's planes."""
+
+    def __init__(self, width, height, layout, interleaved):
+        self.width, self.height = width, height
+        self.layout = layout
+        self.interleaved = interleaved
+        # NV12: libyuv writes Cb and Cr apart, then merges them.
+        quarter = (width // 2) * (height // 2)
+        self._scratch = ctypes.create_string_buffer(2 * quarter) if interleaved else None
+        self._yuv = _yuv()
+
+    def into(self, frame, addresses):
         keep, source = frame_address(frame)
         w, h = self.width, self.height
-        addresses = self._addresses[index]
-        y_stride = self._layout[0][0] or w
+        y_stride = self.layout[0][0] or w
         y = addresses[0]
-        if len(addresses) > 1:
-            second = addresses[1]
-        else:
-            second = y + y_stride * h
-        if self._interleaved:
-            uv_stride = self._layout[1][0] if len(self._layout) > 1 else y_stride
+        second = addresses[1] if len(addresses) > 1 else y + y_stride * h
+        if self.interleaved:
+            uv_stride = self.layout[1][0] if len(self.layout) > 1 else y_stride
             half = w // 2
             quarter = half * (h // 2)
             scratch = ctypes.addressof(self._scratch)
             ok = self._yuv.RAWToI420(source, w * 3, y, y_stride, scratch, half, scratch + quarter, half, w, h)
             self._yuv.MergeUVPlane(scratch, half, scratch + quarter, half, second, uv_stride, half, h // 2)
         else:
-            c_stride = self._layout[1][0] if len(self._layout) > 1 else y_stride // 2
+            c_stride = self.layout[1][0] if len(self.layout) > 1 else y_stride // 2
             third = addresses[2] if len(addresses) > 2 else second + c_stride * (h // 2)
             ok = self._yuv.RAWToI420(source, w * 3, y, y_stride, second, c_stride, third, c_stride, w, h)
         del keep
@@ -457,5 +468,6 @@ class M2MEncoder:
             raise CodecError("libyuv could not convert the frame")
 
 
-def _address(mapping):
+def address(mapping):
+    """The address of a writable mapping (a buffer plane's mmap)."""
     return ctypes.addressof((ctypes.c_char * len(mapping)).from_buffer(mapping))

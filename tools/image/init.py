@@ -10,9 +10,11 @@ serial console, carries nothing but modgate's console.
 Kernel command line options it reads (QEMU's -append):
   modgate.ip=ADDR/PREFIX,GATEWAY   static address (default 10.0.2.15/24,10.0.2.2:
                                    QEMU user-mode networking's guest and host)
-  modgate.selftest=v4l2            before modgate starts, capture from
-                                   /dev/video0 with hal.acq.v4l2 (see
-                                   tools/image/selftest.py) and log the result
+  modgate.selftest=v4l2[,v4l2m2m]  before modgate starts, capture from
+                                   /dev/video0 with hal.acq.v4l2, and run the
+                                   M2M encoder's buffer queues against a
+                                   second, multi-planar vivid (see
+                                   tools/image/selftest.py); log the result
   modgate.reset_password=1         a forgotten console password: delete it
                                    (and the console's lockout) from the data
                                    partition before modgate starts; the next
@@ -90,7 +92,13 @@ say "kernel $(uname -r) up after $(cut -d' ' -f1 /proc/uptime) s"
 for m in virtio_rng virtio_blk virtio_net ext4; do modprobe $m || say "modprobe $m failed"; done
 # vivid as one video capture node (node_types bit 0), /dev/video0; its
 # default input is the webcam (board/qemu_virt.py says which formats).
-modprobe vivid n_devs=1 node_types=0x1 || say "modprobe vivid failed"
+# The self-test of the V4L2 M2M driver's queues adds a second instance,
+# multi-planar (multiplanar=2), with a capture and an output node (bits 0
+# and 8), /dev/video1 and /dev/video2 (drivers/media/test-drivers/vivid).
+case ",$(opt modgate.selftest)," in
+  *,v4l2m2m,*) modprobe vivid n_devs=2 node_types=0x1,0x101 multiplanar=1,2 || say "modprobe vivid failed";;
+  *) modprobe vivid n_devs=1 node_types=0x1 || say "modprobe vivid failed";;
+esac
 
 # The data partition: configuration, console password, spool. ext4 replays
 # its journal on mount, so a power cut leaves it consistent.
@@ -145,7 +153,7 @@ trap poweroff_now USR1
 
 export PYTHONPATH=/opt/modgate LANG=C.UTF-8 PYTHONUTF8=1 HOME=/data
 test=$(opt modgate.selftest)
-[ -n "$test" ] && python3 -m tools.image.selftest "$test" >>$LOG 2>&1
+for suite in $(echo "$test" | tr , ' '); do python3 -m tools.image.selftest "$suite" >>$LOG 2>&1; done
 
 say "starting modgate after $(cut -d' ' -f1 /proc/uptime) s"
 """ + SUPERVISE

@@ -1,19 +1,30 @@
 """Checks run inside the emulated box, where pytest is not: the image's
-init runs `python3 -m tools.image.selftest v4l2` when the kernel command
-line has modgate.selftest=v4l2, and tests/test_emulator.py reads the result
-from the box's log. They are the driver's tests against a real V4L2 device,
-done against vivid with the same driver code, hal/acq/v4l2.py; they live
-here only, since the host's kernel has no V4L2 (see the end of
-tests/test_v4l2.py). On a host with vivid loaded, `python -m
+init runs `python3 -m tools.image.selftest SUITE` for each suite the
+kernel command line names (modgate.selftest=v4l2,v4l2m2m), and
+tests/test_emulator.py reads the result from the box's log. They are the
+drivers' tests against real V4L2 devices, done against vivid with the same
+driver code; they live here only, since the host's kernel has no V4L2 (see
+the end of tests/test_v4l2.py). On a host with vivid loaded, `python -m
 tools.image.selftest v4l2 /dev/videoN` runs them there.
+
+- v4l2: the capture driver, hal/acq/v4l2.py, on /dev/video0.
+- v4l2m2m: the memory-to-memory H.264 driver, hal/codec/v4l2m2m.py. No
+  kernel here has an M2M H.264 encoder (Debian's arm64 kernel ships
+  neither vicodec nor vim2m), so what runs is what the driver shares with
+  any V4L2 device, on a second vivid instance that init loads
+  multi-planar: its search for an encoder, its raw format set and
+  converted frames queued on an OUTPUT_MPLANE queue and taken back, and
+  its CAPTURE_MPLANE dequeue with plane offsets (hal/v4l2.Queue).
 
 Each check prints "selftest v4l2 NAME: ok ..." or "selftest v4l2 NAME:
 FAILED ..."; the last line is "selftest v4l2 done: N of M checks ok".
 """
 
+import os
 import sys
 
 from hal.acq import frame_length
+from hal.acq.sim import Pattern
 from hal.acq.v4l2 import V4L2Board
 
 
@@ -64,7 +75,172 @@ def refuses_a_size_it_cannot_give(device):
     return ["2x2 was accepted"], ""
 
 
-CHECKS = {"v4l2": (capture_from_a_real_device, refuses_a_size_it_cannot_give)}
+def vivid_node(kind):
+    """/dev/videoN of the multi-planar vivid instance's node kind
+    ("vid-cap", "vid-out"): vivid names them vivid-001-vid-cap etc."""
+    for entry in sorted(os.listdir("/sys/class/video4linux")):
+        with open("/sys/class/video4linux/%s/name" % entry) as f:
+            if f.read().strip() == "vivid-001-" + kind:
+                return "/dev/" + entry
+    raise OSError("no vivid-001-%s node (is vivid loaded with n_devs=2?)" % kind)
+
+
+def no_encoder_is_claimed(device):
+    """vivid's nodes are no encoder: the search names each one, and opening
+    one as an encoder is refused by its capabilities."""
+    from hal.codec import CodecError
+    from hal.codec.v4l2m2m import M2MEncoder, find_encoder
+
+    problems = []
+    note = ""
+    try:
+        found = find_encoder()
+        problems.append("found an encoder at %s" % found)
+    except CodecError as err:
+        looked = str(err).count("not memory-to-memory")
+        if looked < 3:
+            problems.append("looked at %d vivid nodes: %s" % (looked, err))
+        note = str(err)
+    out = vivid_node("vid-out")
+    try:
+        M2MEncoder(640, 480, "rgb8", device=out).close()
+        problems.append("%s opened as an encoder" % out)
+    except CodecError as err:
+        if "is not a memory-to-memory device" not in str(err):
+            problems.append("unexpected message: %s" % err)
+    return problems, note
+
+
+def _raw_format(fd, buf_type):
+    from hal.codec.v4l2m2m import RAW_FORMATS
+    from hal.v4l2 import formats, fourcc_name
+
+    offered = formats(fd, buf_type)
+    for fourcc, _, interleaved in RAW_FORMATS:
+        if fourcc in offered:
+            return fourcc, interleaved
+    raise OSError("vivid offers none of %s: %s" % ([fourcc_name(f[0]) for f in RAW_FORMATS],
+                                                   [fourcc_name(f) for f in offered]))
+
+
+def output_queue_takes_converted_frames(device):
+    """The encoder's OUTPUT side on vivid's multi-planar output node: the
+    raw format set, rgb8 frames converted into the mapped planes (a flat
+    red checked at BT.601 limited range: Y 81-82, Cb 90, Cr 240), queued
+    with their bytes used, streamed, and taken back in order (eight of
+    nine: the last shown stays with the driver until streaming stops)."""
+    from hal.codec.v4l2m2m import Converter, address, set_format
+    from hal.v4l2 import V4L2_BUF_FLAG_ERROR, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE as OUT, Queue, fourcc_name
+
+    node = vivid_node("vid-out")
+    fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
+    problems = []
+    try:
+        fourcc, interleaved = _raw_format(fd, OUT)
+        layout = set_format(fd, True, OUT, fourcc, 640, 480, node)
+        queue = Queue(fd, OUT)
+        count = queue.request(3, len(layout))
+        converter = Converter(640, 480, layout, interleaved)
+        red = bytes((255, 0, 0)) * (640 * 480)
+        moving = Pattern("rgb8", 640, 480)
+        sent = taken = 0
+        sequences = []
+        try:
+            for index in range(count):
+                converter.into(red if index == 0 else moving.frame(index), [address(m) for m in queue.planes[index]])
+                if index == 0:
+                    luma = queue.planes[0][0]
+                    chroma = queue.planes[0][1] if len(layout) > 1 else None
+                    y = luma[0]
+                    if chroma is None:
+                        chroma_at = layout[0][0] * 480
+                        cb, cr = (luma[chroma_at], luma[chroma_at + 1]) if interleaved else (
+                            luma[chroma_at], luma[chroma_at + (layout[0][0] // 2) * 240])
+                    else:
+                        cb, cr = (chroma[0], chroma[1]) if interleaved else (chroma[0], queue.planes[0][2][0])
+                    if y not in (81, 82) or abs(cb - 90) > 2 or abs(cr - 240) > 2:
+                        problems.append("red became Y %d Cb %d Cr %d" % (y, cb, cr))
+                queue.queue(index, [size for _, size in layout])
+                sent += 1
+            queue.stream(True)
+            while taken < 8:
+                if not queue.wait(2.0):
+                    problems.append("vivid kept the buffers 2 s (%d taken)" % taken)
+                    break
+                got = queue.dequeue()
+                if got is None:
+                    continue
+                taken += 1
+                sequences.append(got["sequence"])
+                if got["flags"] & V4L2_BUF_FLAG_ERROR:
+                    problems.append("buffer %d flagged ERROR" % got["index"])
+                # An output driver keeps the buffer it shows until the next
+                # one comes (vivid does): one more is sent than taken back.
+                if sent < 9:
+                    converter.into(moving.frame(sent), [address(m) for m in queue.planes[got["index"]]])
+                    queue.queue(got["index"], [size for _, size in layout])
+                    sent += 1
+        finally:
+            queue.release()
+        if sequences != sorted(sequences) or len(sequences) != 8:
+            problems.append("sequences %s" % sequences)
+        note = "%s, %d planes %s, %d buffers, sequences %s" % (node, len(layout), fourcc_name(fourcc), count,
+                                                              sequences)
+    finally:
+        os.close(fd)
+    return problems, note
+
+
+def capture_queue_gives_planes(device):
+    """The encoder's CAPTURE side on vivid's multi-planar capture node:
+    buffers dequeued with each plane's bytes used and data offset, filled,
+    handed back, five times over."""
+    from hal.codec.v4l2m2m import set_format
+    from hal.v4l2 import V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE as CAP, Queue, fourcc_name
+
+    node = vivid_node("vid-cap")
+    fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
+    problems = []
+    try:
+        fourcc, _ = _raw_format(fd, CAP)
+        layout = set_format(fd, True, CAP, fourcc, 640, 480, node)
+        queue = Queue(fd, CAP)
+        count = queue.request(4, len(layout))
+        got_planes = []
+        try:
+            for index in range(count):
+                queue.queue(index)
+            queue.stream(True)
+            while len(got_planes) < 5:
+                if not queue.wait(2.0):
+                    problems.append("no buffer within 2 s")
+                    break
+                got = queue.dequeue()
+                if got is None:
+                    continue
+                used, offsets = got["bytesused"], got["data_offset"]
+                got_planes.append(used)
+                for k, (n, at) in enumerate(zip(used, offsets)):
+                    plane = queue.planes[got["index"]][k]
+                    if n <= at or n > len(plane):
+                        problems.append("plane %d: %d bytes used at offset %d of %d" % (k, n, at, len(plane)))
+                    elif k == 0 and len(set(plane[at:at + 4096])) < 2:
+                        problems.append("plane 0 is flat")
+                queue.queue(got["index"])
+        finally:
+            queue.release()
+        if any(len(used) != len(layout) for used in got_planes):
+            problems.append("planes per buffer %s, format has %d" % (got_planes, len(layout)))
+        note = "%s, %s, bytes used per plane %s" % (node, fourcc_name(fourcc), got_planes[:1])
+    finally:
+        os.close(fd)
+    return problems, note
+
+
+CHECKS = {
+    "v4l2": (capture_from_a_real_device, refuses_a_size_it_cannot_give),
+    "v4l2m2m": (no_encoder_is_claimed, output_queue_takes_converted_frames, capture_queue_gives_planes),
+}
 
 
 def main(argv):
