@@ -219,6 +219,8 @@ V4L2_PIX_FMT_YUV420M = fourcc("YM12")
 V4L2_PIX_FMT_NV12 = fourcc("NV12")
 V4L2_PIX_FMT_NV12M = fourcc("NM12")
 V4L2_PIX_FMT_H264 = fourcc("H264")
+# pixfmt-compressed.rst: the kernel's own FWHT codec (vicodec's).
+V4L2_PIX_FMT_FWHT = fourcc("FWHT")
 
 # ext-ctrls-codec.rst: the stateful encoder's controls.
 V4L2_CID_MPEG_VIDEO_B_FRAMES = 0x00990900 + 202

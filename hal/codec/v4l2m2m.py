@@ -62,6 +62,7 @@ from hal.v4l2 import (
     V4L2_MPEG_VIDEO_H264_LEVEL_4_2,
     V4L2_MPEG_VIDEO_H264_PROFILE_HIGH,
     V4L2_MPEG_VIDEO_HEADER_MODE_JOINED_WITH_1ST_FRAME,
+    V4L2_PIX_FMT_FWHT,
     V4L2_PIX_FMT_H264,
     V4L2_PIX_FMT_NV12,
     V4L2_PIX_FMT_NV12M,
@@ -85,6 +86,10 @@ from hal.v4l2 import (
 )
 
 LEVELS = {"4.1": V4L2_MPEG_VIDEO_H264_LEVEL_4_1, "4.2": V4L2_MPEG_VIDEO_H264_LEVEL_4_2}
+# The coded formats: H.264 for objects; FWHT (vicodec's, the kernel's test
+# codec) only to run the driver's mechanics in the self-test, never stored.
+CODED = {"h264": V4L2_PIX_FMT_H264, "fwht": V4L2_PIX_FMT_FWHT}
+CODED_NAMES = {"h264": "H.264", "fwht": "FWHT"}
 # The raw formats written here, best first: (fourcc, planes in the buffer,
 # chroma interleaved). pixfmt-yuv-planar.rst.
 RAW_FORMATS = (
@@ -168,9 +173,9 @@ def _yuv():
 
 
 # -- finding the device ------------------------------------------------------------
-def find_encoder(root="/dev"):
+def find_encoder(root="/dev", coded="h264"):
     """The first /dev/videoN that is a memory-to-memory device encoding
-    H.264; CodecError naming what was looked at otherwise."""
+    coded (CODED); CodecError naming what was looked at otherwise."""
     looked = []
     names = sorted((n for n in os.listdir(root) if n.startswith("video") and n[5:].isdigit()),
                    key=lambda n: int(n[5:])) if os.path.isdir(root) else []
@@ -186,27 +191,29 @@ def find_encoder(root="/dev"):
             if caps & (V4L2_CAP_VIDEO_M2M | V4L2_CAP_VIDEO_M2M_MPLANE):
                 cap_type = (V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE if caps & V4L2_CAP_VIDEO_M2M_MPLANE
                             else V4L2_BUF_TYPE_VIDEO_CAPTURE)
-                if V4L2_PIX_FMT_H264 in formats(fd, cap_type):
+                if CODED[coded] in formats(fd, cap_type):
                     return path
-                looked.append("%s (%s, %s: no H.264 out)" % (path, driver, card))
+                looked.append("%s (%s, %s: no %s out)" % (path, driver, card, CODED_NAMES[coded]))
             else:
                 looked.append("%s (%s, %s: not memory-to-memory)" % (path, driver, card))
         except OSError as err:
             looked.append("%s (%s)" % (path, err.strerror))
         finally:
             os.close(fd)
-    raise CodecError("no V4L2 memory-to-memory H.264 encoder; looked at: %s" % (", ".join(looked) or "no "
-                                                                                 "/dev/video* at all"))
+    raise CodecError("no V4L2 memory-to-memory %s encoder; looked at: %s" % (
+        CODED_NAMES[coded], ", ".join(looked) or "no /dev/video* at all"))
 
 
 class M2MEncoder:
     """settings as x264.py's X264Encoder: bitrate (kbit/s; None: 0.1 bit a
     pixel, at most 40 Mbit/s), gop, level ("4.1", "4.2"), bluray; plus
     device (None: the first H.264 encoder found), buffers, timeout_s (how
-    long the device may keep a frame or the drain waiting)."""
+    long the device may keep a frame or the drain waiting), coded ("h264";
+    "fwht" runs the same sequence on vicodec, one unit a buffer, with none
+    of the H.264 controls: for the self-test only)."""
 
     def __init__(self, width, height, pixel, rate=(30, 1), bitrate=None, gop=None, level="4.1", bluray=False,
-                 device=None, buffers=4, timeout_s=2.0, cbr=False):
+                 device=None, buffers=4, timeout_s=2.0, cbr=False, coded="h264"):
         if pixel != "rgb8":
             raise CodecError("the H.264 encoder takes rgb8 frames, not %s" % pixel)
         if width % 2 or height % 2:
@@ -215,10 +222,13 @@ class M2MEncoder:
             raise CodecError("level %s; one of %s" % (level, ", ".join(sorted(LEVELS))))
         self.width, self.height, self.rate = width, height, rate
         self.timeout_s = timeout_s
-        self.device = device or find_encoder()
+        if coded not in CODED:
+            raise CodecError("coded format %r; one of %s" % (coded, ", ".join(sorted(CODED))))
+        self.coded = coded
+        self.device = device or find_encoder(coded=coded)
         self.frames_in = 0
         self.units_out = 0
-        self._units = AccessUnits()
+        self._units = AccessUnits() if coded == "h264" else None
         self._out = self._cap = None
         self._drained = False
         self._fd = os.open(self.device, os.O_RDWR | os.O_NONBLOCK)
@@ -240,13 +250,14 @@ class M2MEncoder:
         self._mplane = bool(caps & V4L2_CAP_VIDEO_M2M_MPLANE)
         out_type = V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE if self._mplane else V4L2_BUF_TYPE_VIDEO_OUTPUT
         cap_type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE if self._mplane else V4L2_BUF_TYPE_VIDEO_CAPTURE
-        coded = formats(self._fd, cap_type)
-        if V4L2_PIX_FMT_H264 not in coded:
-            raise CodecError("%s does not encode H.264 (it gives %s)" % (self.name, ", ".join(
-                fourcc_name(f) for f in coded) or "nothing"))
+        coded = CODED[self.coded]
+        offered = formats(self._fd, cap_type)
+        if coded not in offered:
+            raise CodecError("%s does not encode %s (it gives %s)" % (self.name, CODED_NAMES[self.coded], ", ".join(
+                fourcc_name(f) for f in offered) or "nothing"))
         # 1. The coded format first, on CAPTURE: it decides which raw
         # formats OUTPUT then offers.
-        self._set_format(cap_type, V4L2_PIX_FMT_H264)
+        self._set_coded_format(cap_type, coded)
         # 2. The raw format, on OUTPUT: the best one written here.
         offered = formats(self._fd, out_type)
         for fourcc, planes, interleaved in RAW_FORMATS:
@@ -272,16 +283,20 @@ class M2MEncoder:
         # 4. The controls.
         kbit = bitrate or min(MAX_DEFAULT_KBIT, int(self.width * self.height * num / den * DEFAULT_BITS_PER_PIXEL
                                                     / 1000))
-        self._control(V4L2_CID_MPEG_VIDEO_H264_PROFILE, V4L2_MPEG_VIDEO_H264_PROFILE_HIGH, "High Profile")
-        self._control(V4L2_CID_MPEG_VIDEO_H264_LEVEL, LEVELS[level], "level %s" % level)
-        self._control(V4L2_CID_MPEG_VIDEO_BITRATE_MODE,
-                      V4L2_MPEG_VIDEO_BITRATE_MODE_CBR if cbr else V4L2_MPEG_VIDEO_BITRATE_MODE_VBR, None)
-        self._control(V4L2_CID_MPEG_VIDEO_BITRATE, kbit * 1000, "%d kbit/s" % kbit)
-        self._control(V4L2_CID_MPEG_VIDEO_GOP_SIZE, gop or max(1, 2 * num // den), "a GOP of %s" % gop)
-        # No B-frames; a device that has none has no such control.
-        self._control(V4L2_CID_MPEG_VIDEO_B_FRAMES, 0, None)
-        self._control(V4L2_CID_MPEG_VIDEO_HEADER_MODE, V4L2_MPEG_VIDEO_HEADER_MODE_JOINED_WITH_1ST_FRAME, None)
-        self._control(V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER, 1, None)  # AccessUnits does it otherwise
+        h264 = self.coded == "h264"
+        if h264:
+            self._control(V4L2_CID_MPEG_VIDEO_H264_PROFILE, V4L2_MPEG_VIDEO_H264_PROFILE_HIGH, "High Profile")
+            self._control(V4L2_CID_MPEG_VIDEO_H264_LEVEL, LEVELS[level], "level %s" % level)
+            self._control(V4L2_CID_MPEG_VIDEO_BITRATE_MODE,
+                          V4L2_MPEG_VIDEO_BITRATE_MODE_CBR if cbr else V4L2_MPEG_VIDEO_BITRATE_MODE_VBR, None)
+            self._control(V4L2_CID_MPEG_VIDEO_BITRATE, kbit * 1000, "%d kbit/s" % kbit)
+        gop = gop or max(1, 2 * num // den)
+        self._control(V4L2_CID_MPEG_VIDEO_GOP_SIZE, gop, "a GOP of %d" % gop)
+        if h264:
+            # No B-frames; a device that has none has no such control.
+            self._control(V4L2_CID_MPEG_VIDEO_B_FRAMES, 0, None)
+            self._control(V4L2_CID_MPEG_VIDEO_HEADER_MODE, V4L2_MPEG_VIDEO_HEADER_MODE_JOINED_WITH_1ST_FRAME, None)
+            self._control(V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER, 1, None)  # AccessUnits does it otherwise
         if bluray:
             # PS3.5 8.2.8: BD-compatible streams carry access unit delimiters.
             self._control(V4L2_CID_MPEG_VIDEO_AU_DELIMITER, 1, "access unit delimiters (BD-compatible)")
@@ -302,6 +317,11 @@ class M2MEncoder:
 
     def _set_format(self, buf_type, fourcc):
         return set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name)
+
+    def _set_coded_format(self, buf_type, fourcc):
+        """S_FMT on CAPTURE (dev-encoder.rst step 1): the coded format and
+        the coded size; the driver sets sizeimage."""
+        set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name, raw=False)
 
     def _control(self, cid, value, what):
         """Set one control (vidioc-g-ctrl.rst); what names a setting the
@@ -390,7 +410,7 @@ class M2MEncoder:
             else:
                 self._cap.queue(index)
             if data:
-                made = self._units.add(data)
+                made = self._units.add(data) if self._units else [data]
                 self.units_out += len(made)
                 units += made
         return units
@@ -406,7 +426,7 @@ class M2MEncoder:
     def _convert(self, frame, index):
         self._converter.into(frame, self._addresses[index])
 
-def set_format(fd, mplane, buf_type, fourcc, width, height, name):
+def set_format(fd, mplane, buf_type, fourcc, width, height, name, raw=True):
     """S_FMT on a queue of fd (vidioc-g-fmt.rst), 4:2:0 raw frames
     tagged BT.601 limited range; [(bytesperline, sizeimage)] of each plane
     the driver chose. A size or format other than asked is refused."""
@@ -414,7 +434,7 @@ def set_format(fd, mplane, buf_type, fourcc, width, height, name):
     key = "fmt.pix_mp." if mplane else "fmt.pix."
     values = {"type": buf_type, key + "width": width, key + "height": height,
               key + "pixelformat": fourcc, key + "field": V4L2_FIELD_NONE}
-    if mplane:
+    if mplane and raw:
         values.update({"fmt.pix_mp.colorspace": V4L2_COLORSPACE_SMPTE170M,
                        "fmt.pix_mp.ycbcr_enc": V4L2_YCBCR_ENC_601,
                        "fmt.pix_mp.quantization": V4L2_QUANTIZATION_LIM_RANGE})

@@ -39,7 +39,7 @@ import sys
 import tempfile
 import time
 
-from tools.image import elf
+from tools.image import elf, kmod
 from tools.image.cpio import CpioWriter
 from tools.image.init import INIT
 
@@ -72,6 +72,10 @@ BOARDS = {
     "qemu_virt": {
         # Loaded by /init in this order; their dependencies come along.
         "modules": ["virtio_mmio", "virtio_console", "virtio_rng", "virtio_blk", "virtio_net", "ext4", "vivid"],
+        # Built here from the kernel's source (tools/image/kmod.py), in
+        # /lib/modules/RELEASE/extra: vicodec, the V4L2 M2M codec test
+        # driver, for the self-test of hal/codec/v4l2m2m.py.
+        "built_modules": ["vicodec"],
         # Clips on command (the console's record start|stop), not back to
         # back from power-on; the spool bounded well inside the partition.
         "config": {"board": "qemu_virt", "clip": {"mode": "command"}, "spool": {"max_bytes": 768 * 1024 ** 2}},
@@ -417,9 +421,10 @@ def add_pyc(image, sources, cache):
     return count
 
 
-def add_modules(image, tree, kernel_release, wanted):
+def add_modules(image, tree, kernel_release, wanted, extra=None):
     """The kernel modules named and their dependencies, with a modules.dep
-    (path: dependency paths) for busybox modprobe."""
+    (path: dependency paths) for busybox modprobe; extra: {name: path} of
+    modules built here, which go in extra/."""
     base = "/lib/modules/%s" % kernel_release
     root = tree.find(base)
     if root is None:
@@ -429,6 +434,9 @@ def add_modules(image, tree, kernel_release, wanted):
         for name in files:
             if name.endswith(".ko"):
                 index[name[:-3].replace("-", "_")] = os.path.join(folder, name)
+    built_here = {}
+    for name, path in (extra or {}).items():
+        index[name] = built_here[name] = path
     builtin = set()
     with open(os.path.join(root, "modules.builtin")) as f:
         for line in f:
@@ -469,6 +477,8 @@ def add_modules(image, tree, kernel_release, wanted):
         visit(name)
 
     def rel(mod):
+        if mod in built_here:
+            return "extra/%s.ko" % mod
         return os.path.relpath(index[mod], root)
 
     def closure(mod, out):
@@ -530,13 +540,17 @@ def _modgate_sources():
     return files
 
 
-def inputs_digest(board, debs):
+def inputs_digest(board, debs, built=None):
     """What the image is made of: the packages (by file name, which has the
-    version), this builder's code, modgate's sources, the host's bytecode
-    magic. The same digest means the same image."""
+    version), the modules built here, this builder's code, modgate's
+    sources, the host's bytecode magic. The same digest means the same
+    image."""
     h = hashlib.sha256()
     h.update(json.dumps([board, BOARDS[board], sorted(os.path.basename(d) for d in debs.values()),
                          importlib.util.MAGIC_NUMBER.hex()], sort_keys=True).encode())
+    for name, path in sorted((built or {}).items()):
+        with open(path, "rb") as f:
+            h.update(name.encode() + b"\0" + hashlib.sha256(f.read()).digest())
     builder = os.path.dirname(os.path.abspath(__file__))
     own = sorted(os.path.relpath(os.path.join(builder, n), ROOT) for n in os.listdir(builder) if n.endswith(".py"))
     for rel in own + _modgate_sources():
@@ -580,7 +594,15 @@ def build(board, out, cache=DEFAULT_CACHE, kernel=None, level=6):
         kernel_package = kernel or resolve_kernel()
         debs = fetch([kernel_package] + USERLAND, cache)
     kernel = kernel_package
-    digest = inputs_digest(board, debs)
+    kernel_version = os.path.basename(debs[kernel])[:-4].split("_")[1].replace("%3a", ":")
+    built, not_built = {}, {}
+    for name in recipe.get("built_modules", []):
+        try:
+            built[name] = kmod.build(name, kernel, kernel_version, cache, log)
+        except (kmod.ModuleError, OSError) as err:
+            not_built[name] = str(err)
+            log("no %s in this image: %s" % (name, err))
+    digest = inputs_digest(board, debs, built)
     reused = _reusable(out, digest)
     if reused:
         if not os.path.exists(os.path.join(out, "data.img")):
@@ -604,7 +626,7 @@ def build(board, out, cache=DEFAULT_CACHE, kernel=None, level=6):
     image.data("etc/modgate/modgate.json", factory_config(board).encode())
     image.data("etc/passwd", b"root:x:0:0:root:/data:/bin/sh\n")
     image.data("etc/group", b"root:x:0:\n")
-    modules = add_modules(image, kernel_tree, release, recipe["modules"])
+    modules = add_modules(image, kernel_tree, release, recipe["modules"] + sorted(built), built)
     sources = add_python(image, tree)
     sources += add_modgate(image)
     compiled = add_pyc(image, sources, cache)
@@ -621,7 +643,8 @@ def build(board, out, cache=DEFAULT_CACHE, kernel=None, level=6):
     manifest = {
         "board": board,
         "kernel": {"package": kernel, "version": os.path.basename(debs[kernel])[:-4].split("_")[1],
-                   "release": release, "modules": modules},
+                   "release": release, "modules": modules, "built_modules": sorted(built),
+                   "not_built": not_built},
         "packages": {p: os.path.basename(d) for p, d in debs.items()},
         "initrd_bytes": os.path.getsize(os.path.join(out, "initrd.gz")),
         "initrd_files": sum(1 for e in image.entries.values() if e[0] in ("file", "data")),

@@ -95,8 +95,11 @@ for m in virtio_rng virtio_blk virtio_net ext4; do modprobe $m || say "modprobe 
 # The self-test of the V4L2 M2M driver's queues adds a second instance,
 # multi-planar (multiplanar=2), with a capture and an output node (bits 0
 # and 8), /dev/video1 and /dev/video2 (drivers/media/test-drivers/vivid).
+# It also loads vicodec, the kernel's M2M codec test driver, built for this
+# image (tools/image/kmod.py), multi-planar as SoC encoders are.
 case ",$(opt modgate.selftest)," in
-  *,v4l2m2m,*) modprobe vivid n_devs=2 node_types=0x1,0x101 multiplanar=1,2 || say "modprobe vivid failed";;
+  *,v4l2m2m,*) modprobe vivid n_devs=2 node_types=0x1,0x101 multiplanar=1,2 || say "modprobe vivid failed"
+               modprobe vicodec multiplanar=1 || say "modprobe vicodec failed";;
   *) modprobe vivid n_devs=1 node_types=0x1 || say "modprobe vivid failed";;
 esac
 
