@@ -17,6 +17,8 @@ drivers it names.
         "console": {"driver": "stdio" | "tty", "device", "baudrate"},
         "storage": {"root": "/var/spool/modgate"},
         "clock": {"phc": None | "/dev/ptp0"},
+        "serial_number": {"file": "/sys/..."} | {"machine_id": "/etc/machine-id"},
+                                   # where the box's serial number comes from
     }
 
 Drivers are imported when first opened, so loading a board never needs a
@@ -35,6 +37,7 @@ class Board:
         # holds one, the live stream's mailbox one and the packetizer's
         # buffers about one more.
         self.max_frame_bytes = self.memory_budget_mib * 1024 * 1024 // 4
+        self._serial = None  # device_serial_number(), read once
 
     def frame_length(self, pixel, width, height):
         """Bytes of one frame the acquisition drivers deliver (hal.acq)."""
@@ -145,11 +148,52 @@ class Board:
         MAC address of its NIC, or None)."""
         if self.data["clock"].get("phc"):
             return True, None
+        return False, self._mac()
+
+    def _mac(self):
+        """The MAC address of the board's NIC as Linux shows it, or None."""
         try:
-            with open("/sys/class/net/%s/address" % self.data["nic"]["name"]) as f:
-                return False, f.read().strip()
+            return _read_line("/sys/class/net/%s/address" % self.data["nic"]["name"])
         except (OSError, KeyError):
-            return False, None
+            return None
+
+    @property
+    def model_name(self):
+        """What this box is a model of, for Manufacturer's Model Name
+        (0008,1090): the board's name."""
+        return self.name
+
+    def device_serial_number(self):
+        """The box's serial number, for Device Serial Number (0018,1000),
+        Type 1 in the Enhanced General Equipment Module (PS3.3 C.7.5.2),
+        from the board data serial_number: a file that holds it as it is (a
+        SoC's unique ID), or the OS's machine id, which machine-id(5) asks
+        applications not to show but to derive their own ID from (an
+        HMAC-SHA256 keyed with it, as sd_id128_get_machine_app_specific
+        does). Else the MAC address of the board's NIC (not the loopback's
+        zeros), else "unknown"."""
+        if self._serial is None:
+            self._serial = self._read_serial_number()
+        return self._serial
+
+    def _read_serial_number(self):
+        source = self.data.get("serial_number", {})
+        try:
+            if "file" in source:
+                value = _read_line(source["file"])
+                if _is_serial(value):
+                    return value
+            elif "machine_id" in source:
+                import hmac
+
+                key = bytes.fromhex(_read_line(source["machine_id"]))
+                return hmac.new(key, _SERIAL_APP_ID, "sha256").hexdigest()[:32]
+        except (OSError, ValueError):
+            pass
+        mac = self._mac()
+        if mac and mac.strip("0:"):
+            return mac
+        return "unknown"
 
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
@@ -175,6 +219,22 @@ class Board:
 
     def __repr__(self):
         return "<Board %s>" % self.name
+
+
+# modgate's application ID for the serial number derived from a machine id
+# (a version 4 UUID minted for this, fixed).
+_SERIAL_APP_ID = bytes.fromhex("f34c65e0f8bb431fae1d5338beedb494")
+
+
+def _read_line(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _is_serial(value):
+    """A value a LO element (PS3.5 6.2: 64 characters, no backslash or
+    control characters) can carry as it is."""
+    return 0 < len(value) <= 64 and all(" " <= c <= "~" and c != "\\" for c in value)
 
 
 def load(name):

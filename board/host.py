@@ -17,4 +17,5 @@ BOARD = {
     # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg.
     "codec": {"h264": "x264", "jpeg": "turbojpeg"},
     "clock": {"phc": None},
+    "serial_number": {"machine_id": "/etc/machine-id"},
 }

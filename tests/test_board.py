@@ -103,6 +103,36 @@ def test_hardware_boards_name_their_devices():
 
 
 
+def test_the_board_names_the_equipment(tmp_path):
+    """Manufacturer's Model Name and Device Serial Number (PS3.3 C.7.5.2,
+    Type 1 in the real-time IODs) come from the board: its name, and a
+    serial from the board data's source. A machine id is not shown as it
+    is (machine-id(5)) but an ID derived from it, the same on every call;
+    a SoC's serial file is read as it is; with neither, the NIC's MAC, and
+    "unknown" only when that is the loopback's zeros too."""
+    machine_id = tmp_path / "machine-id"
+    machine_id.write_text("0123456789abcdef0123456789abcdef\n")
+    soc = tmp_path / "serial_number"
+    soc.write_text("AB12CD34EF56\n")
+    data = dict(board.load("host").data)
+
+    data["serial_number"] = {"machine_id": str(machine_id)}
+    host = board.Board("host", data)
+    assert host.model_name == "host"
+    serial = host.device_serial_number()
+    assert len(serial) == 32 and "0123456789abcdef" not in serial and serial == host.device_serial_number()
+    assert board.Board("host", data).device_serial_number() == serial  # stable across boots
+
+    data["serial_number"] = {"file": str(soc)}
+    assert board.Board("host", data).device_serial_number() == "AB12CD34EF56"
+
+    data["serial_number"] = {"file": str(tmp_path / "absent")}
+    assert board.Board("host", data).device_serial_number() == "unknown"  # lo's MAC is all zeros
+    soc.write_text("a\\b\n")  # a backslash cannot be in a LO value (PS3.5 6.2)
+    data["serial_number"] = {"file": str(soc)}
+    assert board.Board("host", data).device_serial_number() == "unknown"
+
+
 @pytest.mark.parametrize("name", ["qemu_virt", "imx8mp_gateway"])
 def test_v4l2_boards_wire_their_defaults(name):
     # V4L2Board opens its device in start(), so building one is safe here.
