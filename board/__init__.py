@@ -17,13 +17,15 @@ drivers it names.
         "console": {"driver": "stdio" | "tty", "device", "baudrate"},
         "storage": {"root": "/var/spool/modgate"},
         "clock": {"phc": None | "/dev/ptp0"},
-        "serial_number": {"file": "/sys/..."} | {"machine_id": "/etc/machine-id"},
-                                   # where the box's serial number comes from
+        "serial_number": {"file": "/sys/..."},  # where the box's serial
+                                   # number is, if it has one
     }
 
 Drivers are imported when first opened, so loading a board never needs a
 driver (or a device) the caller does not use.
 """
+
+import os
 
 NAMES = ("host", "qemu_virt", "imx8mp_gateway")
 
@@ -153,7 +155,7 @@ class Board:
     def _mac(self):
         """The MAC address of the board's NIC as Linux shows it, or None."""
         try:
-            return _read_line("/sys/class/net/%s/address" % self.data["nic"]["name"])
+            return _read_line(_SYS_NET + self.data["nic"]["name"] + "/address")
         except (OSError, KeyError):
             return None
 
@@ -165,34 +167,39 @@ class Board:
 
     def device_serial_number(self):
         """The box's serial number, for Device Serial Number (0018,1000),
-        Type 1 in the Enhanced General Equipment Module (PS3.3 C.7.5.2),
-        from the board data serial_number: a file that holds it as it is (a
-        SoC's unique ID), or the OS's machine id, which machine-id(5) asks
-        applications not to show but to derive their own ID from (an
-        HMAC-SHA256 keyed with it, as sd_id128_get_machine_app_specific
-        does). Else the MAC address of the board's NIC (not the loopback's
-        zeros), else "unknown"."""
+        Type 1 in the Enhanced General Equipment Module (PS3.3 C.7.5.2): the
+        board data's serial_number file (a SoC's unique ID) when it reads
+        as a LO value, else the MAC address of the board's NIC, else (the
+        loopback's zeros: the development host) the first other interface's
+        MAC, else "unknown". Not the OS's machine id: machine-id(5) asks
+        not to show it, and deriving an ID from it (HMAC) would load
+        OpenSSL's libcrypto, some 3.5 MiB, into a stream's process."""
         if self._serial is None:
             self._serial = self._read_serial_number()
         return self._serial
 
     def _read_serial_number(self):
-        source = self.data.get("serial_number", {})
-        try:
-            if "file" in source:
-                value = _read_line(source["file"])
+        path = self.data.get("serial_number", {}).get("file")
+        if path:
+            try:
+                value = _read_line(path)
                 if _is_serial(value):
                     return value
-            elif "machine_id" in source:
-                import hmac
-
-                key = bytes.fromhex(_read_line(source["machine_id"]))
-                return hmac.new(key, _SERIAL_APP_ID, "sha256").hexdigest()[:32]
-        except (OSError, ValueError):
-            pass
-        mac = self._mac()
-        if mac and mac.strip("0:"):
-            return mac
+            except OSError:
+                pass
+        candidates = [self._mac()]
+        try:
+            names = sorted(os.listdir(_SYS_NET))
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                candidates.append(_read_line(_SYS_NET + name + "/address"))
+            except OSError:
+                pass
+        for mac in candidates:
+            if mac and mac.strip("0:") and _is_serial(mac):
+                return mac
         return "unknown"
 
     def open_console(self, timeout_s=1.0):
@@ -221,9 +228,7 @@ class Board:
         return "<Board %s>" % self.name
 
 
-# modgate's application ID for the serial number derived from a machine id
-# (a version 4 UUID minted for this, fixed).
-_SERIAL_APP_ID = bytes.fromhex("f34c65e0f8bb431fae1d5338beedb494")
+_SYS_NET = "/sys/class/net/"
 
 
 def _read_line(path):

@@ -17,5 +17,4 @@ BOARD = {
     # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg.
     "codec": {"h264": "x264", "jpeg": "turbojpeg"},
     "clock": {"phc": None},
-    "serial_number": {"machine_id": "/etc/machine-id"},
 }

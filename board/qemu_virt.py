@@ -33,5 +33,4 @@ BOARD = {
     # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg, arm64 builds.
     "codec": {"h264": "x264", "jpeg": "turbojpeg"},
     "clock": {"phc": None},  # virtio-net has no PTP hardware clock
-    "serial_number": {"machine_id": "/etc/machine-id"},  # when the guest has one; else eth0's MAC
 }

@@ -103,34 +103,34 @@ def test_hardware_boards_name_their_devices():
 
 
 
-def test_the_board_names_the_equipment(tmp_path):
+def test_the_board_names_the_equipment(tmp_path, monkeypatch):
     """Manufacturer's Model Name and Device Serial Number (PS3.3 C.7.5.2,
-    Type 1 in the real-time IODs) come from the board: its name, and a
-    serial from the board data's source. A machine id is not shown as it
-    is (machine-id(5)) but an ID derived from it, the same on every call;
-    a SoC's serial file is read as it is; with neither, the NIC's MAC, and
-    "unknown" only when that is the loopback's zeros too."""
-    machine_id = tmp_path / "machine-id"
-    machine_id.write_text("0123456789abcdef0123456789abcdef\n")
+    Type 1 in the real-time IODs) come from the board: its name, and its
+    serial number file (a SoC's), else the MAC address of its NIC, else of
+    another interface (the host's NIC is the loopback, all zeros), else
+    "unknown"; a value a LO cannot carry (PS3.5 6.2) is not used."""
+    net = tmp_path / "net"
+    for name, mac in (("lo", "00:00:00:00:00:00"), ("eth1", "52:54:00:ab:cd:ef"), ("eth0", "52:54:00:12:34:56")):
+        (net / name).mkdir(parents=True)
+        (net / name / "address").write_text(mac + "\n")
+    monkeypatch.setattr(board, "_SYS_NET", str(net) + "/")
     soc = tmp_path / "serial_number"
     soc.write_text("AB12CD34EF56\n")
-    data = dict(board.load("host").data)
 
-    data["serial_number"] = {"machine_id": str(machine_id)}
-    host = board.Board("host", data)
-    assert host.model_name == "host"
-    serial = host.device_serial_number()
-    assert len(serial) == 32 and "0123456789abcdef" not in serial and serial == host.device_serial_number()
-    assert board.Board("host", data).device_serial_number() == serial  # stable across boots
+    def serial(source, nic="lo"):
+        data = dict(board.load("host").data, serial_number=source, nic={"driver": "linux", "name": nic})
+        return board.Board("host", data).device_serial_number()
 
-    data["serial_number"] = {"file": str(soc)}
-    assert board.Board("host", data).device_serial_number() == "AB12CD34EF56"
-
-    data["serial_number"] = {"file": str(tmp_path / "absent")}
-    assert board.Board("host", data).device_serial_number() == "unknown"  # lo's MAC is all zeros
-    soc.write_text("a\\b\n")  # a backslash cannot be in a LO value (PS3.5 6.2)
-    data["serial_number"] = {"file": str(soc)}
-    assert board.Board("host", data).device_serial_number() == "unknown"
+    assert board.load("host").model_name == "host"
+    assert serial({"file": str(soc)}) == "AB12CD34EF56"
+    assert serial({"file": str(tmp_path / "absent")}, "eth1") == "52:54:00:ab:cd:ef"
+    assert serial({}) == "52:54:00:12:34:56"  # lo's zeros: the first other interface, by name
+    soc.write_text("a\\b\n")  # a backslash cannot be in a LO value
+    assert serial({"file": str(soc)}) == "52:54:00:12:34:56"
+    monkeypatch.setattr(board, "_SYS_NET", str(tmp_path / "none") + "/")
+    assert serial({}) == "unknown"
+    host = board.load("host")
+    assert host.device_serial_number() is host.device_serial_number()  # read once
 
 
 @pytest.mark.parametrize("name", ["qemu_virt", "imx8mp_gateway"])

@@ -772,8 +772,8 @@ def _annexes(doc):
     doc.p("Every object, and the static part of the real-time metadata, names the box that made it (General "
           "Equipment, PS3.3 C.7.5.1; Enhanced General Equipment, C.7.5.2, in the real-time IODs): Manufacturer "
           "`%s`, Manufacturer's Model Name the board's name, Device Serial Number the board's (the SoC's serial "
-          "number where the board has one, else an ID derived from the operating system's machine ID, else the "
-          "network interface's MAC address), Software Versions `%s`." % (MANUFACTURER, __version__))
+          "number where the board has one, else the MAC address of its network interface), Software Versions "
+          "`%s`." % (MANUFACTURER, __version__))
     doc.heading(2, "Data Dictionary of Private Attributes")
     doc.p("None: modgate writes no private attributes.")
     doc.heading(2, "Private Transfer Syntaxes")
