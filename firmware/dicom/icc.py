@@ -15,7 +15,9 @@ What PS3.3 C.11.15.1.1 asks of the profile, and how this one meets it:
   there names for well-known spaces such as sRGB);
 - rendering intent Perceptual (recommended): 0;
 - chromatic adaptation tag when the illuminant is not D50 (recommended):
-  'chad', Bradford D65 -> D50.
+  'chad', Bradford D65 -> D50;
+- LUTs as lut16Type (recommended): there are none, a matrix profile has
+  curves and colorants instead.
 
 The layout is ICC.1:2010 (profile version 4.3): a 128-byte header, the tag
 table, then the tag data on 4-byte boundaries; all numbers big-endian,
