@@ -17,11 +17,15 @@ drivers it names.
         "console": {"driver": "stdio" | "tty", "device", "baudrate"},
         "storage": {"root": "/var/spool/modgate"},
         "clock": {"phc": None | "/dev/ptp0"},
+        "serial_number": {"file": "/sys/..."},  # where the box's serial
+                                   # number is, if it has one
     }
 
 Drivers are imported when first opened, so loading a board never needs a
 driver (or a device) the caller does not use.
 """
+
+import os
 
 NAMES = ("host", "qemu_virt", "imx8mp_gateway")
 
@@ -35,6 +39,7 @@ class Board:
         # holds one, the live stream's mailbox one and the packetizer's
         # buffers about one more.
         self.max_frame_bytes = self.memory_budget_mib * 1024 * 1024 // 4
+        self._serial = None  # device_serial_number(), read once
 
     def frame_length(self, pixel, width, height):
         """Bytes of one frame the acquisition drivers deliver (hal.acq)."""
@@ -145,11 +150,57 @@ class Board:
         MAC address of its NIC, or None)."""
         if self.data["clock"].get("phc"):
             return True, None
+        return False, self._mac()
+
+    def _mac(self):
+        """The MAC address of the board's NIC as Linux shows it, or None."""
         try:
-            with open("/sys/class/net/%s/address" % self.data["nic"]["name"]) as f:
-                return False, f.read().strip()
+            return _read_line(_SYS_NET + self.data["nic"]["name"] + "/address")
         except (OSError, KeyError):
-            return False, None
+            return None
+
+    @property
+    def model_name(self):
+        """What this box is a model of, for Manufacturer's Model Name
+        (0008,1090): the board's name."""
+        return self.name
+
+    def device_serial_number(self):
+        """The box's serial number, for Device Serial Number (0018,1000),
+        Type 1 in the Enhanced General Equipment Module (PS3.3 C.7.5.2): the
+        board data's serial_number file (a SoC's unique ID) when it reads
+        as a LO value, else the MAC address of the board's NIC, else (the
+        loopback's zeros: the development host) the first other interface's
+        MAC, else "unknown". Not the OS's machine id: machine-id(5) asks
+        not to show it, and deriving an ID from it (HMAC) would load
+        OpenSSL's libcrypto, some 3.5 MiB, into a stream's process."""
+        if self._serial is None:
+            self._serial = self._read_serial_number()
+        return self._serial
+
+    def _read_serial_number(self):
+        path = self.data.get("serial_number", {}).get("file")
+        if path:
+            try:
+                value = _read_line(path)
+                if _is_serial(value):
+                    return value
+            except OSError:
+                pass
+        candidates = [self._mac()]
+        try:
+            names = sorted(os.listdir(_SYS_NET))
+        except OSError:
+            names = []
+        for name in names:
+            try:
+                candidates.append(_read_line(_SYS_NET + name + "/address"))
+            except OSError:
+                pass
+        for mac in candidates:
+            if mac and mac.strip("0:") and _is_serial(mac):
+                return mac
+        return "unknown"
 
     def open_console(self, timeout_s=1.0):
         console = self.data["console"]
@@ -175,6 +226,20 @@ class Board:
 
     def __repr__(self):
         return "<Board %s>" % self.name
+
+
+_SYS_NET = "/sys/class/net/"
+
+
+def _read_line(path):
+    with open(path) as f:
+        return f.read().strip()
+
+
+def _is_serial(value):
+    """A value a LO element (PS3.5 6.2: 64 characters, no backslash or
+    control characters) can carry as it is."""
+    return 0 < len(value) <= 64 and all(" " <= c <= "~" and c != "\\" for c in value)
 
 
 def load(name):

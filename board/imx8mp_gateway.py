@@ -57,4 +57,5 @@ BOARD = {
     # acquisition.pixel rgb8 from the ISI to record H.264 (open point).
     "codec": {"h264": "v4l2-m2m", "jpeg": "turbojpeg"},
     "clock": {"phc": "/dev/ptp0"},
+    "serial_number": {"file": "/sys/devices/soc0/serial_number"},  # the SoC's unique ID (drivers/soc/imx/soc-imx8m.c)
 }

@@ -15,7 +15,7 @@ from firmware.dicom.encoder import ObjectEncoder
 from firmware.dicom.iod import TRANSFER_SYNTAXES, transfer_syntax_of
 from firmware.dicom.uid import EXPLICIT_VR_LITTLE_ENDIAN, MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D
 from firmware.spool import SpoolFull
-from firmware.study import Study, exam, patient_attributes
+from firmware.study import Study, equipment_attributes, exam, patient_attributes
 
 # Seconds the recorder waits for a frame before it looks at its stop and
 # start signals again, whatever the frame rate (hal.acq read(timeout_s)).
@@ -208,7 +208,7 @@ class Recorder:
 
     def _place(self, cfg, acq):
         """Study, series and instance number for a clip starting now: its
-        patient and study attributes."""
+        patient, study and equipment attributes."""
         uid_root = cfg["station.uid_root"]
         series_key = (cfg["station.name"], cfg["station.ae_title"], cfg["clip.iod"], acq.width, acq.height, acq.pixel)
         study = self.study_in_force(cfg)
@@ -226,7 +226,9 @@ class Recorder:
             self.gateway.log("recorder: station or frame format changed; new series")
             study.new_series(series_key, uid_root)
         study.instances += 1
-        return patient_attributes(cfg, study)
+        attributes = equipment_attributes(self.gateway.board)
+        attributes.update(patient_attributes(cfg, study))
+        return attributes
 
     def _record_clip(self, acq, cfg):
         """One clip with the values in force at its start."""

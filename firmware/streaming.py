@@ -7,7 +7,9 @@ paced per ST 2110-21 (firmware/rtv/pacing.py).
   from a hal clock (monotonic_ns, sleep_ns, tai_ns).
 - open_stream: the one way a stream starts, on the box (the gateway's live
   stream, firmware/live.py) and on the host (`modgate stream`): the two
-  flows' datagram senders, the Streamer and its SDP files.
+  flows' datagram senders, the Streamer and its SDP files, with what the
+  board says of itself (its equipment identity and its clock) in the
+  metadata.
 
 Timing: frame k's slot starts at t0 + (k + 1) * T_FRAME, one frame period
 after it was due at the source, so that the frame is read and ready before
@@ -22,6 +24,7 @@ from firmware.rtv.metadata import MetadataFlow, origin_ns
 from firmware.rtv.pacing import Schedule
 from firmware.rtv.rtp import CLOCK_RATE, frame_timestamp
 from firmware.rtv.st2110_20 import Packetizer
+from firmware.study import equipment_attributes
 
 # pixel format -> (ST 2110-20 sampling, depth)
 SAMPLINGS = {
@@ -40,7 +43,7 @@ def _random32():
 class Streamer:
     def __init__(self, width, height, pixel, rate, video_sink, meta_sink, clock,
                  iod="video-endoscopic", attributes=None, burst=None,
-                 uid_root=None):
+                 uid_root=None, acquisition_time_synchronized=False):
         if pixel not in SAMPLINGS:
             raise ValueError("pixel format %r cannot be streamed; one of %s"
                              % (pixel, ", ".join(sorted(SAMPLINGS))))
@@ -56,7 +59,7 @@ class Streamer:
                                 ssrc=_random32(), sequence=_random32())
         self.meta = MetadataFlow(iod, width, height, pixel, rate, self.source_id, self.video_flow_id,
                                  self.meta_flow_id, attributes, ssrc=_random32(), sequence=_random32(),
-                                 uid_root=uid_root)
+                                 uid_root=uid_root, acquisition_time_synchronized=acquisition_time_synchronized)
         self.schedule = Schedule(self.video.datagram_count(), rate, burst)
         self.frames = 0
         self.late = 0
@@ -184,12 +187,18 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
     """Start streaming acq's frames: the two flows' datagram senders
     (board.open_datagram_sender), a Streamer on clock and its SDP files in
     the hal storage sdp_storage. options: the Streamer's (iod, attributes,
-    burst, uid_root). Returns (streamer, the SDP files'
-    names); streamer.close() closes the senders. When it raises
-    (StreamError, or ValueError for a pixel format that cannot be streamed)
-    nothing stays open."""
+    burst, uid_root); the metadata's attributes get the board's equipment
+    identity (firmware/study.py equipment_attributes) under them, and its
+    Synchronization Module the board's clock: synchronized to UTC where
+    the board has a PTP hardware clock, as the SDPs' ts-refclk says.
+    Returns (streamer, the SDP files' names); streamer.close() closes the
+    senders. When it raises (StreamError, or ValueError for a pixel format
+    that cannot be streamed) nothing stays open."""
     from firmware.rtv.sdp import reference_clock
 
+    ptp, mac = board.reference_clock()
+    attributes = equipment_attributes(board)
+    attributes.update(options.pop("attributes", None) or {})
     sinks = []
     try:
         for part, dest in (("video", video_dest), ("metadata", meta_dest)):
@@ -197,10 +206,10 @@ def open_stream(board, acq, clock, video_dest, meta_dest, ttl, sdp_storage, **op
                 sinks.append(board.open_datagram_sender(dest, ttl))
             except (OSError, OverflowError) as err:
                 raise StreamError(part, err)
-        streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], clock, **options)
+        streamer = Streamer(acq.width, acq.height, acq.pixel, acq.rate, sinks[0], sinks[1], clock,
+                            attributes=attributes, acquisition_time_synchronized=ptp, **options)
         try:
-            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl,
-                               reference_clock(*board.reference_clock()))
+            names = write_sdps(sdp_storage, streamer, video_dest, meta_dest, ttl, reference_clock(ptp, mac))
         except OSError as err:
             raise StreamError("sdp", err)
     except BaseException:

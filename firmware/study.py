@@ -1,7 +1,7 @@
-"""The patient and the study a clip belongs to, and the one place that turns
-them into DICOM attributes: for the clips the recorder stores, the live
-stream's metadata (PS3.22) and the host's `modgate capture` and `stream`
-alike.
+"""The patient and the study a clip belongs to, and the equipment that made
+it, and the one place that turns them into DICOM attributes: for the clips
+the recorder stores, the live stream's metadata (PS3.22) and the host's
+`modgate capture` and `stream` alike.
 
 A change of patient or exam (config.EXAM_KEYS) or the console's `exam end`
 starts a new study; a change of what the series is made with (station, IOD,
@@ -10,8 +10,10 @@ one modality's, one equipment's). Instances are numbered from 1 in each
 series.
 """
 
+from firmware import __version__
 from firmware.config import EXAM_KEYS
 from firmware.dicom import tags
+from firmware.dicom.encoder import MANUFACTURER
 from firmware.dicom.uid import MODALITY_PERFORMED_PROCEDURE_STEP, generate_uid
 
 # The configuration key of each patient and study attribute that comes
@@ -77,6 +79,20 @@ def patient_attributes(values, study=None):
         if values.get("station.name"):
             attributes[tags.StationName] = values["station.name"]
     return attributes
+
+
+def equipment_attributes(board):
+    """The box as the equipment that made an instance: Manufacturer,
+    Manufacturer's Model Name (the board), Device Serial Number (the
+    board's) and Software Versions (modgate's). Type 3 in the General
+    Equipment Module (PS3.3 C.7.5.1) of the stored objects, Type 1 in the
+    Enhanced General Equipment Module (C.7.5.2) of the real-time IODs."""
+    return {
+        tags.Manufacturer: MANUFACTURER,
+        tags.ManufacturerModelName: board.model_name,
+        tags.DeviceSerialNumber: board.device_serial_number(),
+        tags.SoftwareVersions: __version__,
+    }
 
 
 class Study:

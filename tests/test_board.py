@@ -103,6 +103,36 @@ def test_hardware_boards_name_their_devices():
 
 
 
+def test_the_board_names_the_equipment(tmp_path, monkeypatch):
+    """Manufacturer's Model Name and Device Serial Number (PS3.3 C.7.5.2,
+    Type 1 in the real-time IODs) come from the board: its name, and its
+    serial number file (a SoC's), else the MAC address of its NIC, else of
+    another interface (the host's NIC is the loopback, all zeros), else
+    "unknown"; a value a LO cannot carry (PS3.5 6.2) is not used."""
+    net = tmp_path / "net"
+    for name, mac in (("lo", "00:00:00:00:00:00"), ("eth1", "52:54:00:ab:cd:ef"), ("eth0", "52:54:00:12:34:56")):
+        (net / name).mkdir(parents=True)
+        (net / name / "address").write_text(mac + "\n")
+    monkeypatch.setattr(board, "_SYS_NET", str(net) + "/")
+    soc = tmp_path / "serial_number"
+    soc.write_text("AB12CD34EF56\n")
+
+    def serial(source, nic="lo"):
+        data = dict(board.load("host").data, serial_number=source, nic={"driver": "linux", "name": nic})
+        return board.Board("host", data).device_serial_number()
+
+    assert board.load("host").model_name == "host"
+    assert serial({"file": str(soc)}) == "AB12CD34EF56"
+    assert serial({"file": str(tmp_path / "absent")}, "eth1") == "52:54:00:ab:cd:ef"
+    assert serial({}) == "52:54:00:12:34:56"  # lo's zeros: the first other interface, by name
+    soc.write_text("a\\b\n")  # a backslash cannot be in a LO value
+    assert serial({"file": str(soc)}) == "52:54:00:12:34:56"
+    monkeypatch.setattr(board, "_SYS_NET", str(tmp_path / "none") + "/")
+    assert serial({}) == "unknown"
+    host = board.load("host")
+    assert host.device_serial_number() is host.device_serial_number()  # read once
+
+
 @pytest.mark.parametrize("name", ["qemu_virt", "imx8mp_gateway"])
 def test_v4l2_boards_wire_their_defaults(name):
     # V4L2Board opens its device in start(), so building one is safe here.

@@ -16,7 +16,7 @@ import pytest
 from pynetdicom import AE, AllStoragePresentationContexts, evt
 
 import board
-from firmware import config
+from firmware import __version__, config
 from firmware.gateway import Gateway
 from hal.acq.sim import Pattern
 from tests.conftest import ROOT, Storescp, dciodvfy, free_port
@@ -75,6 +75,9 @@ def test_every_clip_arrives_at_storescp_bit_exact(tmp_path):
         studies.add(ds.StudyInstanceUID)
         series.add(ds.SeriesInstanceUID)
         assert ds.PatientName == "Test^Gateway"
+        # the box that made it (PS3.3 C.7.5.1), the same as its live stream says
+        assert (ds.Manufacturer, ds.ManufacturerModelName, ds.SoftwareVersions) == ("modgate", "host", __version__)
+        assert ds.DeviceSerialNumber == board.load("host").device_serial_number()
     # one session: one study, one series, instances 1..3, frames contiguous
     assert len(studies) == len(series) == 1
     assert [c.instance_number for c in gateway.clips] == [1, 2, 3]

@@ -1,6 +1,7 @@
 """PS3.22 real-time video: the RTP header, the ST 2110-20 packetizer and its
 SDP, checked by a small depacketizer here and by FFmpeg's RFC 4175 one."""
 
+import io
 import os
 import socket
 import struct
@@ -17,6 +18,9 @@ from hal.acq.sim import Pattern
 from tests.conftest import ROOT, tool
 
 SAMPLING = {"ycbcr422": "YCbCr-4:2:2", "rgb8": "RGB"}
+# What the box gives a metadata flow of itself (firmware/study.py
+# equipment_attributes): its model and serial number.
+EQUIPMENT = {0x00081090: "test-board", 0x00181000: "SN-0001"}
 PGROUP = {"ycbcr422": (4, 2), "rgb8": (3, 1)}
 FFMPEG_PIX = {"ycbcr422": "uyvy422", "rgb8": "rgb24"}
 
@@ -272,7 +276,7 @@ def test_receiver_counts_what_is_lost():
     assert (flow.frames, flow.incomplete, flow.lost) == (1, 2, 1)
 
     meta = MetadataFlow("video-endoscopic", width, height, "rgb8", rate, b"s" * 16, b"v" * 16, b"m" * 16,
-                        {}, sequence=0xFFFF - 1)
+                        EQUIPMENT, sequence=0xFFFF - 1)
     receiver = MetadataFlowReceiver()
     payloads = [list(meta.packets(k, frame_timestamp(k, rate), k * 33333333)) for k in range(3)]
     for d in payloads[0] + payloads[2]:  # frame 1's payload is lost whole
@@ -383,7 +387,7 @@ def test_every_metadata_packet_has_the_extension_and_grain_flags():
 
     for max_datagram, packets_wanted in ((8000, 1), (400, None)):
         meta = MetadataFlow("video-endoscopic", 320, 240, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16,
-                            {}, max_datagram=max_datagram, meta_source_id=b"n" * 16)
+                            EQUIPMENT, max_datagram=max_datagram, meta_source_id=b"n" * 16)
         packets = meta.packets(0, 0, 1795000000 * 10 ** 9)
         if packets_wanted:
             assert len(packets) == packets_wanted
@@ -411,8 +415,8 @@ def test_the_receiver_takes_the_extension_ids_from_the_sdp():
     from tools.rtv_receiver import MetadataFlowReceiver
 
     shuffled = dict((urn, 14 - ident) for ident, urn in nmos.URNS)
-    meta = MetadataFlow("video-endoscopic", 320, 240, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16, {},
-                        max_datagram=400)
+    meta = MetadataFlow("video-endoscopic", 320, 240, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16,
+                        EQUIPMENT, max_datagram=400)
     packets = meta.packets(0, 4242, 1795000000 * 10 ** 9)
     remapped = []
     for datagram in packets:
@@ -432,3 +436,318 @@ def test_the_receiver_takes_the_extension_ids_from_the_sdp():
     for datagram in remapped:
         wrong.feed(datagram)
     assert len(got) == 1 or got[1][2].get(nmos.FLOW_ID) != meta.flow_id
+
+
+# -- the static part (issue 18, item 4) ---------------------------------------
+
+# PS3.3 Tables A.32.9-1 and A.32.10-1: the mandatory modules of the Real-Time
+# Video Endoscopic and Photographic Image IODs that the static part carries,
+# and the Type 1 and Type 2 attributes of each (their tables in PS3.3),
+# written out here from the standard, not taken from the firmware. General
+# Acquisition (C.7.10.1) has only Type 3 attributes and Common Instance
+# Reference (C.12.2) only 1C ones, checked on their own below.
+STATIC_MODULES = {
+    "Patient C.7.1.1": ((), ("PatientName", "PatientID", "PatientBirthDate", "PatientSex")),
+    "General Study C.7.2.1": (("StudyInstanceUID",),
+                              ("StudyDate", "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")),
+    "General Series C.7.3.1": (("Modality", "SeriesInstanceUID"), ("SeriesNumber",)),
+    "General Equipment C.7.5.1": ((), ("Manufacturer",)),
+    "Enhanced General Equipment C.7.5.2": (("Manufacturer", "ManufacturerModelName", "DeviceSerialNumber",
+                                            "SoftwareVersions"), ()),
+    "Synchronization C.7.4.2": (("SynchronizationFrameOfReferenceUID", "SynchronizationTrigger",
+                                 "AcquisitionTimeSynchronized"), ()),
+    "General Image C.7.6.1": ((), ("InstanceNumber",)),
+    "Real-Time Bulk Data Flow C.7.6.26": (("RealTimeBulkDataFlowSequence",), ()),
+    "Acquisition Context C.7.6.14": ((), ("AcquisitionContextSequence",)),
+    "VL Image C.8.12.1": (("ImageType", "SamplesPerPixel", "PhotometricInterpretation", "BitsAllocated",
+                           "BitsStored", "HighBit", "PixelRepresentation"), ("LossyImageCompression",)),
+    "ICC Profile C.11.15": (("ICCProfile",), ()),
+    "SOP Common C.12.1": (("SOPClassUID", "SOPInstanceUID"), ()),
+    "Real-Time Acquisition C.7.6.28": (("SharedFunctionalGroupsSequence", "StereoPairsPresent"), ()),
+}
+# The stored (non-real-time) SOP class of the same pictures, PS3.4 B.5.
+STORED_COUSIN = {"1.2.840.10008.10.1": "1.2.840.10008.5.1.4.1.1.77.1.1.1",  # Video Endoscopic Image Storage
+                 "1.2.840.10008.10.2": "1.2.840.10008.5.1.4.1.1.77.1.4.1"}  # Video Photographic Image Storage
+
+
+def _rtp_payload(datagram):
+    """(marker, RTP timestamp, payload) of one RTP packet, read here from
+    RFC 3550 5.1/5.3.1 alone: past the CSRCs and the header extension."""
+    marker, timestamp = bool(datagram[1] & 0x80), struct.unpack_from(">I", datagram, 4)[0]
+    pos = 12 + 4 * (datagram[0] & 15)
+    if datagram[0] & 0x10:
+        pos += 4 + 4 * struct.unpack_from(">H", datagram, pos + 2)[0]
+    return marker, timestamp, datagram[pos:]
+
+
+def _captured_payload(tmp_path, iod):
+    """The metadata payload of the first frame of a stream started the way
+    the box starts one (firmware.streaming.open_stream on the host board),
+    captured from a UDP socket and put together from its packets."""
+    import board
+    from firmware.streaming import open_stream
+    from hal.acq.sim import SimBoard
+    from hal.storage import PosixStorage
+
+    host = board.load("host")
+    sockets = []
+    for _ in range(2):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(5)
+        sockets.append(sock)
+    video_dest, meta_dest = [s.getsockname() for s in sockets]
+    acq = SimBoard(64, 32, "rgb8", (30, 1))
+    acq.start()
+    streamer, _ = open_stream(host, acq, host.open_clock(), video_dest, meta_dest, 1, PosixStorage(str(tmp_path)),
+                              iod=iod, attributes={0x00100010: "Doe^Jane"})
+    try:
+        streamer.send(acq.read().data)
+        packets = []
+        while not packets or not _rtp_payload(packets[-1])[0]:
+            packets.append(sockets[1].recv(65536))
+    finally:
+        streamer.close()
+        acq.stop()
+        for sock in sockets:
+            sock.close()
+    assert len({_rtp_payload(p)[1] for p in packets}) == 1  # one frame's payload
+    return b"".join(_rtp_payload(p)[2] for p in packets)
+
+
+def _static_part(payload):
+    """The payload as pydicom reads it, and its static part: the data set
+    without the dynamic Current Frame Functional Groups (0006,0001)."""
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(payload), force=True)
+    static = pydicom.Dataset()
+    for element in ds:
+        if element.tag != 0x00060001:
+            static.add(element)
+    return ds, static
+
+
+@pytest.mark.parametrize("iod, sop_class", [("video-endoscopic", "1.2.840.10008.10.1"),
+                                            ("video-photographic", "1.2.840.10008.10.2")])
+def test_static_part_has_the_mandatory_modules(tmp_path, iod, sop_class):
+    """pydicom's own parse of a captured metadata payload: its static part
+    has each mandatory module of the Real-Time Video Endoscopic /
+    Photographic Image IOD with its Type 1 attributes valued and its Type 2
+    ones present, with values the standard allows."""
+    ds, static = _static_part(_captured_payload(tmp_path, iod))
+    assert ds.file_meta[0x00020032].value == sop_class  # RTV Communication SOP Class UID
+    missing = ["%s: %s" % (module, keyword) for module, (type1, type2) in STATIC_MODULES.items()
+               for keyword in type1 + type2 if keyword not in static]
+    empty = ["%s: %s" % (module, keyword) for module, (type1, _) in STATIC_MODULES.items()
+             for keyword in type1 if keyword in static and static[keyword].is_empty]
+    assert not missing and not empty, (missing, empty)
+
+    assert static.SOPClassUID == sop_class and static.SOPInstanceUID == ds.file_meta[0x00020033].value
+    # C.7.5.2: the box itself, as the host board says
+    import board
+
+    assert static.Manufacturer == "modgate" and static.ManufacturerModelName == "host"
+    assert static.DeviceSerialNumber == board.load("host").device_serial_number()
+    assert static.SoftwareVersions
+    # C.7.4.2: enumerated values; the host board's clock is no PTP clock, so
+    # neither UTC's well-known frame of reference nor "synchronized"
+    assert static.SynchronizationTrigger in ("SOURCE", "EXTERNAL", "PASSTHRU", "NO TRIGGER")
+    assert static.AcquisitionTimeSynchronized == "N"
+    assert static.SynchronizationFrameOfReferenceUID != "1.2.840.10008.15.1.1"
+    # C.8.12.1.1.6 Image Type: ORIGINAL or DERIVED, PRIMARY or SECONDARY
+    assert static.ImageType[0] in ("ORIGINAL", "DERIVED") and static.ImageType[1] in ("PRIMARY", "SECONDARY")
+    assert static.LossyImageCompression in ("00", "01")
+    # C.7.6.14: a sequence (Type 2), its items (if any) content items
+    assert static["AcquisitionContextSequence"].VR == "SQ"
+    # C.7.6.28: exactly one item of shared functional groups; YES or NO
+    assert len(static.SharedFunctionalGroupsSequence) == 1 and static.StereoPairsPresent in ("YES", "NO")
+    # C.7.6.26: the video flow's source and flow
+    assert len(static.RealTimeBulkDataFlowSequence[0].SourceIdentifier) == 16
+    # C.7.10.1 General Acquisition: all Type 3; the flow is one acquisition
+    assert static.AcquisitionUID
+    # C.12.2 Common Instance Reference: its sequences are required only when
+    # the instance references others; this one references none
+    referencing = [k for k in ("ReferencedImageSequence", "SourceImageSequence", "ReferencedInstanceSequence")
+                   if k in static]
+    assert not referencing
+    assert "ReferencedSeriesSequence" not in static and "StudiesContainingOtherReferencedInstancesSequence" not in static
+    # C.11.15.1.1: an Input profile of RGB into the XYZ or Lab PCS, whole
+    profile = bytes(static.ICCProfile)
+    assert struct.unpack(">I", profile[:4])[0] == len(profile)
+    assert profile[12:16] == b"scnr" and profile[16:20] == b"RGB " and profile[20:24] in (b"XYZ ", b"Lab ")
+    assert profile[36:40] == b"acsp"
+    assert static.PatientName == "Doe^Jane"
+
+
+def _part10(static, sop_class):
+    """The static part as a Part 10 file of sop_class, written by pydicom."""
+    import pydicom
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    ds = pydicom.Dataset()
+    ds.update(static)
+    ds.SOPClassUID = sop_class
+    ds.file_meta = pydicom.dataset.FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = sop_class
+    ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    out = io.BytesIO()
+    ds.save_as(out, enforce_file_format=True)
+    return ds, out.getvalue()
+
+
+@pytest.mark.parametrize("iod", ["video-endoscopic", "video-photographic"])
+def test_static_part_passes_dciodvfy(tmp_path, iod, record_property):
+    """dicom3tools on the static part of a captured payload, as a Part 10
+    file.
+
+    Of the real-time SOP class: the dciodvfy installed here (dicom3tools
+    1.00, 2022-06-18; its templates as of the 2024-12 snapshot too) has the
+    Real-Time Bulk Data Flow and Real-Time Acquisition modules but no IOD
+    for 1.2.840.10008.10.1 or .10.2, so its one error is "Information
+    Object Not found", recorded as the test's property "dciodvfy"; its
+    checks of every element's VR, VM and value still run and find nothing.
+    Should dicom3tools learn the IOD, this demands no error at all.
+
+    So that dciodvfy checks modules too: the same static part as the
+    stored SOP class of the same pictures (Video Endoscopic / Photographic
+    Image Storage), given the frame modules only the stored IOD has (Cine,
+    Multi-frame, one frame of Pixel Data). No error; the only warnings are
+    for the attributes of the modules only the real-time IOD has
+    (Synchronization, Real-Time Bulk Data Flow, Real-Time Acquisition's
+    Shared Functional Groups), which the stored IOD does not list."""
+    from pydicom.datadict import keyword_for_tag
+    from pydicom.dataelem import DataElement
+
+    from tests.conftest import dciodvfy
+
+    ds, static = _static_part(_captured_payload(tmp_path, iod))
+    sop_class = ds.file_meta[0x00020032].value
+    _, data = _part10(static, sop_class)
+    path = tmp_path / "static.dcm"
+    path.write_bytes(data)
+    errors, warnings = dciodvfy(str(path))
+    if errors == ["Error - Information Object Not found"]:
+        record_property("dciodvfy", "knows no IOD for %s; its element checks found no error" % sop_class)
+    else:
+        assert errors == [], errors
+        record_property("dciodvfy", "0 errors for %s" % sop_class)
+    assert warnings == [], warnings
+
+    cousin, _ = _part10(static, STORED_COUSIN[sop_class])
+    cousin.NumberOfFrames = 1  # PS3.3 C.7.6.6 Multi-frame
+    cousin.FrameIncrementPointer = 0x00181063  # C.7.6.5 Cine: Frame Time
+    cousin.FrameTime = "33.333"
+    cousin.add(DataElement(0x7FE00010, "OB", bytes(cousin.Rows * cousin.Columns * 3)))  # C.7.6.3
+    path = tmp_path / "stored.dcm"
+    cousin.save_as(str(path), enforce_file_format=True)
+    errors, warnings = dciodvfy(str(path))
+    assert errors == [], errors
+    real_time_only = {"SynchronizationTrigger", "AcquisitionTimeSynchronized", "TimeDistributionProtocol",
+                      "SynchronizationFrameOfReferenceUID", "RealTimeBulkDataFlowSequence", "SourceIdentifier",
+                      "FlowIdentifierSequence", "FlowIdentifier", "FlowTransferSyntaxUID", "FlowRTPSamplingRate",
+                      "SharedFunctionalGroupsSequence"}
+    flagged = set()
+    for line in warnings:
+        if line.startswith("Warning - Dicom dataset contains attributes not present in standard DICOM IOD"):
+            continue
+        assert line.startswith("Warning - Attribute is not present in standard DICOM IOD"), line
+        tag = line.split(" - ")[2].split()[0]  # (0x0018,0x106a)
+        group, element = tag.strip("()").split(",")
+        flagged.add(keyword_for_tag(int(group, 16) << 16 | int(element, 16)))
+    assert flagged <= real_time_only, flagged - real_time_only
+
+
+def test_static_part_of_a_ptp_synchronized_box():
+    """With a PTP-traceable clock (a board with a PTP hardware clock) the
+    Synchronization Module names UTC's well-known frame of reference (PS3.3
+    C.7.4.2.1.1), says the acquisition time is synchronized and by PTP."""
+    from firmware.rtv.metadata import MetadataFlow
+
+    meta = MetadataFlow("video-photographic", 64, 32, "ycbcr422", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16,
+                        EQUIPMENT, acquisition_time_synchronized=True)
+    _, static = _static_part(meta.payload(0, 1795000000 * 10 ** 9))
+    assert static.SynchronizationFrameOfReferenceUID == "1.2.840.10008.15.1.1"
+    assert (static.AcquisitionTimeSynchronized, static.TimeDistributionProtocol) == ("Y", "PTP")
+    assert static.Modality == "XC" and static.PhotometricInterpretation == "YBR_FULL_422"
+
+
+def test_static_part_refuses_to_go_without_the_equipment():
+    """Manufacturer's Model Name and Device Serial Number are Type 1 (PS3.3
+    C.7.5.2) and only the box knows them: a flow without them is refused,
+    naming them."""
+    from firmware.rtv.metadata import MetadataFlow
+
+    with pytest.raises(ValueError, match=r"\(0008,1090\), \(0018,1000\)"):
+        MetadataFlow("video-endoscopic", 64, 32, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16, {})
+    with pytest.raises(ValueError, match=r"\(0018,1000\)"):
+        MetadataFlow("video-endoscopic", 64, 32, "rgb8", (30, 1), b"s" * 16, b"v" * 16, b"m" * 16,
+                     {0x00081090: "test-board", 0x00181000: ""})
+
+
+def _bradford_srgb():
+    """The sRGB (IEC 61966-2-1) colorants adapted to D50 and the Bradford
+    matrix, computed here in floating point from the primaries and white
+    points (ICC.1:2010 Annex E)."""
+    def xyz(x, y):
+        return [x / y, 1.0, (1 - x - y) / y]
+
+    def inverse(m):
+        (a, b, c), (d, e, f), (g, h, i) = m
+        det = a * (e * i - f * h) - b * (d * i - f * g) + c * (d * h - e * g)
+        return [[(e * i - f * h) / det, (c * h - b * i) / det, (b * f - c * e) / det],
+                [(f * g - d * i) / det, (a * i - c * g) / det, (c * d - a * f) / det],
+                [(d * h - e * g) / det, (b * g - a * h) / det, (a * e - b * d) / det]]
+
+    def product(m, n):
+        return [[sum(m[i][k] * n[k][j] for k in range(3)) for j in range(3)] for i in range(3)]
+
+    def apply(m, v):
+        return [sum(m[i][k] * v[k] for k in range(3)) for i in range(3)]
+
+    primaries = [xyz(0.64, 0.33), xyz(0.30, 0.60), xyz(0.15, 0.06)]
+    p = [[primaries[j][i] for j in range(3)] for i in range(3)]
+    d65, d50 = xyz(0.3127, 0.3290), [0.9642, 1.0, 0.8249]
+    scale = apply(inverse(p), d65)
+    rgb_to_xyz = [[p[i][j] * scale[j] for j in range(3)] for i in range(3)]
+    bradford = [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]]
+    cone_src, cone_dst = apply(bradford, d65), apply(bradford, d50)
+    gain = [[cone_dst[i] / cone_src[i] if i == j else 0 for j in range(3)] for i in range(3)]
+    chad = product(inverse(bradford), product(gain, bradford))
+    adapted = product(chad, rgb_to_xyz)
+    return [[adapted[i][j] for i in range(3)] for j in range(3)], chad, d50
+
+
+def test_icc_profile_is_srgb():
+    """firmware/dicom/icc.py's integer constants are the sRGB colorants, the
+    Bradford D65-to-D50 matrix and the sRGB curve (to one unit of their
+    s15Fixed16 encoding, recomputed here), and LittleCMS (through Pillow)
+    reads the profile as an RGB input profile that maps colours exactly as
+    its own sRGB does."""
+    from PIL import Image, ImageCms
+
+    from firmware.dicom import icc
+
+    colorants, chad, d50 = _bradford_srgb()
+    fixed = lambda values: [round(v * 65536) for v in values]  # noqa: E731
+    for ours, exact in zip(icc.COLORANTS, colorants):
+        assert max(abs(a - b) for a, b in zip(ours, fixed(exact))) <= 1, (ours, fixed(exact))
+    assert max(abs(a - b) for a, b in zip(icc.CHAD_D65_TO_D50, fixed(sum(chad, [])))) <= 1
+    assert list(icc.D50) == fixed(d50)
+    assert list(icc.SRGB_CURVE) == fixed([2.4, 1 / 1.055, 0.055 / 1.055, 1 / 12.92, 0.04045])
+
+    data = icc.srgb_profile()
+    assert len(data) == struct.unpack(">I", data[:4])[0] and len(data) % 4 == 0
+    profile = ImageCms.ImageCmsProfile(io.BytesIO(data))
+    info = profile.profile
+    assert (info.device_class, info.xcolor_space, info.connection_space) == ("scnr", "RGB ", "XYZ ")
+    assert info.version == 4.3 and info.rendering_intent == 0  # C.11.15.1.1: perceptual
+    colours = [(0, 0, 0), (255, 255, 255), (200, 100, 50), (10, 200, 30), (30, 40, 250), (128, 128, 128)]
+    image = Image.new("RGB", (len(colours), 1))
+    for x, colour in enumerate(colours):
+        image.putpixel((x, 0), colour)
+    out = ImageCms.profileToProfile(image, profile, ImageCms.createProfile("sRGB"),
+                                    renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
+    for x, colour in enumerate(colours):
+        assert max(abs(a - b) for a, b in zip(out.getpixel((x, 0)), colour)) <= 1, (colour, out.getpixel((x, 0)))

@@ -181,8 +181,11 @@ def rtv_vectors():
     flow = MetadataFlow("video-endoscopic", 1920, 1080, "ycbcr422", (30000, 1001), bytes(range(16)),
                         bytes(range(16, 32)), bytes(range(32, 48)),
                         {tags.SOPInstanceUID: INSTANCE, tags.StudyInstanceUID: STUDY, tags.SeriesInstanceUID: SERIES,
-                         tags.PatientName: "Åström^Björn", tags.StudyDate: "20261123"},
-                        ssrc=0xCAFE, sequence=0xFFFF, meta_source_id=bytes(range(48, 64)))
+                         tags.PatientName: "Åström^Björn", tags.StudyDate: "20261123",
+                         tags.ManufacturerModelName: "vectors", tags.DeviceSerialNumber: "0001",
+                         tags.AcquisitionUID: INSTANCE + ".1"},
+                        ssrc=0xCAFE, sequence=0xFFFF, meta_source_id=bytes(range(48, 64)),
+                        acquisition_time_synchronized=True)
     origin = 1795000000 * 1000000000 + 123456789
     for k in (0, 1, 30):
         yield "rtv-metadata-%d" % k, b"".join(flow.packets(k, 3003 * k, origin + k * 33366666))

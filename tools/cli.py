@@ -107,6 +107,7 @@ def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, 
     import board as boards
     from firmware.capture import capture_object
     from firmware.recorder import open_codec
+    from firmware.study import equipment_attributes
     from hal.acq.sim import SimBoard
 
     host = boards.load("host")
@@ -119,7 +120,8 @@ def capture_files(out_dir, iod, width, height, pixel, frames, rate, attributes, 
     now = local_now()
     series = {}
     for index in range(1 if multiframe else frames):
-        values = dict(attributes)
+        values = equipment_attributes(host)  # the box that made them: the host
+        values.update(attributes)
         values.update(series)
         values[tags.InstanceNumber] = index + 1
         tmp = os.path.join(out_dir, ".capture-%d.part" % os.getpid())

@@ -29,6 +29,7 @@ from firmware import __version__, config, recorder, sender
 from firmware.compat import crypto
 from firmware.console import shell
 from firmware.dicom import decode, tags, uid
+from firmware.dicom.encoder import MANUFACTURER
 from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax, default_transfer_syntax
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
@@ -679,6 +680,18 @@ def _realtime(doc, defaults, metadata):
     doc.p("Real-time SOP classes of the metadata flow:")
     doc.table(("SOP Class", "SOP Class UID", "IOD"),
               [(name_of(value), "`%s`" % value, "`%s`" % key) for key, value in metadata.RTV_SOP_CLASSES.items()])
+    doc.heading(3, "Metadata Content")
+    doc.p("Each metadata payload holds the RTV Meta Information, the dynamic part (Current Frame Functional "
+          "Groups, PS3.3 C.7.6.27: the frame's Frame Content and Time of Frame with its Frame Origin Timestamp) "
+          "and, on the first frame and then once a second, the static part: the other modules of the Real-Time "
+          "Video Endoscopic Image IOD (PS3.3 A.32.9) or Real-Time Video Photographic Image IOD (PS3.3 A.32.10), "
+          "the same modules in both. The modules, their usage in the IOD and what modgate writes in them:")
+    doc.table(("Module", "PS3.3", "Usage", "Content"),
+              [(name, section, usage, content) for name, section, usage, content in metadata.STATIC_MODULES])
+    doc.p("Optional modules not written: Clinical Trial Subject, Patient Study, Clinical Trial Study, Clinical "
+          "Trial Series, General Reference, Device, Specimen (required only for a specimen). Rows and Columns "
+          "(0028,0010-0011) are written beside them, though not in the IODs' modules, for receivers that size "
+          "frames from the metadata.")
     doc.heading(3, "Session Description (SDP)")
     doc.p("Each flow is described by an SDP (RFC 4566) session description, as PS3.22 requires. Receivers "
           "obtain them as files: `video.sdp` and `metadata.sdp`, written by `modgate stream` into its --sdp-dir "
@@ -756,6 +769,11 @@ def _annexes(doc):
         rows.append(("`%s`" % key, name_of(iod.sop_class_uid), iod.modality, "Yes" if iod.multiframe else "No",
                      pixels))
     doc.table(("`clip.iod`", "SOP Class", "Modality", "Multi-frame", "Pixel formats"), rows)
+    doc.p("Every object, and the static part of the real-time metadata, names the box that made it (General "
+          "Equipment, PS3.3 C.7.5.1; Enhanced General Equipment, C.7.5.2, in the real-time IODs): Manufacturer "
+          "`%s`, Manufacturer's Model Name the board's name, Device Serial Number the board's (the SoC's serial "
+          "number where the board has one, else the MAC address of its network interface), Software Versions "
+          "`%s`." % (MANUFACTURER, __version__))
     doc.heading(2, "Data Dictionary of Private Attributes")
     doc.p("None: modgate writes no private attributes.")
     doc.heading(2, "Private Transfer Syntaxes")

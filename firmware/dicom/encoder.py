@@ -36,6 +36,9 @@ from firmware.dicom.uid import (ENCAPSULATED, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICI
 from firmware.dicom.vr import UTF8
 
 MANUFACTURER = "modgate"
+# Image Type (PS3.3 C.7.6.1.1.2, C.8.12.1.1.6): the frames are the
+# modality's own pictures as acquired, not derived from other images.
+IMAGE_TYPE = ("ORIGINAL", "PRIMARY")
 # A Code Sequence item (PS3.3 8.8): SNOMED CT 38266002 "Entire body".
 DEFAULT_ANATOMIC_REGION = [
     (tags.CodeValue, "38266002"),
@@ -202,7 +205,7 @@ class ObjectEncoder:
         samples, photometric, bits_allocated, bits_stored = PIXEL_FORMATS[self.pixel]
         da, tm = format_da(now), format_tm(now)
         v = {
-            tags.ImageType: ["ORIGINAL", "PRIMARY"],
+            tags.ImageType: IMAGE_TYPE,
             tags.InstanceCreationDate: da,
             tags.InstanceCreationTime: tm,
             tags.SOPClassUID: iod.sop_class_uid,

@@ -48,6 +48,7 @@ ImageType = const(0x00080008)
 InstanceCreationDate = const(0x00080012)
 InstanceCreationTime = const(0x00080013)
 SOPClassUID = const(0x00080016)
+AcquisitionUID = const(0x00080017)  # PS3.3 C.7.10.1 General Acquisition
 SOPInstanceUID = const(0x00080018)
 StudyDate = const(0x00080020)
 SeriesDate = const(0x00080021)
@@ -87,6 +88,20 @@ CineRate = const(0x00180040)
 DeviceSerialNumber = const(0x00181000)
 SoftwareVersions = const(0x00181020)
 FrameTime = const(0x00181063)
+
+# PS3.3 C.7.4.2 Synchronization.
+SynchronizationTrigger = const(0x0018106A)
+AcquisitionTimeSynchronized = const(0x00181800)
+TimeDistributionProtocol = const(0x00181802)
+SynchronizationFrameOfReferenceUID = const(0x00200200)
+
+# PS3.3 C.7.6.28 Real-Time Acquisition.
+StereoPairsPresent = const(0x00220028)
+SharedFunctionalGroupsSequence = const(0x52009229)
+
+# PS3.3 C.11.15 ICC Profile.
+ICCProfile = const(0x00282000)
+ColorSpace = const(0x00282002)
 
 # Relationship.
 StudyInstanceUID = const(0x0020000D)
@@ -215,6 +230,7 @@ VR = {
     InstanceCreationDate: "DA",
     InstanceCreationTime: "TM",
     SOPClassUID: "UI",
+    AcquisitionUID: "UI",
     SOPInstanceUID: "UI",
     StudyDate: "DA",
     SeriesDate: "DA",
@@ -248,6 +264,14 @@ VR = {
     DeviceSerialNumber: "LO",
     SoftwareVersions: "LO",
     FrameTime: "DS",
+    SynchronizationTrigger: "CS",
+    AcquisitionTimeSynchronized: "CS",
+    TimeDistributionProtocol: "CS",
+    SynchronizationFrameOfReferenceUID: "UI",
+    StereoPairsPresent: "CS",
+    SharedFunctionalGroupsSequence: "SQ",
+    ICCProfile: "OB",
+    ColorSpace: "CS",
     StudyInstanceUID: "UI",
     SeriesInstanceUID: "UI",
     StudyID: "SH",

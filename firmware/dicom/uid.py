@@ -43,6 +43,10 @@ VIDEO_ENDOSCOPIC_IMAGE_RTC = "1.2.840.10008.10.1"
 VIDEO_PHOTOGRAPHIC_IMAGE_RTC = "1.2.840.10008.10.2"
 SMPTE_ST2110_20_PROGRESSIVE = "1.2.840.10008.1.2.7.1"
 
+# PS3.6 Table A-1 / PS3.3 C.7.4.2.1.1: the well-known Synchronization Frame
+# of Reference of equipment synchronized to UTC.
+UTC_SYNCHRONIZATION_FRAME_OF_REFERENCE = "1.2.840.10008.15.1.1"
+
 # PS3.6 Table A-1: the names of the UIDs above, for the Conformance
 # Statement (tools/conformance.py) and messages.
 UID_NAMES = {
@@ -65,6 +69,7 @@ UID_NAMES = {
     VIDEO_ENDOSCOPIC_IMAGE_RTC: "Video Endoscopic Image Real-Time Communication",
     VIDEO_PHOTOGRAPHIC_IMAGE_RTC: "Video Photographic Image Real-Time Communication",
     SMPTE_ST2110_20_PROGRESSIVE: "SMPTE ST 2110-20 Uncompressed Progressive Active Video",
+    UTC_SYNCHRONIZATION_FRAME_OF_REFERENCE: "Universal Coordinated Time Synchronization Frame of Reference",
 }
 
 # modgate's Implementation Class UID: a 2.25 UUID-derived root (PS3.5 B.2)

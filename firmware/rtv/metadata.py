@@ -12,17 +12,21 @@ A payload (Explicit VR Little Endian, PS3.22) is:
                              (0006,0001), PS3.3 C.7.6.27: the Frame Content
                              and Time of Frame macros of this frame, with
                              Frame Origin Timestamp (0034,0007) in PTP TAI
-    static part              the rest of the IOD (patient, study, series,
-                             equipment, image pixel description, the
-                             Real-Time Bulk Data Flow Sequence (0034,000A)
-                             naming the video flow): on the first frame and
-                             then at least once a second
+    static part              the rest of the IOD (PS3.3 A.32.9 Real-Time
+                             Video Endoscopic Image, A.32.10 Real-Time Video
+                             Photographic Image: see STATIC_MODULES), among
+                             it the Real-Time Bulk Data Flow Sequence
+                             (0034,000A) naming the video flow: on the first
+                             frame and then at least once a second
 
 The group numbers put the three parts in that order (PS3.3 C.7.6.27 note).
 """
 
+from firmware import __version__
 from firmware.dicom import tags, uid
 from firmware.dicom.element import dataset_charset, encode_dataset
+from firmware.dicom.encoder import DEFAULT_ANATOMIC_REGION, IMAGE_TYPE, MANUFACTURER
+from firmware.dicom.icc import srgb_profile
 from firmware.dicom.part10 import meta_information
 from firmware.dicom.uid import generate_uid
 from firmware.rtv import nmos
@@ -52,6 +56,43 @@ PIXEL_DESCRIPTION = {
 
 RTV_META_INFORMATION_VERSION = b"\x00\x01"  # PS3.10 7.3
 
+# PS3.3 Table A.32.9-1 (Real-Time Video Endoscopic Image IOD) and Table
+# A.32.10-1 (Real-Time Video Photographic Image IOD), the same modules in
+# both: (module, PS3.3 section, usage, what the flow carries). The Current
+# Frame Functional Groups are the dynamic part; the rest is the static part
+# (MetadataFlow.set_attributes writes it). For the Conformance Statement.
+STATIC_MODULES = (
+    ("Patient", "C.7.1.1", "M", "Patient's Name, ID, Birth Date, Sex (from the configuration; empty when not known)"),
+    ("General Study", "C.7.2.1", "M", "Study Instance UID, Date, Time, ID, Accession Number, Referring Physician"),
+    ("General Series", "C.7.3.1", "M", "Modality (ES or XC), Series Instance UID, Series Number"),
+    ("General Equipment", "C.7.5.1", "M", "Manufacturer, and the attributes below"),
+    ("Enhanced General Equipment", "C.7.5.2", "M",
+     "Manufacturer, Manufacturer's Model Name (the board), Device Serial Number (the board's), Software Versions"),
+    ("Frame of Reference", "C.7.4.1", "C", "not written: the frames are not spatially related to other instances and "
+                                           "no Camera Position macro is sent"),
+    ("Synchronization", "C.7.4.2", "M",
+     "Synchronization Trigger NO TRIGGER; with a PTP-traceable clock the UTC Synchronization Frame of Reference "
+     "UID, Acquisition Time Synchronized Y and Time Distribution Protocol PTP, else a UID of the flow's own and N"),
+    ("General Acquisition", "C.7.10.1", "M", "Acquisition UID (one per flow)"),
+    ("General Image", "C.7.6.1", "M", "Instance Number 1, Patient Orientation empty"),
+    ("Real-Time Bulk Data Flow", "C.7.6.26", "M", "the video flow's Source, Flow, Transfer Syntax and RTP rate"),
+    ("Acquisition Context", "C.7.6.14", "M", "Acquisition Context Sequence, empty"),
+    ("VL Image", "C.8.12.1", "M", "Image Type ORIGINAL\\PRIMARY, the samples' description, Lossy Image Compression "
+                                  "00, Anatomic Region Sequence (whole body unless configured)"),
+    ("ICC Profile", "C.11.15", "M (endoscopic), U (photographic)",
+     "an sRGB input profile (ICC.1:2010 v4.3, firmware/dicom/icc.py) and Color Space SRGB"),
+    ("SOP Common", "C.12.1", "M", "SOP Class UID (the real-time one), SOP Instance UID, Specific Character Set "
+                                  "when needed"),
+    ("Common Instance Reference", "C.12.2", "M", "no attribute: the flow references no other instance"),
+    ("Real-Time Acquisition", "C.7.6.28", "M", "Shared Functional Groups Sequence of one empty item, "
+                                               "Stereo Pairs Present NO"),
+)
+
+# The attributes the caller must give for the static part: Type 1 in the
+# Enhanced General Equipment Module (PS3.3 C.7.5.2) and known only to the
+# box (firmware/study.py equipment_attributes).
+REQUIRED_ATTRIBUTES = (tags.ManufacturerModelName, tags.DeviceSerialNumber)
+
 # PS3.22 does not say how a payload larger than one packet is split; this
 # is modgate's rule (also in the Conformance Statement, from this text).
 PACKETIZATION_RULE = (
@@ -69,6 +110,16 @@ PACKETIZATION_RULE = (
     "the packet with E (and the marker bit); a missing sequence number discards that "
     "frame's payload."
 )
+
+
+_ICC = []
+
+
+def _icc_profile():
+    """firmware/dicom/icc.py's profile, built once for all flows."""
+    if not _ICC:
+        _ICC.append(srgb_profile())
+    return _ICC[0]
 
 
 def uuid_bytes():
@@ -107,13 +158,17 @@ class MetadataFlow:
     video_flow_id and flow_id are 16-byte UUIDs (the video's source, the
     video flow it describes, this flow); meta_source_id is this flow's own
     source (RTV Source Identifier and the NMOS source id of its packets),
-    a new one when not given. attributes: {tag: value} for the static part
-    (patient, study, series); UIDs not given are generated.
+    a new one when not given. attributes: {tag: value} for the static part:
+    the patient, study and series, and the equipment's model and serial
+    number (REQUIRED_ATTRIBUTES); UIDs not given are generated.
+    acquisition_time_synchronized: the frames' times come from a clock
+    synchronized to UTC (a PTP-traceable one), for the Synchronization
+    Module.
     """
 
     def __init__(self, iod, width, height, pixel, rate, source_id, video_flow_id, flow_id,
                  attributes=None, payload_type=PAYLOAD_TYPE, ssrc=0, max_datagram=MAX_DATAGRAM,
-                 sequence=0, uid_root=None, meta_source_id=None):
+                 sequence=0, uid_root=None, meta_source_id=None, acquisition_time_synchronized=False):
         if iod not in RTV_SOP_CLASSES:
             raise ValueError("no real-time SOP class for %r; one of %s"
                              % (iod, ", ".join(sorted(RTV_SOP_CLASSES))))
@@ -139,6 +194,18 @@ class MetadataFlow:
         self.static_period = max(1, rate[0] // rate[1])
         attributes = dict(attributes or {})
         self.sop_instance_uid = attributes.get(tags.SOPInstanceUID) or generate_uid(uid_root)
+        # PS3.3 C.7.4.2.1.1: equipment synchronized to UTC may name the
+        # well-known UTC Synchronization Frame of Reference; a free-running
+        # clock is an environment of its own, which only this flow's frames
+        # share.
+        self.acquisition_time_synchronized = bool(acquisition_time_synchronized)
+        if self.acquisition_time_synchronized:
+            self.synchronization_uid = uid.UTC_SYNCHRONIZATION_FRAME_OF_REFERENCE
+        else:
+            self.synchronization_uid = (attributes.get(tags.SynchronizationFrameOfReferenceUID)
+                                        or generate_uid(uid_root))
+        # PS3.3 C.7.10.1: the flow is one acquisition.
+        self.acquisition_uid = attributes.get(tags.AcquisitionUID) or generate_uid(uid_root)
         # PS3.22 Table 7.1-1, RTV Meta Information: only the elements it
         # lists (no Implementation Class UID / Version Name, no Source
         # Application Entity Title: those are Part 10 File Meta elements).
@@ -157,10 +224,12 @@ class MetadataFlow:
 
     def set_attributes(self, attributes):
         """(Re)build the static part, e.g. when the console changes the
-        patient. The SOP instance stays the same for the flow's life."""
+        patient. The SOP instance stays the same for the flow's life.
+        ValueError when attributes lack a REQUIRED_ATTRIBUTES value."""
         photometric, allocated, stored = PIXEL_DESCRIPTION[self.pixel]
         values = {
-            tags.SOPClassUID: self.sop_class_uid,
+            # PS3.3 C.7.1.1 Patient, C.7.2.1 General Study: Type 2, present
+            # and empty when not known.
             tags.PatientName: "",
             tags.PatientID: "",
             tags.PatientBirthDate: "",
@@ -170,20 +239,77 @@ class MetadataFlow:
             tags.ReferringPhysicianName: "",
             tags.StudyID: "",
             tags.AccessionNumber: "",
+            # PS3.3 C.7.3.1 General Series.
             tags.Modality: MODALITY[self.iod],
             tags.SeriesNumber: 1,
-            tags.Manufacturer: "modgate",
+            # PS3.3 C.7.5.1 General Equipment (Manufacturer, Type 2) and
+            # C.7.5.2 Enhanced General Equipment (all four Type 1): the
+            # firmware's own two here, the box's model and serial number
+            # from the caller (REQUIRED_ATTRIBUTES).
+            tags.Manufacturer: MANUFACTURER,
+            tags.SoftwareVersions: __version__,
+            # PS3.3 C.7.4.2 Synchronization. The frames are timed by a
+            # clock, not triggered by other equipment: NO TRIGGER. Time
+            # Distribution Protocol (Type 3) only when there is one.
+            tags.SynchronizationFrameOfReferenceUID: self.synchronization_uid,
+            tags.SynchronizationTrigger: "NO TRIGGER",
+            tags.AcquisitionTimeSynchronized: "Y" if self.acquisition_time_synchronized else "N",
+            # PS3.3 C.7.10.1 General Acquisition: all Type 3.
+            tags.AcquisitionUID: self.acquisition_uid,
+            # PS3.3 C.7.6.1 General Image: Instance Number Type 2; Patient
+            # Orientation Type 2C, required (no Image Orientation (Patient)
+            # in these IODs) and unknown: empty.
+            tags.InstanceNumber: 1,
+            tags.PatientOrientation: "",
+            # PS3.3 C.7.6.14 Acquisition Context: Type 2, empty when
+            # nothing is known of the conditions.
+            tags.AcquisitionContextSequence: [],
+            # PS3.3 C.8.12.1 VL Image: Image Type (Type 1, C.8.12.1.1.6),
+            # the samples' description, Lossy Image Compression (Type 2:
+            # ST 2110-20 video is uncompressed), and the Anatomic Region
+            # Sequence the stored video objects carry (1C for video IODs).
+            tags.ImageType: IMAGE_TYPE,
             tags.SamplesPerPixel: 3,
             tags.PhotometricInterpretation: photometric,
             tags.PlanarConfiguration: 0,
-            tags.Rows: self.height,
-            tags.Columns: self.width,
             tags.BitsAllocated: allocated,
             tags.BitsStored: stored,
             tags.HighBit: stored - 1,
             tags.PixelRepresentation: 0,
+            tags.LossyImageCompression: "00",
+            tags.AnatomicRegionSequence: [DEFAULT_ANATOMIC_REGION],
+            # The frame size (PS3.3 C.7.6.3 Rows, Columns): not a module of
+            # these IODs, kept for receivers that size frames from the
+            # metadata (the SDP's width and height say the same).
+            tags.Rows: self.height,
+            tags.Columns: self.width,
+            # PS3.3 C.11.15 ICC Profile (M for endoscopic, U for
+            # photographic; both carry it): an sRGB input profile, and Color
+            # Space (Type 3, C.11.15.1.2) naming it.
+            tags.ICCProfile: _icc_profile(),
+            tags.ColorSpace: "SRGB",
+            # PS3.3 C.12.2 Common Instance Reference: its two sequences are
+            # 1C, required only when this instance references others, and
+            # this one references none: the module is present, empty.
+            # PS3.3 C.7.6.28 Real-Time Acquisition: the one item of shared
+            # functional groups may be empty when no group's condition holds,
+            # and neither IOD's functional group table (A.32.9, A.32.10)
+            # lists any but Current Frame ones; no stereo pairs.
+            tags.SharedFunctionalGroupsSequence: [[]],
+            tags.StereoPairsPresent: "NO",
         }
+        if self.acquisition_time_synchronized:
+            # PS3.3 C.7.4.2: Type 3, how the clock is synchronized (IEEE
+            # 1588; the box's PTP hardware clock, board data clock.phc).
+            values[tags.TimeDistributionProtocol] = "PTP"
         values.update(attributes)
+        missing = [tags.tag_str(t) for t in REQUIRED_ATTRIBUTES + (tags.Manufacturer, tags.SoftwareVersions)
+                   if not values.get(t)]
+        if missing:
+            raise ValueError("the static part needs %s (PS3.3 C.7.5.2, Type 1)" % ", ".join(missing))
+        # PS3.3 C.12.1 SOP Common: the real-time SOP class and this flow's
+        # instance, whatever the caller gave.
+        values[tags.SOPClassUID] = self.sop_class_uid
         values[tags.SOPInstanceUID] = self.sop_instance_uid
         # Study and series stay those of the flow's start unless given.
         self.study_instance_uid = (values.get(tags.StudyInstanceUID) or self.study_instance_uid
