@@ -109,22 +109,43 @@ def _file(context_id, reader, limit, offset, size, batch):
     slots = _slots(limit, batch, size)
     buf = bytearray(slots * PDU_OVERHEAD + min(slots * limit, size))
     view = memoryview(buf)
+    full = slots * limit  # data bytes of a batch of whole PDVs
+    # Every batch but the last fills the same slots behind the same
+    # headers: their views are made once and the headers written once
+    # (the reads touch only the data), which halves the work per batch
+    # that is not copying.
+    views = None
+    sealed = False
     remaining = size
     while remaining:
+        if remaining > full:
+            if views is None:
+                views = [view[i * (PDU_OVERHEAD + limit) + PDU_OVERHEAD : (i + 1) * (PDU_OVERHEAD + limit)]
+                         for i in range(slots)]
+            got = reader.read_into(views, offset)
+            if got != full:
+                raise ShortDataSet("it shrank while being sent (%d bytes short)" % (remaining - got))
+            if not sealed:
+                _seal(buf, context_id, limit, slots, full, False)
+                sealed = True
+            offset += got
+            remaining -= got
+            yield view, got
+            continue
+        # The last batch (remaining <= full): as many slots as it needs.
         parts = []
         end = 0
         want = 0
-        while len(parts) < slots and want < remaining:
+        while want < remaining:
             chunk = min(limit, remaining - want)
             parts.append(view[end + PDU_OVERHEAD : end + PDU_OVERHEAD + chunk])
             end += PDU_OVERHEAD + chunk
             want += chunk
         got = reader.read_into(parts, offset)
-        if got != want:
+        if got != remaining:
             raise ShortDataSet("it shrank while being sent (%d bytes short)" % (remaining - got))
-        offset += got
-        remaining -= got
-        yield view[: _seal(buf, context_id, limit, len(parts), got, remaining == 0)], got
+        remaining = 0
+        yield view[: _seal(buf, context_id, limit, len(parts), got, True)], got
 
 
 def _stream(context_id, reader, limit, batch):
