@@ -10,8 +10,13 @@ on, storescp's two-part C-STORE-RSP stalls every object on a delayed ACK
 both run with TCP_NODELAY=1. (modgate asks for quick ACKs itself, so it does
 not stall on a Nagle peer either.)
 - one multi-frame object of 300+ MB (Video Endoscopic, 1920x1080 rgb8):
-  median throughput of each, their ratio (target >= 1.0), and each one's
-  peak RSS (target: modgate <= 32 MiB);
+  median throughput of each, their ratio (target >= 1.0), each one's CPU
+  time (user + sys) per GB sent and their ratio (target: modgate's lower),
+  and each one's peak RSS (target: modgate <= 32 MiB). Both tools are
+  measured alike, as child processes: wait4's rusage for CPU, GNU time for
+  the peak RSS. On loopback the kernel's work for the receiving socket is
+  charged to whichever side's system call runs it, so the sender's CPU
+  moves with how it sends; storescp's own CPU is what paces both tools;
 - 1000 small objects (64x64 VL Endoscopic) over one association: objects/s
   on the association (the whole run less a one-object run) and for the whole
   command, and the ratio (target >= 1.0).
@@ -89,13 +94,23 @@ def run_measured(args, env=None):
         return elapsed, int(report.read().split()[-1]) * 1024, usage.ru_utime + usage.ru_stime
 
 
+def cpu_seconds(pid):
+    """CPU time a (single-threaded) process has had, from
+    /proc/PID/schedstat in nanoseconds; None where there is none."""
+    try:
+        with open("/proc/%d/schedstat" % pid) as f:
+            return int(f.read().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def report_big(times, cpu, rss, size, args):
+def report_big(times, cpu, rss, size, args, receiver):
     """Throughput and CPU (user + sys) per GB of the large object, each
     tool's median and spread, on the association (a run less the median
     one-object run) and for the whole command, and modgate's ratios."""
@@ -121,6 +136,9 @@ def report_big(times, cpu, rss, size, args):
               % (name + ":", tp[name], min(runs_tp), max(runs_tp), size / med[name]["big"] / 1e6,
                  per_gb[name], min(runs_cpu), max(runs_cpu), cpu_med[name]["big"] / (size / 1e9),
                  rss[name] / 2 ** 20))
+    if receiver["modgate"] and receiver["storescu"]:
+        print("  storescp's own CPU per GB received (it sets the pace): from storescu %.3f s, from modgate %.3f s"
+              % tuple(statistics.median(receiver[name]) / (size / 1e9) for name in ("storescu", "modgate")))
     print("  peak RSS modgate %.1f MiB (target <= 32 MiB) -> %s"
           % (rss["modgate"] / 2 ** 20, "PASS" if rss["modgate"] <= 32 * 2 ** 20 else "FAIL"))
     ratio = tp["modgate"] / tp["storescu"]
@@ -190,16 +208,20 @@ def main():
         times = {name: {case: [] for case in cases} for name, cases in cmds.items()}
         cpu = {name: {case: [] for case in cases} for name, cases in cmds.items()}
         rss = {"modgate": 0, "storescu": 0}
+        receiver = {"modgate": [], "storescu": []}  # storescp's CPU seconds per large object
         for _ in range(args.runs):
             for name, cases in cmds.items():
                 env = DCMTK_ENV if name == "storescu" else MODGATE_ENV
                 for case, cmd in cases.items():
+                    before = cpu_seconds(scp.pid)
                     elapsed, peak, used = run_measured(cmd, env)
+                    if case == "big" and before is not None:
+                        receiver[name].append(cpu_seconds(scp.pid) - before)
                     times[name][case].append(elapsed)
                     cpu[name][case].append(used)
                     if case == "big":
                         rss[name] = max(rss[name], peak)
-        report_big(times, cpu, rss, size, args)
+        report_big(times, cpu, rss, size, args, receiver)
         if args.small > 1:
             report_small(times, args)
     finally:
