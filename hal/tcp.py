@@ -23,8 +23,10 @@ SCU asks of the socket, and why:
   the peer's side (on loopback, on the receiver's own CPU time); kept
   short, our data leaves from our own send() and the receiver keeps its
   CPU for receiving. tools/bench/store.py, 317 MB to DCMTK's storescp on
-  two cores: storescp's CPU per GB 0.87-0.92 s without, 0.66-0.76 s with
-  128 KiB, and the throughput up by a quarter (1100 -> 1400 MB/s).
+  two cores: storescp's CPU per GB about 0.9 s without, 0.65-0.75 s with
+  128 KiB, the throughput up by a quarter (1100 -> 1400 MB/s); the kernel
+  keeps no more than that unsent for us, where it would grow the send
+  buffer to tcp_wmem's maximum (4 MiB) per association.
 TLS (PS3.15 B.9 with BCP 195): TLS 1.2 or newer, the server's certificate
 checked against the CA file and its name or address against the host
 unless verify is False.
@@ -34,9 +36,9 @@ import select
 import socket
 
 RECV_SIZE = 65536
-# Unsent bytes a send may leave queued (the module's doc). One batch of
-# PDUs (firmware/net/message.BATCH): 16 and 32 KiB cost us more CPU per
-# GB, 256 KiB gained nothing over 128 KiB.
+# Unsent bytes a send may leave queued (the module's doc): one batch of
+# PDUs (firmware/net/message.BATCH). On the bench 16 and 32 KiB cost the
+# sender 25-30% more CPU per GB, 256 KiB did no better than 128 KiB.
 NOTSENT_LOWAT = 128 * 1024
 
 
