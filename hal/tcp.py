@@ -20,9 +20,10 @@ SCU asks of the socket, and why:
 - TCP_NOTSENT_LOWAT (NOTSENT_LOWAT): a send waits until less than that
   is still unsent, instead of filling the whole send buffer. With a full
   send buffer the peer's window updates set off our transmissions from
-  the peer's side (on loopback, on the receiver's own CPU time); kept
-  short, our data leaves from our own send() and the receiver keeps its
-  CPU for receiving. tools/bench/store.py, 317 MB to DCMTK's storescp on
+  the peer's side (on loopback perf shows storescp's recvmsg running our
+  socket's tcp_write_xmit on its own CPU time); kept short, our data
+  leaves from our own send() and the receiver keeps its CPU for
+  receiving. tools/bench/store.py, 317 MB to DCMTK's storescp on
   two cores: storescp's CPU per GB about 0.9 s without, 0.65-0.75 s with
   128 KiB, the throughput up by a quarter (1100 -> 1400 MB/s); the kernel
   keeps no more than that unsent for us, where it would grow the send
