@@ -85,3 +85,20 @@ def test_a_peer_that_closes_after_the_abort_ends_artim_at_once():
     assert machine.history[-1] == ("Evt17", "Sta13", "AR-5")
     assert machine.state == "Sta1" and assoc.connection is None
     assert elapsed < 10  # not the 30 s of ARTIM
+
+
+def test_the_connection_leaves_little_unsent_in_its_send_buffer():
+    """hal/tcp: TCP_NOTSENT_LOWAT, so that a send waits while a batch is
+    still unsent rather than filling the send buffer (the peer's window
+    updates would then send our data on the peer's CPU time), beside
+    TCP_NODELAY and SO_KEEPALIVE."""
+    from hal.tcp import NOTSENT_LOWAT
+
+    peer = Peer(close_after_abort=True)
+    assoc = associate(peer, artim=2)
+    sock = assoc.connection.sock
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NOTSENT_LOWAT) == NOTSENT_LOWAT
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE)
+    assoc.abort()
+    peer.thread.join(5)

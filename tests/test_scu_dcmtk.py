@@ -124,6 +124,22 @@ def test_not_dicom_reported_and_others_sent(storescp, clips, tmp_path):
 
 # -- faults of the file itself: reported with object_fault, never raised ------
 
+def test_a_file_of_many_batches_arrives_byte_identical(storescp, clips):
+    """storescp +B writes what it received as it came: the data set
+    after its file meta is the source's to the byte, for Maximum Lengths
+    that give several PDUs a batch and a short last batch
+    (net/message.py writes a full batch's PDU headers once and reads only
+    the data behind them from then on)."""
+    source = open(clips["big"], "rb").read()
+    for maximum_length in ("16384", "5000"):
+        scp = storescp("+xa", "+B", "-pdu", maximum_length)
+        results = list(store_files(HOST, [clips["big"]], "127.0.0.1", scp.port, open_file))
+        assert [r.stored for r in results] == [True], results[0].meaning
+        (path,) = scp.files()
+        got = open(path, "rb").read()
+        assert got[_dataset_offset(got):] == source[_dataset_offset(source):], maximum_length
+
+
 def _dataset_offset(data):
     from firmware.dicom.part10 import read_file_meta
 
