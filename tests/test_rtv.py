@@ -167,7 +167,14 @@ def test_sdp():
     assert "c=IN IP4 127.0.0.1" in lines and "m=video 5004 RTP/AVP 96" in lines
     assert "a=rtpmap:96 raw/90000" in lines
     assert ("a=fmtp:96 sampling=YCbCr-4:2:2; width=320; height=240; exactframerate=30000/1001; "
-            "depth=8; TCS=SDR; colorimetry=BT601; RANGE=NARROW; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW") in lines
+            "depth=8; TCS=SDR; colorimetry=BT601; RANGE=NARROW; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW; "
+            # ST 2110-21 6.3.2 TRO_DEFAULT = 28/750 x 1001/30000 s = 1245.689 us,
+            # plus modgate's 4 ms for late wake-ups (108 packets a frame: the
+            # 720-packet buffer holds them), signalled in whole us (8.2)
+            "TROFF=5245") in lines
+    # TR_OFFSET = TRO_DEFAULT is not signalled (6.2)
+    assert "TROFF" not in video_sdp("127.0.0.1", 5004, 1920, 1080, (30, 1), "YCbCr-4:2:2", 8,
+                                    troffset_ns=43 * 1000000000 // (1125 * 30))
     # RFC 7273 4.8: without a PTP clock, the truth: a local clock.
     assert lines[-2:] == ["a=mediaclk:direct=0", "a=ts-refclk:localmac=00-00-00-00-00-00"]
     text = video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8, payload_type=112, ttl=8,
@@ -316,12 +323,13 @@ def test_receiver_joining_mid_frame_reports_joined():
 def test_receiver_command_after_a_late_join(tmp_path):
     """python -m tools.rtv_receiver, given the SDP and datagrams over
     loopback that begin in the middle of a frame: it prints "joined 1" and
-    "ok", exit 0."""
+    "ok", exit 0. (The datagrams are this test's, on no epoch:
+    --unshared-clock leaves their timing against it unjudged.)"""
     width, height, rate = 64, 32, (30, 1)
     port = _free_rtp_port()
     (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
     proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
-                             "--frames", "3", "--seconds", "20"],
+                             "--frames", "3", "--seconds", "20", "--unshared-clock"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pattern = Pattern("rgb8", width, height)
     pk = Packetizer(width, height, "RGB")
