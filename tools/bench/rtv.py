@@ -13,8 +13,10 @@
    prints packets/s of each and the ratio (target >= 1.0).
 2. 1080p30 YCbCr-4:2:2 8-bit in real time for --seconds: `modgate stream`
    (simulated board, paced ST 2110-21 wide sender) into tools/rtv_receiver
-   on loopback; prints frames late (sender), datagrams lost and frames
-   incomplete (receiver), C_INST's peak vs C_MAX at the receiver, and the
+   on loopback; prints frames late (sender: a burst after its first
+   datagram's ST 2110-21 read), datagrams lost and frames incomplete
+   (receiver), C_INST's and VRX's peaks vs C_MAX and VRX_FULL and the
+   receiver's own count of datagrams after their reads, and the
    sender's CPU from GNU time (user + sys over wall; target: 0 late, 0 lost,
    < 1 core).
 """
@@ -152,7 +154,12 @@ def main():
     print("  sender: %s" % summary.split(": ", 1)[1])
     print("  frames late %s, datagrams lost %d, frames incomplete %d, metadata lost %d" % (
         late, v["lost"], v["incomplete"], report["metadata"]["lost"]))
-    print("  C_INST peak %.2f (C_MAX %d, at the receiver's socket)" % (v["cinst_peak"], v["cmax"]))
+    print("  C_INST peak %d (C_MAX %d), VRX peak %d (VRX_FULL %d), at the receiver's socket (ST 2110-21 %s)" % (
+        v["cinst_peak"], v["cmax"], v["vrx_peak"], v["vrx_full"], v["sender_type"]))
+    print("  frames with a datagram after its read %d (tolerance %.0f us), first datagram %s us from TPR_0 "
+          "(TROFF %.0f us), RTP timestamps off the epoch %d" % (
+              v["late_frames"], v["tolerance_us"], v.get("first_packet_us"), v["troffset_us"],
+              v["off_epoch_timestamps"]))
     print("  sender CPU %.2f cores (target < 1)" % cpu)
 
 
