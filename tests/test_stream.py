@@ -12,10 +12,9 @@ that the sender owned up: every frame the receiver saw miss a read the
 sender counted late (tools/bench/rtv.py measures lateness on an idle
 machine)."""
 
-import re
-
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -37,7 +36,6 @@ from tests.test_rtv import _free_rtp_port
 from tools.rtv_receiver import Capture, Receiver, video_flow
 
 RATE = (30, 1)
-PERIOD_NS = 1000000000 * RATE[1] // RATE[0]
 
 
 def _stream(tmp_path, port, size, pixel, frames, *extra):

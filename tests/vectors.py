@@ -207,9 +207,10 @@ def pacing_vector():
         lines.append("%d %d/%d %d: cmax %d vrx_full %d tro %d troffset %d lead %d troff %r" % (
             npackets, rate[0], rate[1], height, plan.cmax, plan.vrx_full, plan.tro_default, plan.troffset,
             plan.lead, plan.troff_us()))
+        ts = frame_timestamp(n, rate)
         lines.append("  slot %d tpr0 %d ts %d back %d offsets %d %d reads %d %d" % (
-            n, plan.tpr0_ns(n), frame_timestamp(n, rate), pacing.frame_of_timestamp(frame_timestamp(n, rate), tai, rate),
-            plan.offset_ns(8), plan.offset_ns(npackets - 1), plan.read_ns(1), plan.read_ns(npackets - 1)))
+            n, plan.tpr0_ns(n), ts, pacing.frame_of_timestamp(ts, tai, rate), plan.offset_ns(8),
+            plan.offset_ns(npackets - 1), plan.read_ns(1), plan.read_ns(npackets - 1)))
         network = pacing.NetworkCompatibility(npackets, rate)
         buffer = pacing.VirtualReceiver(npackets, rate, plan.troffset, tolerance_ns=1000)
         for k in range(2):

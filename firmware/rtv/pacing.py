@@ -1,20 +1,19 @@
 """ST 2110-21 timing, sans-I/O: where a frame's packets belong on the media
 clock, when the sender lets them go, and the two traffic models a receiver
-runs over their arrival times. Section numbers are ST 2110-21:2022's
-(clauses 6.2 to 6.4 read the same in the 2017 edition).
+runs over their arrival times. Section numbers are ST 2110-21:2022's.
 
 modgate is a wide sender (Type W, 7.1.4; TP=2110TPW in the SDP):
 
 - Frame slots, 6.2. Frame N of a flow belongs to the instant N x T_FRAME
   counted from the SMPTE epoch (ST 2059-1: 1970-01-01 00:00:00 TAI, the PTP
   epoch). Its Video Transmission Datum T_VD = N x T_FRAME + TR_OFFSET is
-  TPR_0, the instant the virtual receiver reads its first packet. modgate
-  uses TRO_DEFAULT (6.3.2, which 6.4 also takes for the linear schedule):
+  TPR_0, the instant the virtual receiver reads its first packet.
+  TRO_DEFAULT (6.3.2, which 6.4 also takes for the linear schedule) is
   43/1125 x T_FRAME for images of 1080 lines or more, 28/750 x T_FRAME
-  below, so the SDP carries no TROFF (6.2: only another value is
-  signalled). The frame's RTP timestamp is the media clock at N x T_FRAME
-  (ST 2110-10: the 90 kHz clock counted from the same epoch, modulo 2^32;
-  rtp.frame_timestamp of N).
+  below; modgate's TR_OFFSET is more (below), and 6.2 has a sender signal
+  any other value than TRO_DEFAULT (TROFF). The frame's RTP timestamp is
+  the media clock at N x T_FRAME (ST 2110-10: the 90 kHz clock counted
+  from the same epoch, modulo 2^32; rtp.frame_timestamp of N).
 - The virtual receiver buffer, 6.6.2. A Type W sender is read on the linear
   schedule (6.4): TPR_j = TPR_0 + j x T_FRAME / N_PACKETS. Packet j must
   have left by TPR_j, and the buffer never holds more than VRX_FULL =
@@ -171,8 +170,9 @@ class Schedule:
     (num, den) frames a second, the image height lines tall. burst:
     datagrams a burst, at most C_MAX (default C_MAX // 2, which leaves half
     the bucket to the sleeps' jitter); troffset_ns: TR_OFFSET (default
-    planned_troffset_ns()); lead_ns: how long before TPR_0 the first packet is due
-    (default: so that it is due TRO_DEFAULT / 4 after N x T_FRAME). Times
+    planned_troffset_ns()); lead_ns: how long before TPR_0 the first packet
+    is due (default: so that it is due TRO_DEFAULT / 4 after N x T_FRAME).
+    Times
     are integer ns: on the TAI timescale for slots and TPR_0, relative to
     TPR_0 for the packets of a frame."""
 
