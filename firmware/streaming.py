@@ -19,7 +19,8 @@ goes in a later one, and the slots in between are counted (slots_missed).
 The frame's RTP timestamp is the media clock at N x T_FRAME; its datagrams
 leave on the schedule's plan from TPR_0 (sleeping on the monotonic clock,
 mapped to TAI afresh at every frame). A frame is late when a burst left
-after the virtual receiver's read of its last packet (ST 2110-21 6.6.2).
+after the virtual receiver read its first packet (ST 2110-21 6.6.2: packet
+j out by TPR_j).
 """
 
 from firmware.rtv import metadata

@@ -271,7 +271,7 @@ def test_receiver_counts_what_is_lost():
     width, height, rate = 64, 32, (30, 1)
     pattern = Pattern("rgb8", width, height)
     pk = Packetizer(width, height, "RGB", sequence=0xFFFFFFFF - 3)
-    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    flow = VideoFlow(width, height, "RGB", 8, rate)
     frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(3)]
     assert len(frames[0]) > 2
     for d in frames[0] + frames[1][:1] + frames[1][2:] + frames[2][:1] + frames[2][:1] + frames[2][1:]:
@@ -299,7 +299,7 @@ def test_receiver_joining_mid_frame_reports_joined():
     pk = Packetizer(width, height, "RGB")
     frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(4)]
     half = len(frames[0]) // 2
-    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    flow = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[0][half:] + frames[1] + frames[2]:
         flow.feed(d, 0)
     assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 0, 0)
@@ -308,13 +308,13 @@ def test_receiver_joining_mid_frame_reports_joined():
     assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 1, 1)
     assert flow.timestamp_errors == 0
 
-    on_time = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    on_time = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[1] + frames[2]:
         on_time.feed(d, 0)
     assert (on_time.joined, on_time.frames, on_time.incomplete) == (0, 2, 0)
 
     # a loss inside the first frame is a loss, not a join
-    lossy = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    lossy = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[0][half:half + 1] + frames[0][half + 2:] + frames[1]:
         lossy.feed(d, 0)
     assert (lossy.joined, lossy.frames, lossy.incomplete, lossy.lost) == (0, 1, 1, 1)

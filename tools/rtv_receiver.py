@@ -24,8 +24,8 @@ firmware.rtv.metadata.PACKETIZATION_RULE), and reports:
   after N x T_FRAME, and every packet no later than its read (frames where
   one came later are late_frames) within the tolerance (--tolerance-us,
   default 100: the time from the sender's interface to this socket's
-  timestamp). These need the sender's clock: with
-  --unshared-clock they are reported, not judged.
+  timestamp). These need the sender's clock: with --unshared-clock they
+  are reported, not judged.
 
     python -m tools.rtv_receiver --sdp-dir DIR [--seconds S | --frames N] [--json]
         [--tolerance-us US] [--unshared-clock]
@@ -105,7 +105,7 @@ class VideoFlow:
     read a packet may arrive and not count as late (the trip from the
     sender's interface to this socket's timestamp)."""
 
-    def __init__(self, width, height, sampling, depth, rate, on_frame=None, keep_arrivals=True,
+    def __init__(self, width, height, sampling, depth, rate, on_frame=None,
                  sender_type=pacing.WIDE, troffset_ns=None, tai_offset_ns=TAI_FROM_UTC_NS,
                  tolerance_ns=TOLERANCE_NS):
         self.width, self.height, self.rate = width, height, rate
