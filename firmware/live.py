@@ -73,8 +73,9 @@ class LiveFeed:
         stream.stop()
         stream.streamer.close()
         s = stream.streamer.stats()
-        self.gateway.log("stream stopped: %d frames, %d late, %d skipped, %d datagrams dropped" % (
-            s["frames"], s["late"], stream.skipped, s["dropped_packets"]))
+        self.gateway.log("stream stopped: %d frames, %d late, %d skipped, %d frame slots missed, "
+                         "%d datagrams dropped" % (s["frames"], s["late"], stream.skipped, s["slots_missed"],
+                                                   s["dropped_packets"]))
 
 
 class LiveStream:

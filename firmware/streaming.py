@@ -11,18 +11,24 @@ paced per ST 2110-21 (firmware/rtv/pacing.py).
   board says of itself (its equipment identity and its clock) in the
   metadata.
 
-Timing: frame k's slot starts at t0 + (k + 1) * T_FRAME, one frame period
-after it was due at the source, so that the frame is read and ready before
-its first datagram is due; its datagrams are spread over the slot's active
-part. A frame whose last datagram leaves after its slot ended is late; when
-a frame arrives after its slot has passed, the clock is re-anchored (the
-RTP timestamps stay on the nominal frame grid).
+Timing (ST 2110-21, firmware/rtv/pacing.py): every frame goes into a slot
+of the media clock's frame grid, N x T_FRAME since the SMPTE epoch on the
+board's TAI clock (hal clock.tai_ns: its PTP hardware clock, or the system
+clock plus the TAI-UTC offset; the SDP's ts-refclk says which). The slot is
+the first one, after the last slot used, whose TPR_0 = N x T_FRAME +
+TR_OFFSET is still ahead: a frame that comes too late for the next slot
+goes in a later one, and the slots in between are counted (slots_missed).
+The frame's RTP timestamp is the media clock at N x T_FRAME; its datagrams
+leave on the schedule's plan from TPR_0 (sleeping on the monotonic clock,
+mapped to TAI afresh at every frame). A frame is late when a burst left
+after the virtual receiver read its first packet (ST 2110-21 6.6.2: packet
+j out by TPR_j).
 """
 
 from firmware.rtv import metadata
-from firmware.rtv.metadata import MetadataFlow, origin_ns
-from firmware.rtv.pacing import Schedule
-from firmware.rtv.rtp import CLOCK_RATE, frame_timestamp
+from firmware.rtv.metadata import MetadataFlow
+from firmware.rtv.pacing import EARLY_NS, Schedule, frame_start_ns
+from firmware.rtv.rtp import frame_timestamp
 from firmware.rtv.st2110_20 import Packetizer
 from firmware.study import equipment_attributes
 
@@ -60,65 +66,74 @@ class Streamer:
         self.meta = MetadataFlow(iod, width, height, pixel, rate, self.source_id, self.video_flow_id,
                                  self.meta_flow_id, attributes, ssrc=_random32(), sequence=_random32(),
                                  uid_root=uid_root, acquisition_time_synchronized=acquisition_time_synchronized)
-        self.schedule = Schedule(self.video.datagram_count(), rate, burst)
+        self.schedule = Schedule(self.video.datagram_count(), rate, height, burst)
         self.frames = 0
         self.late = 0
+        self.slots_missed = 0
         self.video_packets = 0
         self.meta_packets = 0
-        self._t0 = None
+        self._next = None  # the frame slot after the last one used
         self._oversleep = 0  # ns: how late sleeps wake, on average
         self._bucket = self.schedule.bucket()
 
-    def start(self):
-        """Anchor the flows: the monotonic time of frame 0 and its TAI time,
-        from which RTP timestamps follow (ST 2110-10: RTP time is the PTP
-        time on the 90 kHz clock, a=mediaclk:direct=0)."""
+    def _sleep_until(self, target):
+        """Sleep on the monotonic clock until about target, aiming early by
+        how late sleeps wake (a running average, at most pacing.EARLY_NS,
+        which the plan leaves room for in the receiver's buffer); returns
+        the time."""
         clock = self.clock
-        self._t0 = clock.monotonic_ns()
-        self._tai0 = clock.tai_ns()
-        self._ts0 = self._tai0 * CLOCK_RATE // 1000000000
+        now = clock.monotonic_ns()
+        aim = target - self._oversleep
+        if aim > now:
+            clock.sleep_ns(aim - now)
+            woke = clock.monotonic_ns()
+            early = self._oversleep + (woke - aim - self._oversleep) // 8
+            self._oversleep = min(max(early, 0), EARLY_NS)
+            now = woke
+        return now
 
     def send(self, data, captured_ns=None):
-        """Send the next frame (the board's bytes) in its slot; blocks until
-        its last datagram has left. Returns True when it was on time.
-        captured_ns: the frame's capture time on the same monotonic clock;
-        its slot then starts one frame period after it (a source with its
-        own timing, such as the recorder's board); without it slots follow
-        the streamer's own grid."""
-        if self._t0 is None:
-            self.start()
+        """Send the next frame (the board's bytes) in the next frame slot it
+        can still make; blocks until its last datagram has left. Returns
+        True when every burst left before the virtual receiver read it.
+        captured_ns: the frame's capture time on the same monotonic clock,
+        for its Frame Origin Timestamp (default: its slot's instant)."""
         clock, sched = self.clock, self.schedule
+        # The pgroups first (10-bit frames are packed here): the slot is
+        # chosen for a frame that is ready to go.
+        pixels = self.video.pgroups(data)
+        now = clock.monotonic_ns()
+        # TAI = monotonic + offset, for this frame (a PTP or NTP clock may
+        # be slewed between frames; the monotonic one sleeps).
+        offset = clock.tai_ns() - now
+        n = sched.slot(now + offset, self._next)
+        if self._next is not None:
+            self.slots_missed += n - self._next
+        self._next = n + 1
         k = self.frames
         self.frames = k + 1
-        if captured_ns is None:
-            slot = self._t0 + (k + 1) * sched.frame_ns
-        else:
-            slot = captured_ns + sched.frame_ns
-        now = clock.monotonic_ns()
-        if captured_ns is None and now > slot + sched.frame_ns:
-            # The frame came after its whole slot: re-anchor on it.
-            self._t0 += now - slot
-            slot = now
-        elif now < slot:
-            clock.sleep_ns(slot - now)
-        timestamp = frame_timestamp(k, self.rate, self._ts0)
-        origin = origin_ns(k, self._tai0, self.rate)
-        meta = self.meta.packets(k, timestamp, origin)
+        tpr0 = sched.tpr0_ns(n) - offset  # on the monotonic clock
+        # ST 2110-10: the RTP timestamp is the media clock (90 kHz from the
+        # SMPTE epoch, a=mediaclk:direct=0) at the frame's instant.
+        timestamp = frame_timestamp(n, self.rate)
+        sync = frame_start_ns(n, self.rate)
+        origin = sync if captured_ns is None else captured_ns + offset
+        meta = self.meta.packets(k, timestamp, origin, sync)
+        now = self._sleep_until(tpr0 + sched.offset_ns(0))
+        instant = sync - offset  # N x T_FRAME on the monotonic clock
+        if now < instant:
+            # a sleep aimed early by more than the lead leaves: not before
+            # the instant the RTP timestamp names
+            clock.sleep_ns(instant - now)
         self.meta_sink.send(meta)
         self.meta_packets += len(meta)
         burst, index, bucket = sched.burst, 0, self._bucket
         sink = self.video_sink
-        for group, size, count in self.video.bursts(data, timestamp, burst):
-            # Sleeps wake late by some tens of us: aim that much early (a
-            # running average of the lateness). Early is fine while the
-            # bucket has room; C_MAX holds always (pacing.Bucket).
-            target = slot + sched.offset_ns(index) - self._oversleep
-            now = clock.monotonic_ns()
-            if target > now:
-                clock.sleep_ns(target - now)
-                woke = clock.monotonic_ns()
-                self._oversleep += (woke - target - self._oversleep) // 8
-                now = woke
+        late = False
+        for group, size, count in self.video.bursts(pixels, timestamp, burst, packed=True):
+            # On the plan, or early by the sleeps' lateness: early is fine
+            # while the bucket has room; C_MAX holds always (pacing.Bucket).
+            now = self._sleep_until(tpr0 + sched.offset_ns(index))
             wait = bucket.wait_ns(now, count)
             while wait:
                 # Catching up, the bucket's bound is tens of us away: a sleep
@@ -132,14 +147,18 @@ class Streamer:
             else:
                 sink.send_joined(group, size, count)
             # The burst left at some instant inside the call: count it at the
-            # call's end, so the next burst's room is never overestimated.
-            bucket.add(clock.monotonic_ns(), count)
+            # call's end, so the next burst's room is never overestimated,
+            # and hold it to the read of its first packet (ST 2110-21 6.6.2:
+            # packet j out by TPR_j).
+            done = clock.monotonic_ns()
+            bucket.add(done, count)
+            if done > tpr0 + sched.read_ns(index):
+                late = True
             index += count
         self.video_packets += index
-        on_time = clock.monotonic_ns() <= slot + sched.frame_ns
-        if not on_time:
+        if late:
             self.late += 1
-        return on_time
+        return not late
 
     def close(self):
         """Close the two sinks (open_stream opened them for this streamer)."""
@@ -148,8 +167,9 @@ class Streamer:
 
     def stats(self):
         dropped = getattr(self.video_sink, "dropped", 0) + getattr(self.meta_sink, "dropped", 0)
-        return {"frames": self.frames, "late": self.late, "video_packets": self.video_packets,
-                "meta_packets": self.meta_packets, "dropped_packets": dropped}
+        return {"frames": self.frames, "late": self.late, "slots_missed": self.slots_missed,
+                "video_packets": self.video_packets, "meta_packets": self.meta_packets,
+                "dropped_packets": dropped}
 
 
 def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1, refclk=None):
@@ -163,7 +183,7 @@ def write_sdps(storage, streamer, video_dest, meta_dest, ttl=1, refclk=None):
     texts = (
         ("video.sdp", video_sdp(video_dest[0], video_dest[1], streamer.width, streamer.height, streamer.rate,
                                 streamer.sampling, streamer.depth, payload_type=VIDEO_PAYLOAD_TYPE, ttl=ttl,
-                                refclk=refclk)),
+                                refclk=refclk, troffset_ns=streamer.schedule.troffset)),
         ("metadata.sdp", metadata_sdp(meta_dest[0], meta_dest[1], payload_type=streamer.meta.payload_type,
                                       ttl=ttl, refclk=refclk)),
     )

@@ -356,7 +356,8 @@ def test_stream_start_to_a_receiver_on_the_host(box):
     finally:
         receiver.close()
     log = box.box_log()[mark:]
-    stopped = re.search(r"stream stopped: (\d+) frames, (\d+) late, (\d+) skipped, (\d+) datagrams dropped", log)
+    stopped = re.search(r"stream stopped: (\d+) frames, (\d+) late, (\d+) skipped, (\d+) frame slots missed, "
+                        r"(\d+) datagrams dropped", log)
     report("stream through user-mode networking: %d frames received whole, %d metadata payloads; the box: %s"
            % (got["video"]["frames"], got["metadata"]["frames"], stopped.group(0)))
     assert got["video"]["frames"] >= 10, (got, log[-3000:])

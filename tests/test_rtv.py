@@ -171,7 +171,14 @@ def test_sdp():
     assert "c=IN IP4 127.0.0.1" in lines and "m=video 5004 RTP/AVP 96" in lines
     assert "a=rtpmap:96 raw/90000" in lines
     assert ("a=fmtp:96 sampling=YCbCr-4:2:2; width=320; height=240; exactframerate=30000/1001; "
-            "depth=8; TCS=SDR; colorimetry=BT601; RANGE=NARROW; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW") in lines
+            "depth=8; TCS=SDR; colorimetry=BT601; RANGE=NARROW; PM=2110GPM; SSN=ST2110-20:2017; TP=2110TPW; "
+            # ST 2110-21 6.3.2 TRO_DEFAULT = 28/750 x 1001/30000 s = 1245.689 us,
+            # plus modgate's 4 ms for late wake-ups (108 packets a frame: the
+            # 720-packet buffer holds them), signalled in whole us (8.2)
+            "TROFF=5245") in lines
+    # TR_OFFSET = TRO_DEFAULT is not signalled (6.2)
+    assert "TROFF" not in video_sdp("127.0.0.1", 5004, 1920, 1080, (30, 1), "YCbCr-4:2:2", 8,
+                                    troffset_ns=43 * 1000000000 // (1125 * 30))
     # RFC 7273 4.8: without a PTP clock, the truth: a local clock.
     assert lines[-2:] == ["a=mediaclk:direct=0", "a=ts-refclk:localmac=00-00-00-00-00-00"]
     text = video_sdp("239.1.2.3", 5004, 64, 48, (30, 1), "RGB", 8, payload_type=112, ttl=8,
@@ -268,7 +275,7 @@ def test_receiver_counts_what_is_lost():
     width, height, rate = 64, 32, (30, 1)
     pattern = Pattern("rgb8", width, height)
     pk = Packetizer(width, height, "RGB", sequence=0xFFFFFFFF - 3)
-    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    flow = VideoFlow(width, height, "RGB", 8, rate)
     frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(3)]
     assert len(frames[0]) > 2
     for d in frames[0] + frames[1][:1] + frames[1][2:] + frames[2][:1] + frames[2][:1] + frames[2][1:]:
@@ -296,7 +303,7 @@ def test_receiver_joining_mid_frame_reports_joined():
     pk = Packetizer(width, height, "RGB")
     frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(4)]
     half = len(frames[0]) // 2
-    flow = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    flow = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[0][half:] + frames[1] + frames[2]:
         flow.feed(d, 0)
     assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 0, 0)
@@ -305,13 +312,13 @@ def test_receiver_joining_mid_frame_reports_joined():
     assert (flow.joined, flow.frames, flow.incomplete, flow.lost) == (1, 2, 1, 1)
     assert flow.timestamp_errors == 0
 
-    on_time = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    on_time = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[1] + frames[2]:
         on_time.feed(d, 0)
     assert (on_time.joined, on_time.frames, on_time.incomplete) == (0, 2, 0)
 
     # a loss inside the first frame is a loss, not a join
-    lossy = VideoFlow(width, height, "RGB", 8, rate, keep_arrivals=False)
+    lossy = VideoFlow(width, height, "RGB", 8, rate)
     for d in frames[0][half:half + 1] + frames[0][half + 2:] + frames[1]:
         lossy.feed(d, 0)
     assert (lossy.joined, lossy.frames, lossy.incomplete, lossy.lost) == (0, 1, 1, 1)
@@ -320,12 +327,13 @@ def test_receiver_joining_mid_frame_reports_joined():
 def test_receiver_command_after_a_late_join(tmp_path):
     """python -m tools.rtv_receiver, given the SDP and datagrams over
     loopback that begin in the middle of a frame: it prints "joined 1" and
-    "ok", exit 0."""
+    "ok", exit 0. (The datagrams are this test's, on no epoch:
+    --unshared-clock leaves their timing against it unjudged.)"""
     width, height, rate = 64, 32, (30, 1)
     port = _free_rtp_port()
     (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
     proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
-                             "--frames", "3", "--seconds", "20"],
+                             "--frames", "3", "--seconds", "20", "--unshared-clock"],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pattern = Pattern("rgb8", width, height)
     pk = Packetizer(width, height, "RGB")
@@ -751,3 +759,338 @@ def test_icc_profile_is_srgb():
                                     renderingIntent=ImageCms.Intent.RELATIVE_COLORIMETRIC)
     for x, colour in enumerate(colours):
         assert max(abs(a - b) for a, b in zip(out.getpixel((x, 0)), colour)) <= 1, (colour, out.getpixel((x, 0)))
+
+
+# -- ST 2110-21 timing, sans-I/O: the plan, the models, the sender on a fake clock
+
+def test_the_plan_for_1080p30_from_the_standards_formulas():
+    """ST 2110-21:2022 for 1920x1080 YCbCr-4:2:2 8-bit at 30 frames/s, 3240
+    datagrams a frame, worked by hand: C_MAX = max(16, INT(3240 / (21600 /
+    30))) = 16 and VRX_FULL = max(INT(1500 x 720 / 1500), INT(3240 / (300 /
+    30))) = 720 (7.1.4); TRO_DEFAULT = 43/1125 x 1/30 s = 1274074 ns
+    (6.3.2); the linear T_RS = 1/30 s / 3240 = 10288 ns (6.4); T_DRAIN =
+    T_RS / 1.1 (6.6.1). modgate's TR_OFFSET: a quarter of VRX_FULL spare
+    leaves 3/4 x 720 x 10288 = 5555520 ns of buffer, of which the plan uses
+    3/4 TRO_DEFAULT 955555 + early 200000 + the gapped schedule's slack
+    33333333 x 45/1125 = 1333333 + C_MAX x T_RS 164608 = 2653496, so
+    2902024 ns more than TRO_DEFAULT fit (under the 4 ms cap): 4176098,
+    4176000 in whole us (TROFF=4176). The first packet is due 1274074 / 4
+    = 318518 ns after N x T_FRAME: 3857482 ns before TPR_0."""
+    from firmware.rtv import pacing
+
+    assert Packetizer(1920, 1080, "YCbCr-4:2:2").datagram_count() == 3240
+    plan = pacing.Schedule(3240, (30, 1), 1080)
+    assert (plan.cmax, plan.vrx_full, plan.burst) == (16, 720, 8)
+    assert pacing.limits(pacing.WIDE, 3240, (30, 1)) == (16, 720, (1, 1))
+    assert plan.tro_default == 1274074
+    assert (plan.troffset, plan.troff_us(), plan.lead) == (4176000, 4176, 3857482)
+    assert abs(plan.drain - 10288.066 / 1.1) < 0.01
+    # the sender's spacing: 8 packets of the gapped schedule, 8 x 1/30 s x
+    # (1080/1125) / 3240 = 79012 ns; the linear read of the last packet:
+    # 3239 x 1/30 s / 3240 = 33323045 ns after TPR_0
+    assert plan.offset_ns(0) == -3857482 and plan.offset_ns(8) == 79012 - 3857482
+    assert plan.read_ns(0) == 0 and plan.read_ns(3239) == 33323045
+
+    # A clock reading of 1800000000 s + 12345678 ns TAI is in frame slot
+    # INT(1800000000.012345678 x 30) = 54000000000; that slot's TPR_0
+    # (1.8e18 + 4176000 ns) has passed, so the frame goes in the next one,
+    # whose instant is 54000000001 / 30 s = 1800000000033333333 ns and
+    # whose RTP timestamp is 54000000001 x 3000 mod 2^32 = 2423532472.
+    tai = 1800000000 * 1000000000 + 12345678
+    assert pacing.frame_count(tai, (30, 1)) == 54000000000
+    n = plan.slot(tai)
+    assert n == 54000000001
+    assert pacing.frame_start_ns(n, (30, 1)) == 1800000000033333333
+    assert plan.tpr0_ns(n) == 1800000000033333333 + 4176000
+    assert frame_timestamp(n, (30, 1)) == 2423532472
+    # ready a nanosecond before that TPR_0 it still makes the slot; at the
+    # read itself it does not; a slot already used is not used again
+    assert plan.slot(plan.tpr0_ns(n) - 1) == n and plan.slot(plan.tpr0_ns(n)) == n + 1
+    assert plan.slot(tai, after=n + 5) == n + 5
+
+    # 30000/1001: TRO_DEFAULT = 43/1125 x 1001/30000 s = 1275348 ns; the
+    # slot INT(1800000000.012345678 x 30000/1001) = 53946053946; the RTP
+    # timestamp 3003 ticks a frame
+    assert pacing.tro_default_ns(1080, (30000, 1001)) == 1275348
+    assert pacing.frame_count(tai, (30000, 1001)) == 53946053946
+    assert frame_timestamp(53946053946, (30000, 1001)) == 53946053946 * 3003 % 2**32
+    # below 1080 lines: 28/750 x 1/25 s = 1493333 ns
+    assert pacing.tro_default_ns(480, (25, 1)) == 1493333
+
+
+@pytest.mark.parametrize("rate", [(30, 1), (25, 1), (30000, 1001), (60000, 1001), (24000, 1001)])
+def test_the_frame_slot_of_an_rtp_timestamp(rate):
+    """ST 2110-10: frame slot n's RTP timestamp is the 90 kHz media clock at
+    n x T_FRAME, floored (60000/1001: 1501.5 ticks a frame), modulo 2^32;
+    the receiver recovers n from it and a clock reading near it, across the
+    13-hour wrap."""
+    from firmware.rtv.pacing import frame_of_timestamp, frame_start_ns
+
+    base = 1800000000 * rate[0] // rate[1]  # some 57 years of frames
+    for n in list(range(base, base + 5)) + [base + 2**32 * rate[1] // (3 * rate[0]) + k for k in range(3)]:
+        ts = frame_timestamp(n, rate)
+        assert ts == n * 90000 * rate[1] // rate[0] % 2**32
+        instant = frame_start_ns(n, rate)
+        for near in (instant, instant + 3000000, instant - 40000000):  # the arrival, or a clock off a little
+            assert frame_of_timestamp(ts, near, rate) == n, (n, near)
+    assert frame_timestamp(1, (60000, 1001)) == 1501 and frame_timestamp(2, (60000, 1001)) == 3003
+
+
+def _arrivals_on_plan(plan, n, burst=None):
+    """Departures exactly on the sender's plan for frame slot n, a burst at
+    a time (TAI ns)."""
+    burst = burst or plan.burst
+    out = []
+    for j in range(plan.npackets):
+        first = j - j % burst
+        out.append(plan.tpr0_ns(n) + plan.offset_ns(first))
+    return out
+
+
+def test_the_virtual_receiver_flags_a_buffer_over_vrx_full():
+    """ST 2110-21 6.6.2 over synthetic arrivals, 1080p30 (3240 packets,
+    VRX_FULL 720, linear reads T_RS = 10288 ns from TPR_0): departures on
+    modgate's plan hold the buffer to lead / T_RS + 3240 x 45/1125 + 8 =
+    375 + 130 + 8 = 513 packets; 720 packets in the buffer at TPR_0 are
+    within VRX_FULL, 721 are not, and the whole frame at once is 3240."""
+    from firmware.rtv import pacing
+    from tools.rtv_receiver import VideoFlow
+
+    plan = pacing.Schedule(3240, (30, 1), 1080)
+    n = 54000000001
+    tpr0 = plan.tpr0_ns(n)
+
+    def model():
+        return pacing.VirtualReceiver(3240, (30, 1), plan.troffset)
+
+    on_plan = model()
+    on_plan.frame(n, _arrivals_on_plan(plan, n))
+    assert 505 <= on_plan.peak <= 515 and on_plan.late_frames == 0
+    assert on_plan.first_ns == (-plan.lead, -plan.lead)
+    assert on_plan.late_ns == -plan.lead  # packet 0 is the closest to its read
+
+    def early(count):
+        """count packets in the buffer a nanosecond before TPR_0, the rest
+        each at its own read"""
+        return [tpr0 - 1] * count + [tpr0 + plan.read_ns(j) for j in range(count, 3240)]
+
+    full = model()
+    full.frame(n, early(720))
+    assert (full.peak, full.late_frames) == (720, 0)
+    over = model()
+    over.frame(n, early(721))
+    assert (over.peak, over.late_frames) == (721, 0)
+    burst = model()
+    burst.frame(n, [tpr0 - 1] * 3240)
+    assert burst.peak == 3240
+
+    # the receiver's verdicts, from the same model: over VRX_FULL is a
+    # problem, at it is not (720 at once are over C_MAX, another problem)
+    for arrivals, peak, flagged in ((early(720), 720, False), (early(721), 721, True),
+                                    (_arrivals_on_plan(plan, n), on_plan.peak, False)):
+        flow = VideoFlow(1920, 1080, "YCbCr-4:2:2", 8, (30, 1), troffset_ns=plan.troffset)
+        flow.time_frame(frame_timestamp(n, (30, 1)), arrivals, True)
+        figures, problems, clocked = flow.timing()
+        assert (figures["vrx_peak"], figures["vrx_full"]) == (peak, 720)
+        assert any("VRX peaked" in p for p in clocked) == flagged, (figures, clocked)
+        assert bool(problems) == (peak >= 720), problems
+
+
+def test_the_virtual_receiver_finds_a_packet_after_its_read():
+    """6.6.2: packet j must have left by TPR_j. A packet 1 ms after its
+    read makes the frame late (beyond a 100 us tolerance), one 50 us after
+    it does not; a first packet before its frame's instant N x T_FRAME is
+    flagged too; a frame whose packets arrive before the previous frame's
+    last reads adds to that frame's buffer."""
+    from firmware.rtv import pacing
+    from tools.rtv_receiver import VideoFlow
+
+    plan = pacing.Schedule(3240, (30, 1), 1080)
+    n = 54000000001
+    tpr0 = plan.tpr0_ns(n)
+    reads = [tpr0 + plan.read_ns(j) for j in range(3240)]
+
+    def late_by(j, ns):
+        arrivals = list(reads)
+        for k in range(j, 3240):  # in order: the ones behind it wait too
+            arrivals[k] = max(arrivals[k], reads[j] + ns)
+        return arrivals
+
+    for ns, late in ((1000000, 1), (50000, 0)):
+        model = pacing.VirtualReceiver(3240, (30, 1), plan.troffset, tolerance_ns=100000)
+        model.frame(n, late_by(1000, ns))
+        assert (model.late_frames, model.late_ns) == (late, ns)
+        flow = VideoFlow(1920, 1080, "YCbCr-4:2:2", 8, (30, 1), troffset_ns=plan.troffset)
+        flow.time_frame(frame_timestamp(n, (30, 1)), late_by(1000, ns), True)
+        _, _, clocked = flow.timing()
+        assert any("after its read" in p for p in clocked) == bool(late), clocked
+
+    # the first packet before the frame's instant: more than TR_OFFSET early
+    flow = VideoFlow(1920, 1080, "YCbCr-4:2:2", 8, (30, 1), troffset_ns=plan.troffset)
+    flow.time_frame(frame_timestamp(n, (30, 1)), [tpr0 - plan.troffset - 1] + reads[1:], True)
+    assert any("before its frame's instant" in p for p in flow.timing()[2])
+    # an RTP timestamp that is no frame instant's
+    flow.time_frame(frame_timestamp(n + 1, (30, 1)) + 1, [r + plan.frame_ns for r in reads], True)
+    assert flow.off_epoch == 1
+
+    # carry-over: frame n's last read is 3239 x 10288.07 = 33323045 ns
+    # after its TPR_0, 10288 ns before TPR_0(n+1). Frame n+1 arriving whole
+    # 11 us before its TPR_0 finds that read still to come: 3240 + 1 in the
+    # buffer; 10 us before, it has happened: 3240.
+    for ahead, peak in ((11000, 3241), (10000, 3240)):
+        model = pacing.VirtualReceiver(3240, (30, 1), plan.troffset)
+        model.frame(n, reads)
+        model.frame(n + 1, [plan.tpr0_ns(n + 1) - ahead] * 3240)
+        assert model.peak == peak
+    model = pacing.VirtualReceiver(3240, (30, 1), plan.troffset)
+    model.frame(n, reads)
+    model.gap()  # after a lost frame nothing carries over
+    model.frame(n + 2, [plan.tpr0_ns(n + 2) - 11000] * 3240)
+    assert model.peak == 3240
+
+
+def test_the_network_compatibility_model():
+    """6.6.1: packets drain one a T_DRAIN = T_FRAME / N / 1.1 at instants
+    k x T_DRAIN since the epoch. 1080p30: T_DRAIN = 1/30 s / 3240 / 1.1 =
+    9352.8 ns. A packet each T_DRAIN never holds more than 1; 16 at once
+    are C_MAX, 17 are over; a burst of 8 every 8 drains stays at 8."""
+    from firmware.rtv import pacing
+
+    drain = pacing.drain_ns(3240, (30, 1))
+    assert abs(drain - 9352.79) < 0.01
+    t0 = 1800000000033333333  # frame slot 54000000001's instant
+
+    def peak(times, counts=None):
+        model = pacing.NetworkCompatibility(3240, (30, 1))
+        for i, t in enumerate(times):
+            model.arrive(t, counts[i] if counts else 1)
+        return model.peak
+
+    # the drain instants k x T_DRAIN = k x 10^10 / (30 x 3240 x 11) ns
+    k0 = t0 * 30 * 3240 * 11 // 10**10
+
+    def tick(k):
+        return -(-k * 10**10 // (30 * 3240 * 11))  # the first ns at or after it
+
+    assert peak([tick(k0 + k) for k in range(3000)]) == 1
+    # half a drain late, they still leave one a drain: never 2 inside
+    assert peak([tick(k0 + k) + 4676 for k in range(3000)]) == 1
+    # two a drain is twice the rate the bucket drains: it fills
+    assert peak([tick(k0 + k // 2) for k in range(100)]) == 51
+    assert peak([t0], [16]) == 16 and peak([t0], [17]) == 17
+    assert peak([tick(k0 + 8 * k) for k in range(400)], [8] * 400) == 8
+    # the sender's plan: bursts of 8 at the gapped spacing stay at 8
+    plan = pacing.Schedule(3240, (30, 1), 1080)
+    arrivals = _arrivals_on_plan(plan, 54000000001)
+    model = pacing.NetworkCompatibility(3240, (30, 1))
+    for i in range(0, 3240, 8):
+        model.arrive(arrivals[i], 8)
+    assert model.peak == 8 <= plan.cmax
+
+
+class _FakeClock:
+    """A hal clock on which time passes when the sender sleeps, when a sink
+    says a send took a while, and by 10 ns at each reading (so that a
+    sender spinning on it gets somewhere): monotonic from 0, TAI offset by
+    1800000000 s + 12345678 ns."""
+
+    TAI = 1800000000 * 1000000000 + 12345678
+
+    def __init__(self):
+        self.t = 0
+
+    def monotonic_ns(self):
+        self.t += 10
+        return self.t
+
+    def tai_ns(self):
+        return self.t + self.TAI
+
+    def sleep_ns(self, n):
+        if n > 0:
+            self.t += n
+
+
+class _Sink:
+    def __init__(self, clock, takes_ns=0):
+        self.clock, self.takes, self.sent = clock, takes_ns, []
+
+    def send(self, datagrams):
+        self.clock.t += self.takes
+        self.sent.append((self.clock.t, len(datagrams), [bytes(d[:12]) for d in datagrams[:1]]))
+
+    def send_joined(self, data, size, count):
+        self.clock.t += self.takes
+        self.sent.append((self.clock.t, count, [bytes(data[:12])]))
+
+    def close(self):
+        pass
+
+
+def test_the_sender_on_a_fake_clock_keeps_the_epoch():
+    """The Streamer on a clock that only moves when it sleeps: frame k goes
+    in slot 54000000001 + k (the first one whose TPR_0 is ahead of the
+    clock, then the next ones), its RTP timestamp (54000000001 + k) x 3000
+    mod 2^32, its first burst at N x T_FRAME + TRO_DEFAULT / 4, its bursts
+    on the plan; the departures hold both models; nothing is late. When
+    the source takes two frame periods to deliver, the slots in between are
+    missed and counted; when every send call takes 1 ms, the bursts fall
+    behind the reads and the frames are counted late."""
+    import struct
+
+    from firmware.rtv import pacing
+    from firmware.streaming import Streamer
+
+    clock = _FakeClock()
+    video, meta = _Sink(clock), _Sink(clock)
+    streamer = Streamer(1920, 1080, "ycbcr422", (30, 1), video, meta, clock, attributes=EQUIPMENT)
+    plan = streamer.schedule
+    assert (plan.troffset, plan.lead) == (4176000, 3857482)
+    frame = Pattern("ycbcr422", 1920, 1080).frame(0)
+    offset = _FakeClock.TAI
+    network = pacing.NetworkCompatibility(3240, (30, 1))
+    buffer = pacing.VirtualReceiver(3240, (30, 1), plan.troffset)
+    for k in range(3):
+        video.sent = []
+        assert streamer.send(frame) is True
+        n = 54000000001 + k
+        stamps = {struct.unpack(">I", head[0][4:8])[0] for _, _, head in video.sent}
+        assert stamps == {n * 3000 % 2**32}
+        first = video.sent[0][0] + offset
+        due = pacing.frame_start_ns(n, (30, 1)) + 318518  # TRO_DEFAULT / 4 after the instant
+        assert 0 <= first - due < 1000
+        assert meta.sent[-1][0] + offset <= first
+        assert sum(count for _, count, _ in video.sent) == 3240
+        arrivals = []
+        for t, count, _ in video.sent:
+            network.arrive(t + offset, count)
+            arrivals += [t + offset] * count
+        buffer.frame(n, arrivals)
+        # each burst on the plan (the fake sleeps wake on time)
+        for (t, _, _), j in zip(video.sent, range(0, 3240, 8)):
+            assert 0 <= t + offset - (plan.tpr0_ns(n) + plan.offset_ns(j)) < 1000
+    assert network.peak <= plan.cmax and buffer.peak <= plan.vrx_full and buffer.late_frames == 0
+    assert (streamer.frames, streamer.late, streamer.slots_missed) == (3, 0, 0)
+
+    # a source two frame periods late: the slots it missed are counted
+    clock.t += 2 * plan.frame_ns
+    video.sent = []
+    streamer.send(frame)
+    assert streamer.slots_missed == 2
+    stamps = {struct.unpack(">I", head[0][4:8])[0] for _, _, head in video.sent}
+    assert stamps == {(54000000001 + 5) * 3000 % 2**32}
+
+    # a first send call that returns 30 us after TPR_0: packet 0 was read
+    # before it had surely left, though the burst's last packet (read
+    # 7 x 10288 ns later) had: late
+    class FirstSlow(_Sink):
+        def send_joined(self, data, size, count):
+            if not self.sent:
+                self.clock.t += plan.lead + 30000
+            _Sink.send_joined(self, data, size, count)
+
+    streamer.video_sink = FirstSlow(clock)
+    assert streamer.send(frame) is False and streamer.late == 1
+    # a sink that takes 1 ms a call: 405 calls a frame, 405 ms behind
+    streamer.video_sink = _Sink(clock, takes_ns=1000000)
+    assert streamer.send(frame) is False and streamer.late == 2

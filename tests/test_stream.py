@@ -1,10 +1,20 @@
 """PS3.22 streaming end to end: `modgate stream` and the gateway's live
 stream, received by modgate's receiver (frames bit-exact, metadata parsed
 with pydicom), by GStreamer's RFC 4175 depayloader, and watched at the
-interface for ST 2110-21 pacing."""
+interface for ST 2110-21 pacing.
+
+Timing on this shared machine: what the sender guarantees by construction
+is held to the standard strictly (C_INST under C_MAX, VRX under VRX_FULL,
+RTP timestamps the media clock at a frame instant of the epoch, no first
+packet before its frame's instant); whether each packet made its read
+depends on how late the machine woke the sender, so there the check is
+that the sender owned up: every frame the receiver saw miss a read the
+sender counted late (tools/bench/rtv.py measures lateness on an idle
+machine)."""
 
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -16,17 +26,16 @@ import pytest
 
 from firmware import config
 from firmware.rtv import nmos
-from firmware.rtv.pacing import cmax_wide
+from firmware.rtv.pacing import cmax_wide, frame_of_timestamp, frame_start_ns
 from firmware.rtv.sdp import metadata_sdp, video_sdp
 from firmware.rtv.st2110_20 import Packetizer
 from firmware.streaming import SAMPLINGS
 from hal.acq.sim import Pattern
 from tests.conftest import ROOT, does_not_apply, machine_lacks, tool
 from tests.test_rtv import _free_rtp_port
-from tools.rtv_receiver import Capture, Receiver
+from tools.rtv_receiver import Capture, Receiver, video_flow
 
 RATE = (30, 1)
-PERIOD_NS = 1000000000 * RATE[1] // RATE[0]
 
 
 def _stream(tmp_path, port, size, pixel, frames, *extra):
@@ -35,6 +44,24 @@ def _stream(tmp_path, port, size, pixel, frames, *extra):
            "--rate", "%d/%d" % RATE, "--frames", str(frames), "--dest", "127.0.0.1:%d" % port,
            "--sdp-dir", str(sdp_dir)] + list(extra)
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True), sdp_dir
+
+
+def _summary(err):
+    """(late, frame slots missed) from `modgate stream`'s last line."""
+    found = re.search(r"streamed \d+ frames in [\d.]+ s: (\d+) late, (\d+) frame slots missed", err)
+    assert found, err
+    return int(found.group(1)), int(found.group(2))
+
+
+def _timing_holds(video, late):
+    """The receiver's ST 2110-21 figures (report["video"]) against a wide
+    sender that counted late frames late."""
+    assert video["sender_type"] == "2110TPW"
+    assert 0 < video["cinst_peak"] <= video["cmax"], video
+    assert 0 < video["vrx_peak"] <= video["vrx_full"], video
+    assert video["off_epoch_timestamps"] == 0, video
+    assert video["first_packet_us"][0] >= -video["troffset_us"], video
+    assert video["late_frames"] <= late, video
 
 
 def _sdps(port, size, pixel):
@@ -59,12 +86,15 @@ def test_stream_frames_and_metadata(tmp_path, pixel):
     finally:
         receiver.close()
     assert proc.returncode == 0, err
+    late, missed = _summary(err)
     # the SDPs the command published are the ones a receiver is given
     assert (sdp_dir / "video.sdp").read_bytes() == video.encode()
     assert (sdp_dir / "metadata.sdp").read_bytes() == meta.encode()
-    assert report["ok"], report
-    assert report["video"]["frames"] == frames and report["video"]["lost"] == 0
-    assert report["metadata"]["frames"] == frames and report["metadata"]["unmatched_timestamps"] == 0
+    v, m = report["video"], report["metadata"]
+    assert (v["frames"], v["lost"], v["incomplete"], v["timestamp_errors"]) == (frames, 0, 0, 0), report
+    assert (m["frames"], m["lost"], m["incomplete"], m["missing_extension"], m["unmatched_timestamps"]) == (
+        frames, 0, 0, 0, 0), report
+    _timing_holds(v, late)
 
     # every frame equals the simulated board's formula, in order
     pattern = Pattern(pixel, *size)
@@ -114,8 +144,14 @@ def test_stream_frames_and_metadata(tmp_path, pixel):
             assert len(video_flow[0x00340002].value) == 16
             assert video_flow[0x00340002].value != fm[0x00020036].value  # the video's own flow
     assert len(flow_ids) == 1
-    # Frame Origin Timestamps step by the frame period
-    assert {b - a for a, b in zip(origins, origins[1:])} <= {PERIOD_NS, PERIOD_NS + 1}
+    # Frame Origin Timestamps are the frames' instants N x T_FRAME on the
+    # epoch (the board is read unpaced, so its frames are the slots'), the
+    # RTP timestamp's: consecutive slots a period apart, a slot the sender
+    # missed (10-bit frames take a while to pack) one more.
+    slots = [frame_of_timestamp(ts, origin, RATE) for (ts, _, _), origin in zip(payloads, origins)]
+    assert origins == [frame_start_ns(n, RATE) for n in slots]
+    assert all(b > a for a, b in zip(slots, slots[1:]))
+    assert slots[-1] - slots[0] - (frames - 1) == missed, (slots, missed)
 
 
 def test_gstreamer_receives(tmp_path):
@@ -155,13 +191,18 @@ def test_gstreamer_receives(tmp_path):
 
 
 def test_pacing_at_the_interface(tmp_path):
-    """The sender's departures, captured where the kernel transmits, never
-    fill the ST 2110-21 network compatibility bucket beyond C_MAX."""
+    """The sender's departures, captured where the kernel transmits (the
+    point ST 2110-21 measures at): the network compatibility bucket never
+    holds more than C_MAX, the virtual receiver buffer never more than
+    VRX_FULL, every frame's RTP timestamp is the media clock at its slot's
+    instant and its first packet leaves after that instant; a frame with a
+    packet out after its read the sender counted late."""
     size, frames, pixel = (1280, 720), 90, "ycbcr422"
     port = _free_rtp_port()
     pk = Packetizer(size[0], size[1], "YCbCr-4:2:2")
+    flow = video_flow(_sdps(port, size, pixel)[0], tolerance_ns=0)  # TROFF from the SDP
     try:
-        capture = Capture("lo", port, pk.max_datagram if not pk.segment else 20 + pk.segment)
+        capture = Capture("lo", port, pk.max_datagram if not pk.segment else 20 + pk.segment, flow)
     except PermissionError as err:
         machine_lacks("net_raw", "packet capture on lo: %s" % err)
     try:
@@ -178,6 +219,11 @@ def test_pacing_at_the_interface(tmp_path):
     assert len(capture.arrivals) == frames * npackets
     peak = capture.peak(npackets, RATE)
     assert 0 < peak <= cmax_wide(npackets, RATE), "C_INST peaked at %.2f" % peak
+    capture.time_flow(npackets)
+    assert (flow.npackets, flow.buffer.frames) == (npackets, frames)
+    figures, problems, _ = flow.timing()
+    assert not problems and figures["cinst_peak"] == peak, (figures, problems)
+    _timing_holds(figures, _summary(err)[0])
 
 
 def test_gateway_streams_while_it_records(tmp_path):
@@ -209,7 +255,13 @@ def test_gateway_streams_while_it_records(tmp_path):
         receiver.close()
         gateway.stop()
         runner.join(10)
-    assert report["ok"] and report["video"]["frames"] >= 20, report
+    v, m = report["video"], report["metadata"]
+    assert v["frames"] >= 20 and (v["lost"], v["incomplete"], v["timestamp_errors"]) == (0, 0, 0), report
+    assert (m["lost"], m["incomplete"], m["missing_extension"], m["unmatched_timestamps"]) == (0, 0, 0, 0), report
+    stopped = [re.search(r"stream stopped: \d+ frames, (\d+) late", line) for line in gateway.log.recent]
+    late = [int(found.group(1)) for found in stopped if found]
+    assert late, gateway.log.recent[-10:]
+    _timing_holds(v, late[-1])
     # the frames are the board's, in order (the stream may skip a frame
     # when the machine is loaded, never reorder or alter one)
     pattern = [Pattern("rgb8", 160, 120).frame(k) for k in range(256)]

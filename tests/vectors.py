@@ -191,6 +191,43 @@ def rtv_vectors():
         yield "rtv-metadata-%d" % k, b"".join(flow.packets(k, 3003 * k, origin + k * 33366666))
     yield "rtv-sdp", (video_sdp("239.1.1.1", 5004, 1920, 1080, (30000, 1001), "YCbCr-4:2:2", 10, ttl=4)
                       + metadata_sdp("239.1.1.1", 5006, ttl=4)).encode()
+    yield "rtv-pacing", pacing_vector()
+
+
+def pacing_vector():
+    """ST 2110-21 on the epoch: the plans, slots, RTP timestamps and the two
+    models' levels for a few formats, all integer arithmetic on numbers
+    past 2^62 (TAI ns since 1970 times frame rates)."""
+    from firmware.rtv import pacing
+    from firmware.rtv.rtp import frame_timestamp
+
+    lines = []
+    tai = 1800000000 * 1000000000 + 12345678
+    for npackets, rate, height in ((3240, (30, 1), 1080), (4320, (30000, 1001), 1080), (108, (30, 1), 240),
+                                   (642, (25, 1), 480), (17280, (60, 1), 2160), (1501, (60000, 1001), 720)):
+        plan = pacing.Schedule(npackets, rate, height)
+        n = plan.slot(tai)
+        lines.append("%d %d/%d %d: cmax %d vrx_full %d tro %d troffset %d lead %d troff %r" % (
+            npackets, rate[0], rate[1], height, plan.cmax, plan.vrx_full, plan.tro_default, plan.troffset,
+            plan.lead, plan.troff_us()))
+        ts = frame_timestamp(n, rate)
+        lines.append("  slot %d tpr0 %d ts %d back %d offsets %d %d reads %d %d" % (
+            n, plan.tpr0_ns(n), ts, pacing.frame_of_timestamp(ts, tai, rate), plan.offset_ns(8),
+            plan.offset_ns(npackets - 1), plan.read_ns(1), plan.read_ns(npackets - 1)))
+        network = pacing.NetworkCompatibility(npackets, rate)
+        buffer = pacing.VirtualReceiver(npackets, rate, plan.troffset, tolerance_ns=1000)
+        for k in range(2):
+            base = plan.tpr0_ns(n + k)
+            arrivals = [base + plan.offset_ns(j - j % plan.burst) for j in range(npackets)]
+            arrivals[npackets // 2] = base + plan.read_ns(npackets // 2) + 2000 * k  # late in the second
+            for j in range(1, npackets):
+                arrivals[j] = max(arrivals[j], arrivals[j - 1])
+            for t in arrivals:
+                network.arrive(t)
+            buffer.frame(n + k, arrivals)
+        lines.append("  cinst %d vrx %d late %d frames %d first %d %d" % (
+            network.peak, buffer.peak, buffer.late_ns, buffer.late_frames, buffer.first_ns[0], buffer.first_ns[1]))
+    return ("\n".join(lines) + "\n").encode()
 
 
 # -- net/: the upper layer, DIMSE messages, the transfer syntax change ------

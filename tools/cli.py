@@ -460,15 +460,18 @@ def cmd_stream(args):
                 argument, dest[0], dest[1], cause.strerror or cause))
         signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
         signal.signal(signal.SIGINT, lambda *_: stop.append(1))
+        plan = streamer.schedule
         log_line("streaming %dx%d %s at %s fps to %s:%d (metadata %s:%d); SDPs in %s; %d datagrams a frame, "
-                 "bursts of %d (C_MAX %d)" % (acq.width, acq.height, acq.pixel, "%d/%d" % acq.rate, video_dest[0],
-                                              video_dest[1], meta_dest[0], meta_dest[1], args.sdp_dir,
-                                              streamer.schedule.npackets, streamer.schedule.burst,
-                                              streamer.schedule.cmax))
-        # One thread: the streamer's own grid paces the flow (the board is
-        # read unpaced). The next frame is read right after the last one's
-        # final burst; the time that takes is made up within the frame at the
-        # rate the ST 2110-21 bucket allows. (A second thread for the board
+                 "bursts of %d (C_MAX %d, VRX_FULL %d), TR_OFFSET %d us, first datagram %d us before TPR_0"
+                 % (acq.width, acq.height, acq.pixel, "%d/%d" % acq.rate, video_dest[0], video_dest[1],
+                    meta_dest[0], meta_dest[1], args.sdp_dir, plan.npackets, plan.burst, plan.cmax,
+                    plan.vrx_full, plan.troffset // 1000, plan.lead // 1000))
+        # One thread: the media clock's frame grid paces the flow (the board
+        # is read unpaced). The next frame is read right after the last
+        # one's final burst, in the time the frame's plan leaves before the
+        # next slot (the gapped spacing's 4% of a period, plus the lead);
+        # a frame not ready by its slot's TPR_0 goes in the next one, and
+        # the slot is counted as missed. (A second thread for the board
         # would cost more: each burst would wait for the interpreter lock
         # while it draws.) Reads and sleeps wait in slices of STOP_SLICE_S,
         # so a signal ends the stream whatever the frame rate (hal.acq).
@@ -490,9 +493,9 @@ def cmd_stream(args):
         if streamer is not None:
             streamer.close()
     s = streamer.stats()
-    log_line("streamed %d frames in %.1f s: %d late, %d video and %d metadata datagrams, %d dropped" % (
-        sent, time.monotonic() - started, s["late"], s["video_packets"], s["meta_packets"],
-        s["dropped_packets"]))
+    log_line("streamed %d frames in %.1f s: %d late, %d frame slots missed, %d video and %d metadata datagrams, "
+             "%d dropped" % (sent, time.monotonic() - started, s["late"], s["slots_missed"], s["video_packets"],
+                             s["meta_packets"], s["dropped_packets"]))
     if failure:
         log_line("stopped: %s" % failure)
         return 1

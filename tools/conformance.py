@@ -712,10 +712,45 @@ def _realtime(doc, defaults, metadata):
           "segment and all have the same size; otherwise datagrams are filled and may continue into the next "
           "line." % st2110_20.MAX_DATAGRAM)
     doc.p("DICOM metadata: " + metadata.PACKETIZATION_RULE)
-    doc.p("Timing: ST 2110-21 wide sender (`TP=2110TPW`), linear schedule over the active part of the frame "
-          "period, bursts of at most C_MAX/2 datagrams; the sender runs the network compatibility model over "
-          "its own sends and never exceeds C_MAX, which for a wide sender is the larger of %d and "
-          "N / (21600 T_FRAME) for N datagrams a frame." % pacing.CMAX_MIN_WIDE)
+    doc.heading(3, "Timing (SMPTE ST 2110-21)")
+    doc.p("The video flow is sent as a wide sender, Type W of ST 2110-21:2022 7.1.4 (`TP=%s`), progressive "
+          "frames only, on the media clock's frame grid:" % pacing.WIDE)
+    doc.ul([
+        "Frame N goes in the slot of the instant N x T_FRAME since the SMPTE epoch (1970-01-01 00:00:00 "
+        "TAI) of the box's clock; its RTP timestamp is the 90 kHz media clock at that instant, modulo 2^32 "
+        "(ST 2110-10, `a=mediaclk:direct=0`). Its read schedule starts at TPR_0 = N x T_FRAME + TR_OFFSET "
+        "(6.2). A frame not ready by its slot's TPR_0 goes in a later slot; the slots passed over are "
+        "counted (`frame slots missed`).",
+        "TR_OFFSET is TRO_DEFAULT (6.3.2: %d/%d of T_FRAME for images of %d lines or more, %d/%d below) plus "
+        "up to %d ms, as much as the virtual receiver buffer holds with %d/%d of VRX_FULL to spare, in whole "
+        "microseconds, signalled as `TROFF` in the SDP (8.2); the frame's first datagram is due a quarter of "
+        "TRO_DEFAULT after N x T_FRAME, never before it, so it leaves ahead of its read by the rest of "
+        "TR_OFFSET: the room a software sender needs for late wake-ups." % (
+            pacing.TRO_TALL + (pacing.TALL_LINES,) + pacing.TRO_SHORT
+            + (pacing.JITTER_NS // 1000000,) + pacing.VRX_SPARE),
+        "The datagrams leave in bursts of at most C_MAX/2, packet j due j x T_FRAME x R_ACTIVE / N after the "
+        "first (R_ACTIVE = %d/%d, 6.3.2), a little faster than the linear schedule (6.4) that reads a Type W "
+        "sender, so the buffer keeps the lead; it stays under VRX_FULL = max(%d, N / (%d T_FRAME)) (7.1.4, "
+        "MAXUDP = %d under the Standard UDP Size Limit) by construction." % (
+            pacing.R_ACTIVE + (pacing.VRX_WIDE_OCTETS // pacing.MAXUDP_STANDARD, pacing.VRX_WIDE_RATE,
+                               pacing.MAXUDP_STANDARD)),
+        "The sender runs the network compatibility model over its own sends (6.6.1: T_DRAIN = T_FRAME / N / "
+        "beta, beta = %d/%d) and never lets it hold more than C_MAX = max(%d, N / (%d T_FRAME)); 7.1.4 "
+        "defines that C_MAX for flows under 900 000 datagrams a second only, and modgate holds faster flows "
+        "to the same formula." % (pacing.BETA + (pacing.CMAX_MIN_WIDE, pacing.CMAX_WIDE_RATE)),
+        "Packet j must leave by its read TPR_j (6.6.2). The sender checks every burst against the read of "
+        "its first packet once the send call has returned, and counts a frame with a burst after it as late "
+        "(`late` in `modgate stream`'s summary, the console's `status` and the log). A late frame did not "
+        "meet the Type W model: how often the box's scheduler made it fall short is that count, not a "
+        "property this statement can promise.",
+    ])
+    doc.p("The epoch is the box's TAI clock: its PTP hardware clock where the board has one "
+          "(`a=ts-refclk:%s`), else the system clock plus the TAI-UTC offset (`a=ts-refclk:localmac=`). In "
+          "the second case the timing holds against the box's own clock, and a receiver that does not share "
+          "it can take the flow as an asynchronous receiver only (Type A, 7.2.5). `tools/rtv_receiver.py` "
+          "checks a flow against all of the above: C_INST and VRX peaks against C_MAX and VRX_FULL, RTP "
+          "timestamps on the epoch, first datagrams after their frame's instant, and every datagram before "
+          "its read (the last three where it shares the sender's clock)." % sdp.PTP_TRACEABLE)
     doc.heading(3, "Colour and Depth")
     doc.p("The sampling and bit depth combinations the sender packs (ST 2110-20 6.2); a frame's width must be a "
           "multiple of the pixels in a pgroup:")

@@ -11,11 +11,24 @@ firmware.rtv.metadata.PACKETIZATION_RULE), and reports:
 - continuity: RTP timestamps that change inside a frame or step between
   frames by other than the frame period; metadata frames whose timestamp
   matches no video frame;
-- pacing: the ST 2110-21 network compatibility model run over the kernel's
-  arrival time of every video datagram (SO_TIMESTAMPNS), its peak against
-  the wide sender's C_MAX.
+- timing, ST 2110-21 (firmware/rtv/pacing.py), over the kernel's arrival
+  time of every video datagram (SO_TIMESTAMPNS, the system clock, taken to
+  TAI by the TAI-UTC offset as the sender's hal clock does): the network
+  compatibility model's C_INST peak against C_MAX (6.6.1) and the virtual
+  receiver buffer's VRX peak against VRX_FULL (6.6.2), both for the sender
+  type the SDP's TP names; each frame's slot from its RTP timestamp (which
+  must be the media clock at a frame instant N x T_FRAME since the SMPTE
+  epoch, ST 2110-10), its first packet's arrival against TPR_0 = N x
+  T_FRAME + TR_OFFSET (TROFF from the SDP, else TRO_DEFAULT), and the
+  latest arrival of any packet against its read. A first packet must come
+  after N x T_FRAME, and every packet no later than its read (frames where
+  one came later are late_frames) within the tolerance (--tolerance-us,
+  default 100: the time from the sender's interface to this socket's
+  timestamp). These need the sender's clock: with --unshared-clock they
+  are reported, not judged.
 
     python -m tools.rtv_receiver --sdp-dir DIR [--seconds S | --frames N] [--json]
+        [--tolerance-us US] [--unshared-clock]
 
 Exit status 0 when nothing was lost and every check held, 1 otherwise.
 """
@@ -29,9 +42,9 @@ import struct
 import sys
 import time
 
-from firmware.rtv import nmos
-from firmware.rtv.pacing import bucket_peak, cmax_wide, trs_ns
-from firmware.rtv.rtp import CLOCK_RATE, parse_packet
+from firmware.rtv import nmos, pacing
+from firmware.rtv.pacing import NetworkCompatibility, VirtualReceiver, frame_of_timestamp, limits, tro_default_ns
+from firmware.rtv.rtp import CLOCK_RATE, frame_timestamp, parse_packet
 from firmware.rtv.st2110_20 import PGROUPS, unpack_10bit
 
 SO_TIMESTAMPNS = 35  # asm-generic/socket.h (also SCM_TIMESTAMPNS)
@@ -39,6 +52,10 @@ SO_RCVBUFFORCE = 33
 # linux/udp.h: receive a sender's GSO burst as one buffer, cut at the size
 # the control message gives (udp(7), Linux 5.0): one system call a burst.
 UDP_GRO = 104
+# The system clock's time (UTC) to TAI, as hal.clock.SystemClock.tai_ns
+# takes it where the board has no PTP hardware clock.
+TAI_FROM_UTC_NS = nmos.TAI_UTC_OFFSET * 1000000000
+TOLERANCE_NS = 100000
 
 
 def parse_sdp(text):
@@ -81,9 +98,16 @@ def _gap(previous, seq, bits):
 
 class VideoFlow:
     """Reassembles ST 2110-20 frames. on_frame(timestamp, data) gets each
-    complete frame (10-bit: unpacked to 16-bit LE words, as boards give)."""
+    complete frame (10-bit: unpacked to 16-bit LE words, as boards give).
+    Arrival times (feed) are on the system clock; tai_offset_ns takes them
+    to TAI. sender_type and troffset_ns: the SDP's TP and TROFF (in ns;
+    None: TRO_DEFAULT for the height); tolerance_ns: how long after its
+    read a packet may arrive and not count as late (the trip from the
+    sender's interface to this socket's timestamp)."""
 
-    def __init__(self, width, height, sampling, depth, rate, on_frame=None, keep_arrivals=True):
+    def __init__(self, width, height, sampling, depth, rate, on_frame=None,
+                 sender_type=pacing.WIDE, troffset_ns=None, tai_offset_ns=TAI_FROM_UTC_NS,
+                 tolerance_ns=TOLERANCE_NS):
         self.width, self.height, self.rate = width, height, rate
         self.depth = depth
         self.pgroup, self.xinc = PGROUPS[(sampling, depth)]
@@ -96,17 +120,23 @@ class VideoFlow:
         self.incomplete = 0
         self.joined = 0  # 0 or 1: a first frame whose start came before we listened
         self.timestamp_errors = 0
+        self.off_epoch = 0  # whole frames whose RTP timestamp is no frame instant's
         self.step = CLOCK_RATE * rate[1] / rate[0]
-        self.peak = 0.0
         self.npackets = None
         self.timestamps = []
+        self.sender_type = sender_type
+        self.troffset = tro_default_ns(height, rate) if troffset_ns is None else troffset_ns
+        self.network = None  # the ST 2110-21 models, from the first whole frame
+        self.buffer = None
+        self.limits = None
+        self.tolerance = tolerance_ns
+        self._tai = tai_offset_ns
         self._seq = None
         self._ts = None
         self._last_ts = None
         self._filled = 0
         self._broken = False
         self._from_top = False  # the frame's first datagram we got begins at line 0, offset 0
-        self._arrivals = [] if keep_arrivals else None
         self._frame_arrivals = []
 
     def feed(self, datagram, arrival_ns):
@@ -129,7 +159,7 @@ class VideoFlow:
         elif ts != self._ts:  # a new frame began without the marker we missed
             self._end_frame(False)
             self._ts = ts
-        self._frame_arrivals.append(arrival_ns)
+        self._frame_arrivals.append(arrival_ns + self._tai)
         pos = 2
         srds = []
         while True:
@@ -165,12 +195,10 @@ class VideoFlow:
                 self.timestamp_errors += 1
         self._last_ts = self._ts
         self.timestamps.append(self._ts)
-        n = len(self._frame_arrivals)
+        if not joined:
+            self.time_frame(self._ts, self._frame_arrivals, complete)
         if complete:
             self.frames += 1
-            if self.npackets is None:
-                self.npackets = n
-            self.peak = max(self.peak, bucket_peak(self._frame_arrivals, trs_ns(n, self.rate)))
             if self.on_frame:
                 data = bytes(self.frame)
                 if self.depth == 10:
@@ -186,8 +214,90 @@ class VideoFlow:
         self._from_top = False
         self._ts = None
 
+    def time_frame(self, timestamp, arrivals, whole):
+        """One frame's datagrams, by arrival time (TAI ns, in order), into
+        the ST 2110-21 models; whole: none of its datagrams is missing.
+        The first whole frame gives the flow its packets a frame."""
+        n = len(arrivals)
+        if whole and self.npackets is None:
+            self.npackets = n
+            self.limits = limits(self.sender_type, n, self.rate)
+            self.network = NetworkCompatibility(n, self.rate)
+            self.buffer = VirtualReceiver(n, self.rate, self.troffset, self.limits[2], self.tolerance)
+        if self.network is None:
+            return
+        _arrive(self.network, arrivals)
+        if whole and n == self.npackets:
+            # ST 2110-10: the RTP timestamp is the media clock at the
+            # frame's instant N x T_FRAME, which places the frame's TPR_0
+            # (ST 2110-21 6.2).
+            slot = frame_of_timestamp(timestamp, arrivals[0], self.rate)
+            if frame_timestamp(slot, self.rate) != timestamp:
+                self.off_epoch += 1
+            self.buffer.frame(slot, arrivals)
+        else:
+            self.buffer.gap()
+
     def cmax(self):
-        return cmax_wide(self.npackets or 1, self.rate)
+        return (self.limits or limits(self.sender_type, 1, self.rate))[0]
+
+    def vrx_full(self):
+        return (self.limits or limits(self.sender_type, 1, self.rate))[1]
+
+    def timing(self):
+        """The ST 2110-21 figures, in the report's words, and the problems
+        found with them: (figures, [problem], [problem the sender's clock
+        must be known for])."""
+        cinst = self.network.peak if self.network else 0
+        buf = self.buffer
+        tolerance = self.tolerance
+        out = {"sender_type": self.sender_type, "cinst_peak": cinst, "cmax": self.cmax(),
+               "vrx_peak": buf.peak if buf else 0, "vrx_full": self.vrx_full(),
+               "troffset_us": round(self.troffset / 1000.0, 1), "tolerance_us": round(tolerance / 1000.0, 1),
+               "off_epoch_timestamps": self.off_epoch, "late_frames": buf.late_frames if buf else 0}
+        problems, clocked = [], []
+        if cinst > out["cmax"]:
+            problems.append("C_INST peaked at %d, over C_MAX %d" % (cinst, out["cmax"]))
+        if buf is None or buf.first_ns is None:
+            return out, problems, clocked
+        first = buf.first_ns
+        out["first_packet_us"] = [round(first[0] / 1000.0, 1), round(first[1] / 1000.0, 1)]
+        out["read_margin_us"] = round(-buf.late_ns / 1000.0, 1)
+        if self.off_epoch:
+            clocked.append("%d frames' RTP timestamps are no frame instant N x T_FRAME" % self.off_epoch)
+        if buf.peak > out["vrx_full"]:
+            clocked.append("VRX peaked at %d, over VRX_FULL %d" % (buf.peak, out["vrx_full"]))
+        if first[0] < -self.troffset:
+            clocked.append("a first packet came %.1f us before TPR_0, before its frame's instant"
+                           % (-first[0] / 1000.0))
+        if buf.late_frames:
+            clocked.append("%d frames had a packet arrive after its read (the buffer ran dry), at worst %.1f us"
+                           % (buf.late_frames, buf.late_ns / 1000.0))
+        return out, problems, clocked
+
+
+def video_flow(sdp_text, on_frame=None, tolerance_ns=TOLERANCE_NS):
+    """A VideoFlow for the flow an SDP describes: its format, and from the
+    fmtp its sender type (TP, ST 2110-21 8.1) and TR_OFFSET (TROFF, whole
+    microseconds, 8.2; absent: TRO_DEFAULT)."""
+    f = parse_sdp(sdp_text)["fmtp"]
+    troff = int(f["TROFF"]) * 1000 if "TROFF" in f else None
+    return VideoFlow(int(f["width"]), int(f["height"]), f["sampling"], int(f["depth"]),
+                     parse_rate(f["exactframerate"]), on_frame, sender_type=f.get("TP", pacing.WIDE),
+                     troffset_ns=troff, tolerance_ns=tolerance_ns)
+
+
+def _arrive(network, arrivals):
+    """The arrivals into the network compatibility bucket, a burst (equal
+    times) at once."""
+    i, n = 0, len(arrivals)
+    while i < n:
+        t = arrivals[i]
+        j = i + 1
+        while j < n and arrivals[j] == t:
+            j += 1
+        network.arrive(t, j - i)
+        i = j
 
 
 class MetadataFlowReceiver:
@@ -258,18 +368,23 @@ class Capture:
     interface (AF_PACKET, as tcpdump and tshark do; needs CAP_NET_RAW): on
     the sending host that is the moment the kernel transmits, before any
     receiver's scheduling can bunch packets up. A UDP GSO burst shows as
-    one super-packet; it counts as its datagrams, all at that instant."""
+    one super-packet; it counts as its datagrams, all at that instant.
+    flow: a VideoFlow whose ST 2110-21 models (VideoFlow.timing) time_flow
+    feeds with the frames captured here: each datagram's RTP timestamp and
+    marker are kept (not its payload, so that the capture keeps up)."""
 
     ETH_P_ALL = 0x0003
 
-    def __init__(self, iface, port, datagram_size):
+    def __init__(self, iface, port, datagram_size, flow=None):
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(self.ETH_P_ALL))
         self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, 64 * 1024 * 1024)
         self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.bind((iface, 0))
         self.port = port
         self.size = datagram_size
+        self.flow = flow
         self.arrivals = []
+        self.headers = []  # with a flow: (departure, RTP timestamp, marker) a datagram
 
     def drain(self):
         while True:
@@ -292,10 +407,31 @@ class Capture:
                 continue
             payload = len(data) - udp - 8
             self.arrivals.extend([t] * max(1, -(-payload // self.size)))
+            if self.flow is not None:
+                for at in range(udp + 8, len(data), self.size):
+                    b1, stamp = struct.unpack_from(">xBxxI", data, at)
+                    self.headers.append((t, stamp, b1 & 0x80))
+
+    def time_flow(self, npackets):
+        """The captured frames into the flow's models: a frame is the
+        datagrams of one RTP timestamp, whole when there are npackets of
+        them and the last has the marker."""
+        frame, stamp, marker = [], None, 0
+        for t, ts, m in self.headers:
+            if frame and ts != stamp:
+                self.flow.time_frame(stamp, frame, len(frame) == npackets and bool(marker))
+                frame = []
+            frame.append(t + TAI_FROM_UTC_NS)
+            stamp, marker = ts, m
+        if frame:
+            self.flow.time_frame(stamp, frame, len(frame) == npackets and bool(marker))
 
     def peak(self, npackets, rate):
-        """The bucket's peak over the capture, T_RS from npackets a frame."""
-        return bucket_peak(self.arrivals, trs_ns(npackets, rate))
+        """C_INST's peak over the capture (ST 2110-21 6.6.1), T_DRAIN from
+        npackets a frame."""
+        network = NetworkCompatibility(npackets, rate)
+        _arrive(network, [t + TAI_FROM_UTC_NS for t in self.arrivals])
+        return network.peak
 
     def close(self):
         self.sock.close()
@@ -331,15 +467,19 @@ def _socket(host, port):
 
 
 class Receiver:
-    """Both flows of one sender, from its two SDPs."""
+    """Both flows of one sender, from its two SDPs. tolerance_ns: how late
+    after TPR_0 (or a read) a packet may arrive, for the trip from the
+    sender's interface to this socket; shared_clock: the sender's clock is
+    this host's (or both follow one PTP grandmaster), so the timing figures
+    that depend on it are judged."""
 
-    def __init__(self, video_sdp, meta_sdp=None, on_frame=None, on_payload=None, bind_host=None):
+    def __init__(self, video_sdp, meta_sdp=None, on_frame=None, on_payload=None, bind_host=None,
+                 tolerance_ns=TOLERANCE_NS, shared_clock=True):
         v = parse_sdp(video_sdp)
-        f = v["fmtp"]
         self.video_sdp = v
-        self.rate = parse_rate(f["exactframerate"])
-        self.video = VideoFlow(int(f["width"]), int(f["height"]), f["sampling"], int(f["depth"]),
-                               self.rate, on_frame)
+        self.rate = parse_rate(v["fmtp"]["exactframerate"])
+        self.shared_clock = shared_clock
+        self.video = video_flow(video_sdp, on_frame, tolerance_ns)
         self.sockets = {_socket(bind_host or v["host"], v["port"]): self.video}
         self.meta = None
         if meta_sdp:
@@ -390,12 +530,17 @@ class Receiver:
 
     def report(self):
         v, m = self.video, self.meta
+        timing, problems, clocked = v.timing()
         out = {
             "video": {"packets": v.packets, "lost": v.lost, "frames": v.frames, "incomplete": v.incomplete,
-                      "joined": v.joined, "timestamp_errors": v.timestamp_errors, "packets_per_frame": v.npackets,
-                      "cinst_peak": round(v.peak, 2), "cmax": v.cmax()},
+                      "joined": v.joined, "timestamp_errors": v.timestamp_errors, "packets_per_frame": v.npackets},
         }
-        ok = v.lost == 0 and v.incomplete == 0 and v.timestamp_errors == 0 and v.peak <= v.cmax()
+        out["video"].update(timing)
+        out["video"]["clock"] = "shared" if self.shared_clock else "unshared"
+        if self.shared_clock:
+            problems = problems + clocked
+        out["video"]["problems"] = problems
+        ok = v.lost == 0 and v.incomplete == 0 and v.timestamp_errors == 0 and not problems
         if m is not None:
             video_ts = set(v.timestamps)
             unmatched = sum(1 for ts in m.timestamps if ts not in video_ts)
@@ -418,6 +563,12 @@ def main(argv=None):
     parser.add_argument("--frames", type=int, help="stop after this many video frames")
     parser.add_argument("--bind", help="local address to bind (default: the SDP's)")
     parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    parser.add_argument("--tolerance-us", type=float, default=TOLERANCE_NS / 1000.0,
+                        help="how late after TPR_0 or its read a packet may arrive (default %(default)s)")
+    parser.add_argument("--unshared-clock", action="store_true",
+                        help="the sender's clock is not this host's: report the timing figures that "
+                             "need it (RTP timestamps on the epoch, VRX, first packet, read margin) "
+                             "without judging them")
     args = parser.parse_args(argv)
     with open(os.path.join(args.sdp_dir, "video.sdp")) as f:
         video = f.read()
@@ -426,7 +577,8 @@ def main(argv=None):
     if os.path.exists(path):
         with open(path) as f:
             meta = f.read()
-    receiver = Receiver(video, meta, bind_host=args.bind)
+    receiver = Receiver(video, meta, bind_host=args.bind, tolerance_ns=int(args.tolerance_us * 1000),
+                        shared_clock=not args.unshared_clock)
     try:
         report = receiver.run(args.seconds, args.frames, idle=10.0 if args.seconds is None else 2.0)
     finally:
@@ -434,9 +586,12 @@ def main(argv=None):
     if args.json:
         print(json.dumps(report))
     else:
+        problems = report["video"].pop("problems")
         for flow in ("video", "metadata"):
             if flow in report:
                 print("%s: %s" % (flow, ", ".join("%s %s" % kv for kv in report[flow].items())))
+        for problem in problems:
+            print("video: " + problem)
         print("ok" if report["ok"] else "FAILED")
     return 0 if report["ok"] else 1
 

@@ -147,7 +147,8 @@ class ConsoleSystem:
         live = g.live.stream
         if live is not None:
             st = live.streamer.stats()
-            lines.append("stream     on, %d frames, %d late, %d skipped" % (st["frames"], st["late"], live.skipped))
+            lines.append("stream     on, %d frames, %d late, %d skipped, %d slots missed" % (
+                st["frames"], st["late"], live.skipped, st["slots_missed"]))
         else:
             lines.append("stream     off")
         alarms = g.alarms.active()

@@ -394,11 +394,3 @@ class MetadataFlow:
             pos = stop
             first = False
         return out
-
-
-def origin_ns(k, t0_tai_ns, rate):
-    """The nominal capture time of frame k of a flow that started at
-    t0_tai_ns: exact for any rational rate, so Frame Origin Timestamps step
-    by the frame period (never drifting by rounding)."""
-    return t0_tai_ns + k * 1000000000 * rate[1] // rate[0]
-

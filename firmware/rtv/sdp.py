@@ -4,8 +4,9 @@ described. Text only; publishing it (files in --sdp-dir) is the caller's."""
 
 from firmware.rtv import nmos
 from firmware.rtv.metadata import ENCODING_NAME, PAYLOAD_TYPE
+from firmware.rtv.pacing import planned_troffset_ns, tro_default_ns
 from firmware.rtv.rtp import CLOCK_RATE
-from firmware.rtv.st2110_20 import PGROUPS
+from firmware.rtv.st2110_20 import PGROUPS, Packetizer
 
 
 def _is_multicast_v4(host):
@@ -41,16 +42,22 @@ def reference_clock(ptp, mac=None):
 
 def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
               payload_type=96, ttl=None, source_host="127.0.0.1",
-              session_name="modgate video", session_id=1, colorimetry="BT601", refclk=None):
+              session_name="modgate video", session_id=1, colorimetry="BT601", refclk=None,
+              troffset_ns=None):
     """The session description of one ST 2110-20 flow, CRLF line endings
     (RFC 4566 5). For an IPv4 multicast destination the c= line carries the
     TTL (RFC 4566 5.7 requires it; default 1, the local link); for unicast it
-    must not and ttl is ignored."""
+    must not and ttl is ignored. troffset_ns: the sender's TR_OFFSET
+    (default: modgate's plan for the format, pacing.planned_troffset_ns),
+    signalled as TROFF when it is not TRO_DEFAULT."""
     if (sampling, depth) not in PGROUPS:
         raise ValueError("sampling %r at depth %r is not supported" % (sampling, depth))
     if not 0 <= payload_type <= 127:
         raise ValueError("RTP payload type %r is not in 0..127" % (payload_type,))
-    fmtp = "; ".join((
+    if troffset_ns is None:
+        npackets = Packetizer(width, height, sampling, depth).datagram_count()
+        troffset_ns = planned_troffset_ns(npackets, rate, height)
+    params = [
         "sampling=" + sampling,
         "width=%d" % width,
         "height=%d" % height,
@@ -63,8 +70,13 @@ def video_sdp(dest_host, dest_port, width, height, rate, sampling, depth,
         "RANGE=" + ("FULL" if sampling == "RGB" else "NARROW"),
         "PM=2110GPM",  # ST 2110-20: General Packing Mode
         "SSN=ST2110-20:2017",  # ST 2110-20: the standard's version
-        "TP=2110TPW",  # ST 2110-21: wide sender timing
-    ))
+        "TP=2110TPW",  # ST 2110-21 8.1: a wide sender (Type W, 7.1.4)
+    ]
+    if troffset_ns != tro_default_ns(height, rate):
+        # ST 2110-21 6.2, 8.2: a TR_OFFSET other than TRO_DEFAULT is
+        # signalled, in whole microseconds.
+        params.append("TROFF=%d" % (troffset_ns // 1000))
+    fmtp = "; ".join(params)
     media = (
         "m=video %d RTP/AVP %d" % (dest_port, payload_type),  # RFC 4566 5.14
         "a=rtpmap:%d raw/%d" % (payload_type, CLOCK_RATE),  # RFC 4175 6.1

@@ -155,9 +155,11 @@ class Packetizer:
             return self.frame_size // self.segment
         return sum(1 for _ in self._filled_bounds())
 
-    def _pixels(self, frame):
+    def pgroups(self, frame):
         """The frame as the board delivers it (input_size bytes), checked,
-        as ST 2110-20 pgroups."""
+        as ST 2110-20 pgroups (frame_size bytes). 10-bit frames are packed
+        here, which takes a while: a sender does it before the frame's
+        slot, and hands the result to packets() or bursts() with packed."""
         if len(frame) != self.input_size:
             raise ValueError("frame is %d bytes, %dx%d %s %d-bit needs %d"
                              % (len(frame), self.width, self.height, self.sampling, self.depth,
@@ -166,11 +168,19 @@ class Packetizer:
             frame = pack_10bit(frame)
         return memoryview(frame)
 
-    def packets(self, frame, timestamp):
+    def _data(self, frame, packed):
+        if not packed:
+            return self.pgroups(frame)
+        if len(frame) != self.frame_size:
+            raise ValueError("packed frame is %d bytes, not %d" % (len(frame), self.frame_size))
+        return memoryview(frame)
+
+    def packets(self, frame, timestamp, packed=False):
         """Yields the datagrams (bytes) of one frame sampled at RTP time
         timestamp, the last one with the marker bit (RFC 4175 4.1). frame
-        is as the board delivers it (input_size bytes)."""
-        data = self._pixels(frame)
+        is as the board delivers it (input_size bytes), or with packed
+        what pgroups() made of it."""
+        data = self._data(frame, packed)
         pack = struct.pack
         pt, ssrc = self.payload_type, self.ssrc
         timestamp &= 0xFFFFFFFF
@@ -196,7 +206,7 @@ class Packetizer:
                         timestamp, ssrc, seq >> 16)
             yield head + srd + data[start:stop]
 
-    def bursts(self, frame, timestamp, burst):
+    def bursts(self, frame, timestamp, burst, packed=False):
         """The frame's datagrams in groups of up to burst, for a sender
         that hands a group to the kernel at once. Yields (data, size,
         count): with equal-size packing data is the group's datagrams back
@@ -205,7 +215,7 @@ class Packetizer:
         count datagrams and size is None."""
         if not self.segment:
             group = []
-            for d in self.packets(frame, timestamp):
+            for d in self.packets(frame, timestamp, packed):
                 group.append(d)
                 if len(group) == burst:
                     yield group, None, burst
@@ -213,7 +223,7 @@ class Packetizer:
             if group:
                 yield group, None, len(group)
             return
-        data = self._pixels(frame)
+        data = self._data(frame, packed)
         pack_into = struct.pack_into
         seg, row, xinc, pg = self.segment, self.row_size, self.pgroup_pixels, self.pgroup_size
         size = _HEAD + _SRD + seg

@@ -18,12 +18,16 @@
 2. 1080p30 YCbCr-4:2:2 8-bit in real time for --seconds, twice, so the
    receiver's load is off the sender's core when lateness is measured:
    - lateness: `modgate stream` (simulated board, paced ST 2110-21 wide
-     sender) into a port nobody reads; prints frames late (target 0) and
-     the sender's CPU from GNU time (user + sys over wall, target < 1);
+     sender on the media clock's epoch) into a port nobody reads; prints
+     frames late (a burst sent after the virtual receiver read its first
+     datagram, ST 2110-21 6.6.2; target 0), frame slots missed, and the
+     sender's CPU from GNU time (user + sys over wall, target < 1);
    - the wire: the same into tools/rtv_receiver on loopback; prints
-     datagrams lost, frames incomplete, metadata lost, and the peaks of
-     C_INST and VRX at the receiver against their wide-sender limits
-     (ST 2110-21 6.2.2 and 7.2.2).
+     datagrams lost, frames incomplete, metadata lost, the peaks of C_INST
+     and VRX at the receiver against their wide-sender limits (ST 2110-21
+     6.6.1, 6.6.2), the receiver's own count of frames with a datagram
+     after its read, the first datagram's offset from TPR_0 and RTP
+     timestamps off the epoch.
 """
 
 import argparse
@@ -183,11 +187,14 @@ def main():
     report, late2, cpu2, summary2 = realtime(args.seconds, read=True)
     v = report["video"]
     print("  the wire, tools/rtv_receiver reading: %s" % summary2)
-    print("  datagrams lost %d, frames incomplete %d, metadata lost %d (frames late %s with the receiver on the "
-          "same machine)" % (v["lost"], v["incomplete"], report["metadata"]["lost"], late2))
-    print("  C_INST peak %.2f (C_MAX %d)" % (v["cinst_peak"], v["cmax"]))
-    if "vrx_peak" in v:
-        print("  VRX peak %.0f (VRX_FULL %d)" % (v["vrx_peak"], v["vrx_full"]))
+    print("  datagrams lost %d, frames incomplete %d, metadata lost %d" % (
+        v["lost"], v["incomplete"], report["metadata"]["lost"]))
+    print("  C_INST peak %d (C_MAX %d), VRX peak %d (VRX_FULL %d), at the receiver's socket (ST 2110-21 %s)" % (
+        v["cinst_peak"], v["cmax"], v["vrx_peak"], v["vrx_full"], v["sender_type"]))
+    print("  frames with a datagram after its read: %d at the receiver (tolerance %.0f us), %s by the sender; "
+          "first datagram %s us from TPR_0 (TROFF %.0f us), RTP timestamps off the epoch %d" % (
+              v["late_frames"], v["tolerance_us"], late2, v.get("first_packet_us"), v["troffset_us"],
+              v["off_epoch_timestamps"]))
 
 
 if __name__ == "__main__":
