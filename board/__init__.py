@@ -16,7 +16,9 @@ drivers it names.
         "nic": {"driver": "loopback" | "linux", "name": "eth0"},
         "console": {"driver": "stdio" | "tty", "device", "baudrate"},
         "storage": {"root": "/var/spool/modgate"},
-        "clock": {"phc": None | "/dev/ptp0"},
+        "clock": {"phc": None | "/dev/ptp0",
+                  "realtime_priority": None | 1-99},  # the live stream's
+                                   # sending thread (hal.clock realtime_thread)
         "serial_number": {"file": "/sys/..."},  # where the box's serial
                                    # number is, if it has one
     }
@@ -222,7 +224,7 @@ class Board:
     def open_clock(self):
         from hal.clock import SystemClock
 
-        return SystemClock(self.data["clock"]["phc"])
+        return SystemClock(self.data["clock"]["phc"], self.data["clock"].get("realtime_priority"))
 
     def __repr__(self):
         return "<Board %s>" % self.name

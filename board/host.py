@@ -16,5 +16,7 @@ BOARD = {
     "storage": {"root": "./modgate-spool"},
     # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg.
     "codec": {"h264": "x264", "jpeg": "turbojpeg"},
-    "clock": {"phc": None},
+    # The live stream's sending thread runs at SCHED_FIFO 50 where the OS
+    # allows it (hal/clock.py realtime_thread): its sleeps then wake on time.
+    "clock": {"phc": None, "realtime_priority": 50},
 }

@@ -56,6 +56,8 @@ BOARD = {
     # converts to the VPU's 4:2:0): this board's ycbcr422 capture needs
     # acquisition.pixel rgb8 from the ISI to record H.264 (open point).
     "codec": {"h264": "v4l2-m2m", "jpeg": "turbojpeg"},
-    "clock": {"phc": "/dev/ptp0"},
+    # The live stream's sending thread at SCHED_FIFO 50 (hal/clock.py
+    # realtime_thread): modgate runs as root on the box.
+    "clock": {"phc": "/dev/ptp0", "realtime_priority": 50},
     "serial_number": {"file": "/sys/devices/soc0/serial_number"},  # the SoC's unique ID (drivers/soc/imx/soc-imx8m.c)
 }

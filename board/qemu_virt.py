@@ -32,5 +32,8 @@ BOARD = {
     "storage": {"root": "/var/spool/modgate"},
     # Software codecs (hal/codec): libx264 + libyuv, libturbojpeg, arm64 builds.
     "codec": {"h264": "x264", "jpeg": "turbojpeg"},
-    "clock": {"phc": None},  # virtio-net has no PTP hardware clock
+    # virtio-net has no PTP hardware clock. No real-time priority: under TCG
+    # the stream is bound by the CPU, and a SCHED_FIFO sender would starve
+    # the console and the recorder.
+    "clock": {"phc": None},
 }

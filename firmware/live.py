@@ -114,6 +114,12 @@ class LiveStream:
     _draining = False
 
     def _run(self):
+        # The board's real-time priority for this thread, where it has one
+        # (hal clock.realtime_thread): the flow's timing is its sleeps'.
+        realtime = getattr(self.streamer.clock, "realtime_thread", None)
+        refused = realtime() if realtime else "the clock has no real-time priority"
+        self._log("stream: %s" % ("sending at real-time priority" if refused is None else
+                                  "sending at normal priority (%s)" % refused))
         try:
             while not self._stop.is_set():
                 self._have.wait(0.5)

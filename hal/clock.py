@@ -8,6 +8,10 @@ and, where the board has one, a PTP hardware clock (PHC) for media time.
     clock.tai_ns()         TAI in ns for media timestamps (PS3.22, ST 2110-10):
                            the PHC when there is one, else the system clock
                            (UTC) plus the TAI-UTC offset
+    clock.realtime_thread() let the calling thread's sleeps end on time: run
+                           it at the board's real-time priority (SCHED_FIFO),
+                           where the board names one; None when granted, else
+                           why not
 """
 
 import os
@@ -29,11 +33,30 @@ def _fd_to_clockid(fd):
 
 class SystemClock:
     """The host's clocks; phc: a PTP hardware clock device such as
-    /dev/ptp0, or None."""
+    /dev/ptp0, or None; realtime_priority: the SCHED_FIFO priority (1-99)
+    of a thread that paces media (realtime_thread), or None."""
 
-    def __init__(self, phc=None):
+    def __init__(self, phc=None, realtime_priority=None):
         self.phc = phc
+        self.realtime_priority = realtime_priority
         self._phc_fd = None
+
+    def realtime_thread(self):
+        """The calling thread at SCHED_FIFO realtime_priority
+        (sched_setscheduler(2): pid 0 is the calling thread). A paced
+        sender that sleeps until each packet group is due otherwise wakes
+        whenever the scheduler gets round to it: milliseconds late, now and
+        then, on a loaded machine. The kernel's RT throttling
+        (sched_rt_runtime_us) still leaves other tasks 5% of each CPU.
+        None when granted; else why not (no priority set, EPERM without
+        CAP_SYS_NICE)."""
+        if not self.realtime_priority:
+            return "the board sets no real-time priority"
+        try:
+            os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(self.realtime_priority))
+        except (OSError, AttributeError) as err:
+            return "SCHED_FIFO %d refused: %s" % (self.realtime_priority, getattr(err, "strerror", None) or err)
+        return None
 
     def monotonic_ns(self):
         return time.monotonic_ns()

@@ -475,6 +475,9 @@ def cmd_stream(args):
         # would cost more: each burst would wait for the interpreter lock
         # while it draws.) Reads and sleeps wait in slices of STOP_SLICE_S,
         # so a signal ends the stream whatever the frame rate (hal.acq).
+        refused = clock.realtime_thread()
+        if refused:
+            log_line("sending at normal priority: %s" % refused)
         started = time.monotonic()
         failure = None
         sent = 0  # frames whose every datagram left (a stop may cut the last one short)
