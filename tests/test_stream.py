@@ -154,14 +154,32 @@ def test_stream_frames_and_metadata(tmp_path, pixel):
     assert slots[-1] - slots[0] - (frames - 1) == missed, (slots, missed)
 
 
+def caps_from_sdp(sdp):
+    """GStreamer's RTP caps from an SDP's m=, a=rtpmap and a=fmtp lines,
+    as GStreamer's own sdpdemux maps them (every fmtp parameter a string
+    field; gst-plugins-bad, which has sdpdemux, is not installed here)."""
+    media = re.search(r"^m=(\w+) \d+ RTP/AVP (\d+)", sdp, re.M)
+    payload = media.group(2)
+    name, clock = re.search(r"^a=rtpmap:%s ([^/\s]+)/(\d+)" % payload, sdp, re.M).groups()
+    fields = ["media=(string)%s" % media.group(1), "payload=(int)%s" % payload, "clock-rate=(int)%s" % clock,
+              "encoding-name=(string)%s" % name.upper()]
+    fmtp = re.search(r"^a=fmtp:%s (.*)$" % payload, sdp, re.M).group(1)
+    for param in fmtp.strip().rstrip(";").split(";"):
+        key, _, value = param.strip().partition("=")
+        fields.append('%s=(string)"%s"' % (key, value))
+    return "application/x-rtp, " + ", ".join(fields)
+
+
 def test_gstreamer_receives(tmp_path):
     gst = tool("gst-launch-1.0")
     size, frames = (320, 240), 60
     port = _free_rtp_port()
     out = tmp_path / "gst.raw"
-    caps = ("application/x-rtp, media=(string)video, clock-rate=(int)90000, encoding-name=(string)RAW, "
-            "sampling=(string)YCbCr-4:2:2, depth=(string)8, width=(string)%d, height=(string)%d, "
-            "payload=(int)96" % size)
+    # The caps are the SDP's that `modgate stream` writes (the same text,
+    # test_stream_frames_and_metadata), TROFF and ts-refclk included.
+    video, _ = _sdps(port, size, "ycbcr422")
+    caps = caps_from_sdp(video)
+    assert "TROFF" in caps and "ts-refclk" in video
     gst_proc = subprocess.Popen(
         [gst, "-e", "-q", "udpsrc", "address=127.0.0.1", "port=%d" % port, "buffer-size=8388608", "caps=" + caps,
          "!", "rtpvrawdepay", "!", "video/x-raw,format=UYVY", "!", "filesink", "location=" + str(out)],
