@@ -849,3 +849,19 @@ def test_box_init_reset_password_flag_deletes_the_password_and_keeps_the_rest(tm
     assert "no password set" in box.type("\r")
     box.login("new-password")
     assert "pacs.port = 11112" in box.command("get pacs.port")
+
+
+def test_stream_start_says_when_an_rtv_edit_is_not_saved(tmp_path):
+    # save applies the configuration; a stream started before it runs on
+    # the saved values, and the technician who just typed rtv.host is told.
+    box = Box(tmp_path)
+    box.system.stream = lambda start: "streaming to 239.1.1.1:5004" if start else "streaming stopped"
+    box.login()
+    assert "note:" not in box.command("stream start")
+    box.command("set rtv.host 10.0.0.9")
+    out = box.command("stream start")
+    assert "streaming to 239.1.1.1:5004" in out
+    assert "note: rtv.host not saved: the stream uses the saved value (save, then stream stop and start)" in out
+    assert "note:" not in box.command("stream stop")
+    box.command("save")
+    assert "note:" not in box.command("stream start")

@@ -422,7 +422,14 @@ class Console:
     def _cmd_stream(self, args, text):
         if args not in (["start"], ["stop"]):
             return ["error: usage: stream start|stop"]
-        return [self.system.stream(args[0] == "start")]
+        lines = [self.system.stream(args[0] == "start")]
+        # The stream runs on the saved configuration (save applies it): an
+        # rtv.* edit not saved yet is not in it, and the technician is told.
+        pending = [k for k in self.settings.dirty() if k.startswith(("rtv.", "acquisition."))]
+        if args[0] == "start" and pending and not lines[0].startswith("error"):
+            lines.append("note: %s not saved: the stream uses the saved value%s (save, then stream stop and "
+                         "start)" % (", ".join(pending), "s" if len(pending) > 1 else ""))
+        return lines
 
     def _cmd_queue(self, args, text):
         return self.system.queue(args or ["list"])
