@@ -269,6 +269,9 @@ def test_gateway_streams_while_it_records(tmp_path):
         report = receiver.run(seconds=20, frames=20)
         assert "stream     on" in "\n".join(system.status())
         assert system.stream(False) == "streaming stopped"
+        # until the recorder's next frame closes it, status says so
+        after = "\n".join(system.status())
+        assert "stream     stopping" in after or "stream     off" in after, after
     finally:
         receiver.close()
         gateway.stop()

@@ -147,8 +147,9 @@ class ConsoleSystem:
         live = g.live.stream
         if live is not None:
             st = live.streamer.stats()
-            lines.append("stream     on, %d frames, %d late, %d skipped, %d slots missed" % (
-                st["frames"], st["late"], live.skipped, st["slots_missed"]))
+            # stream stop takes effect at the recorder's next frame.
+            lines.append("stream     %s, %d frames, %d late, %d skipped, %d slots missed" % (
+                "on" if g.live.wanted else "stopping", st["frames"], st["late"], live.skipped, st["slots_missed"]))
         else:
             lines.append("stream     off")
         alarms = g.alarms.active()
