@@ -52,9 +52,9 @@ BOARD = {
     "storage": {"root": "/data/spool"},
     # The i.MX 8M Plus VPU's H.264 encoder through the V4L2 stateful encoder
     # API (hal/codec/v4l2m2m.py finds the M2M node with H.264 out), and
-    # libturbojpeg for stills. The encoders take rgb8 frames (the driver
-    # converts to the VPU's 4:2:0): this board's ycbcr422 capture needs
-    # acquisition.pixel rgb8 from the ISI to record H.264 (open point).
+    # libturbojpeg for stills. The bridge's ycbcr422 goes to the VPU's 4:2:0
+    # with libyuv (UYVYToNV12) and is recorded as H.264 (the video IODs'
+    # default); uncompressed or JPEG clips would need rgb8 from the ISI.
     "codec": {"h264": "v4l2-m2m", "jpeg": "turbojpeg"},
     # The live stream's sending thread at SCHED_FIFO 50 (hal/clock.py
     # realtime_thread): modgate runs as root on the box.

@@ -17,7 +17,7 @@ from firmware.committer import Committer
 from firmware.compat.threads import Event, Thread
 from firmware.config import ConfigError
 from firmware.dicom.encoder import check_video
-from firmware.dicom.iod import IODS, TRANSFER_SYNTAXES, transfer_syntax_of
+from firmware.dicom.iod import IODS, TRANSFER_SYNTAXES, check_transfer_syntax, transfer_syntax_of
 from firmware.live import LiveFeed
 from firmware.log import Log
 from firmware.procedure import Procedure
@@ -263,6 +263,11 @@ def check_applicable(cfg, board, storage=None):
                                                         board.max_frame_bytes, board.memory_budget_mib))
     name = transfer_syntax_of(cfg["clip.transfer_syntax"], cfg["clip.iod"])
     uid, kind = TRANSFER_SYNTAXES[name]
+    try:
+        # with the board's own pixel format where the configuration has none
+        check_transfer_syntax(name, cfg["clip.iod"], pixel)
+    except ValueError as err:
+        raise ConfigError("clip.transfer_syntax", str(err))
     if kind is not None and kind not in board.data.get("codec", {}):
         raise ConfigError("clip.transfer_syntax", "board %s has no %s encoder for %s" % (board.name, kind, name))
     if kind == "h264":

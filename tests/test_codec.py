@@ -378,3 +378,47 @@ def test_kill_9_during_h264_recordings_loses_and_queues_nothing_half_written(tmp
         ds, stream = bitstream(path)
         (tmp_path / "c.264").write_bytes(stream)
         assert probe(tmp_path / "c.264")["nb_read_frames"] == str(int(ds.NumberOfFrames)), uid
+
+
+def test_a_ycbcr422_acquisition_records_h264(tmp_path):
+    # What an HDMI bridge gives (UYVY, hal.acq ycbcr422) is recorded as
+    # H.264 without passing through RGB: libyuv halves the chroma rows, Y
+    # goes in as it came.
+    width, height, frames = 320, 240, 30
+    board = SimBoard(width, height, "ycbcr422", rate=(30, 1))
+    board.start()
+    codec = open_encoder("h264", width, height, "ycbcr422", (30, 1))
+    path = tmp_path / "uyvy.dcm"
+    with open(path, "wb") as out:
+        encoder = capture_object(out, board, frames, "video-endoscopic", NOW, {}, codec=codec,
+                                 transfer_syntax=MPEG4_AVC_HP41)
+    assert encoder.frame_count == frames
+    errors, _ = dciodvfy(str(path))
+    assert errors == [], errors
+    ds, stream = bitstream(path)
+    assert ds.PhotometricInterpretation == "YBR_PARTIAL_420" and int(ds.NumberOfFrames) == frames
+    (tmp_path / "clip.264").write_bytes(stream)
+    info = probe(tmp_path / "clip.264")
+    assert info == dict(info, profile="High", width=str(width), height=str(height), nb_read_frames=str(frames)), info
+    decoded = raw([tool("ffmpeg"), "-v", "error", "-i", str(tmp_path / "clip.264"), "-f", "rawvideo", "-pix_fmt",
+                   "uyvy422", "-"])
+    pattern = Pattern("ycbcr422", width, height)
+    size = width * height * 2
+    assert len(decoded) == frames * size
+    for k in range(frames):
+        got, want = decoded[k * size:(k + 1) * size], pattern.frame(k)
+        # Y alone (every second byte of UYVY): the codec's loss, no colour
+        # conversion in between.
+        error = sum((a - b) ** 2 for a, b in zip(got[1::2][::31], want[1::2][::31])) / len(got[1::2][::31])
+        assert error == 0 or 10 * math.log10(255 ** 2 / error) > MIN_PSNR_DB, (k, error)
+
+
+def test_ycbcr422_is_stored_as_h264_only():
+    from firmware.dicom.iod import check_transfer_syntax
+
+    check_transfer_syntax("h264", "video-endoscopic", "ycbcr422")
+    for name in ("explicit", "implicit", "jpeg-baseline"):
+        with pytest.raises(ValueError, match="ycbcr422 frames are stored as H.264 only"):
+            check_transfer_syntax(name, "video-endoscopic", "ycbcr422")
+    with pytest.raises(ValueError, match="H.264 only"):
+        ObjectEncoder("video-endoscopic", 240, 320, "ycbcr422", NOW, {})

@@ -151,6 +151,26 @@ def test_pixel_format_the_iod_cannot_hold_is_refused_at_save_and_start():
     assert caught.value.key == "acquisition.pixel"
 
 
+def test_a_ycbcr422_board_records_h264_and_refuses_uncompressed_where_it_is_typed():
+    # imx8mp_gateway's HDMI bridge gives ycbcr422: the video IODs take it as
+    # H.264 (their default syntax); a syntax that would need RGB is refused
+    # at save (a typed pixel) and at start (the board's own).
+    imx = board.load("imx8mp_gateway")
+    values = config.defaults()
+    assert imx.data["acquisition"]["pixel"] == "ycbcr422" and values["acquisition.pixel"] is None
+    check_applicable(values, imx, storage=None)
+    values["clip.transfer_syntax"] = "explicit"
+    with pytest.raises(ConfigError) as caught:
+        check_applicable(values, imx, storage=None)
+    assert caught.value.key == "clip.transfer_syntax" and "stored as H.264 only" in str(caught.value)
+    values["acquisition.pixel"] = "ycbcr422"
+    with pytest.raises(ConfigError) as caught:
+        config.validate(values)
+    assert caught.value.key == "clip.transfer_syntax" and "stored as H.264 only" in str(caught.value)
+    values["clip.transfer_syntax"] = "h264-bd"
+    config.validate(values)
+
+
 def test_a_frame_larger_than_the_board_can_hold_is_refused():
     values = config.defaults()
     values.update({"acquisition.width": 8192, "acquisition.height": 8192})

@@ -87,7 +87,7 @@ def test_a_file_that_is_not_a_v4l2_device_is_refused_and_closed():
 
 
 def test_settings_are_checked_before_any_device_is_opened():
-    with pytest.raises(CodecError, match="rgb8 frames, not mono8"):
+    with pytest.raises(CodecError, match="rgb8 or ycbcr422 frames, not mono8"):
         M2MEncoder(64, 48, "mono8", device="/dev/null")
     with pytest.raises(CodecError, match="even width and height"):
         M2MEncoder(63, 48, "rgb8", device="/dev/null")
@@ -188,3 +188,21 @@ def test_flat_red_is_bt601_limited_range():
     assert set(plane[: 64 * 48]) <= {81, 82}
     assert {abs(b - 90) <= 1 for b in plane[64 * 48: 64 * 48 + 32 * 24]} == {True}
     assert {abs(b - 240) <= 1 for b in plane[64 * 48 + 32 * 24:]} == {True}
+
+
+def test_ycbcr422_goes_into_every_layout_with_its_luma_untouched():
+    # UYVY (an HDMI bridge's ycbcr422) into NV12 directly and into YU12 by
+    # libyuv's 4:2:2 to 4:2:0: the same Y, byte for byte the source's, and
+    # the same chroma in both.
+    from hal.codec.v4l2m2m import Converter, address
+
+    frame = Pattern("ycbcr422", 64, 48).frame(5)
+    results = []
+    for interleaved in (True, False):
+        layout = [(64, 64 * 48 * 3 // 2)]
+        plane = bytearray(layout[0][1])
+        Converter(64, 48, layout, interleaved, "ycbcr422").into(frame, [address(plane)])
+        results.append(i420(layout, [plane], interleaved))
+    assert results[0] == results[1]
+    y, cb, cr = results[0]
+    assert y == frame[1::2]

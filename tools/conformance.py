@@ -30,7 +30,7 @@ from firmware.compat import crypto
 from firmware.console import shell
 from firmware.dicom import decode, tags, uid
 from firmware.dicom.encoder import MANUFACTURER
-from firmware.dicom.iod import IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax, default_transfer_syntax
+from firmware.dicom.iod import CODEC_ONLY_PIXELS, IODS, PIXEL_FORMATS, TRANSFER_SYNTAXES, check_transfer_syntax, default_transfer_syntax
 from firmware.dicom.vr import UTF8
 from firmware.net import acse, dimse, pdu
 from firmware.rtv import metadata, pacing, rtp, sdp, st2110_20
@@ -800,7 +800,8 @@ def _annexes(doc):
           "attributes (Samples per Pixel, Photometric Interpretation, Bits Allocated, Bits Stored):")
     rows = []
     for key, iod in IODS.items():
-        pixels = "; ".join("%s: %d, %s, %d, %d" % ((p,) + PIXEL_FORMATS[p]) for p in iod.pixel_formats)
+        pixels = "; ".join("%s: %d, %s, %d, %d%s" % ((p,) + PIXEL_FORMATS[p] + (
+            " (H.264 only)" if p in CODEC_ONLY_PIXELS else "",)) for p in iod.pixel_formats)
         rows.append(("`%s`" % key, name_of(iod.sop_class_uid), iod.modality, "Yes" if iod.multiframe else "No",
                      pixels))
     doc.table(("`clip.iod`", "SOP Class", "Modality", "Multi-frame", "Pixel formats"), rows)

@@ -29,7 +29,7 @@ from firmware.dicom.element import (
     item_header,
     sorted_elements,
 )
-from firmware.dicom.iod import IODS, PIXEL_FORMATS
+from firmware.dicom.iod import CODEC_ONLY_PIXELS, IODS, PIXEL_FORMATS
 from firmware.dicom.part10 import file_meta
 from firmware.dicom.uid import (ENCAPSULATED, EXPLICIT_VR_LITTLE_ENDIAN, IMPLICIT_VR_LITTLE_ENDIAN, JPEG_BASELINE_8BIT,
                                 MPEG4_AVC_HP41_BD, MPEG4_AVC_HP42_2D, VIDEO_BITSTREAMS, generate_uid)
@@ -165,9 +165,11 @@ class ObjectEncoder:
         # A video bitstream goes into one fragment (PS3.5 A.4, 8.2.8):
         # frame() then takes access units, one a picture.
         self.bitstream = transfer_syntax in VIDEO_BITSTREAMS
+        if pixel in CODEC_ONLY_PIXELS and not self.bitstream:
+            raise ValueError("%s frames are stored as H.264 only, not in %s" % (pixel, transfer_syntax))
         if self.bitstream:
-            if not self.iod.multiframe or pixel != "rgb8":
-                raise ValueError("%s takes colour video (video IODs, rgb8 frames), not %s %s" % (
+            if not self.iod.multiframe or pixel not in ("rgb8", "ycbcr422"):
+                raise ValueError("%s takes colour video (video IODs, rgb8 or ycbcr422 frames), not %s %s" % (
                     transfer_syntax, iod, pixel))
             check_video(transfer_syntax, columns, rows, frame_rate)
         self.declared_frames = frames

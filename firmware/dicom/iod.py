@@ -10,12 +10,20 @@ from firmware.dicom import uid
 # Pixel formats: samples per pixel, Photometric Interpretation, Bits
 # Allocated, Bits Stored (PS3.3 C.7.6.3). The byte layout of each is the
 # acquisition side's (hal.acq): rgb8 pixel-interleaved (Planar Configuration
-# 0), mono16 little endian words with 12 bits stored.
+# 0), mono16 little endian words with 12 bits stored. ycbcr422 (UYVY, what
+# HDMI bridges give) is stored only as an H.264 bitstream, whose pictures
+# are YBR_PARTIAL_420 whatever the source (PS3.3 C.7.6.3.1.2, PS3.5
+# 8.2.8): the values here are what the pictures decode to (three samples
+# of 8 bits), used for the compression ratio.
 PIXEL_FORMATS = {
     "rgb8": (3, "RGB", 8, 8),
     "mono8": (1, "MONOCHROME2", 8, 8),
     "mono16": (1, "MONOCHROME2", 16, 12),
+    "ycbcr422": (3, "YBR_PARTIAL_420", 8, 8),
 }
+# The pixel formats stored only through a video codec (TRANSFER_SYNTAXES
+# kind "h264").
+CODEC_ONLY_PIXELS = ("ycbcr422",)
 
 
 class IOD:
@@ -38,8 +46,8 @@ for _iod in (
     # PS3.3 A.32.1, A.32.5, A.32.7: VL images; endoscopy is "ES", visible
     # light photography "XC".
     IOD("vl-endoscopic", uid.VL_ENDOSCOPIC_IMAGE, "ES", "vl", False, ("rgb8",)),
-    IOD("video-endoscopic", uid.VIDEO_ENDOSCOPIC_IMAGE, "ES", "vl", True, ("rgb8",)),
-    IOD("video-photographic", uid.VIDEO_PHOTOGRAPHIC_IMAGE, "XC", "vl", True, ("rgb8",)),
+    IOD("video-endoscopic", uid.VIDEO_ENDOSCOPIC_IMAGE, "ES", "vl", True, ("rgb8", "ycbcr422")),
+    IOD("video-photographic", uid.VIDEO_PHOTOGRAPHIC_IMAGE, "XC", "vl", True, ("rgb8", "ycbcr422")),
 ):
     IODS[_iod.name] = _iod
 
@@ -82,5 +90,7 @@ def check_transfer_syntax(name, iod, pixel):
     kind = TRANSFER_SYNTAXES[name][1]
     if kind == "h264" and not (IODS[iod].family == "vl" and IODS[iod].multiframe):
         raise ValueError("%s is for the video IODs (video-endoscopic, video-photographic), not %s" % (name, iod))
+    if pixel in CODEC_ONLY_PIXELS and kind != "h264":
+        raise ValueError("%s frames are stored as H.264 only (h264, h264-bd, h264-hp42), not %s" % (pixel, name))
     if kind == "jpeg" and pixel not in ("rgb8", "mono8"):
         raise ValueError("jpeg-baseline is 8-bit (PS3.5 8.2.1); %s frames need explicit or implicit" % pixel)

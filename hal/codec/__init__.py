@@ -11,7 +11,8 @@ kind "h264": an MPEG-4 AVC/H.264 encoder; each unit is one access unit
 (Annex B byte stream, PS3.5 8.2.8), SPS/PPS before every IDR picture so that
 any IDR starts an independently decodable stream. kind "jpeg": JPEG
 Baseline (ISO/IEC 10918-1 process 1), each unit one frame's whole JPEG.
-Frames come in the acquisition's pixel formats (hal/acq: rgb8, mono8).
+Frames come in the acquisition's pixel formats (hal/acq): rgb8 or
+ycbcr422 (UYVY) for H.264, rgb8 or mono8 for JPEG.
 
 Memory is bounded by the frame size, never by the clip: the H.264 encoder
 runs without lookahead or B-frames and with a fixed number of reference

@@ -30,6 +30,7 @@ import errno
 import os
 
 from hal.codec import CodecError, frame_address
+from hal.codec.x264 import SOURCES
 from hal.v4l2 import (
     ENCODER_CMD,
     FORMAT,
@@ -214,8 +215,9 @@ class M2MEncoder:
 
     def __init__(self, width, height, pixel, rate=(30, 1), bitrate=None, gop=None, level="4.1", bluray=False,
                  device=None, buffers=4, timeout_s=2.0, cbr=False, coded="h264"):
-        if pixel != "rgb8":
-            raise CodecError("the H.264 encoder takes rgb8 frames, not %s" % pixel)
+        if pixel not in SOURCES:
+            raise CodecError("the H.264 encoder takes %s frames, not %s" % (" or ".join(SOURCES), pixel))
+        self.pixel = pixel
         if width % 2 or height % 2:
             raise CodecError("H.264 4:2:0 needs an even width and height, not %dx%d" % (width, height))
         if level not in LEVELS:
@@ -313,7 +315,7 @@ class M2MEncoder:
             self._cap.queue(index)
         self._out.stream(True)
         self._cap.stream(True)
-        self._converter = Converter(self.width, self.height, layout, interleaved)
+        self._converter = Converter(self.width, self.height, layout, interleaved, self.pixel)
 
     def _set_format(self, buf_type, fourcc):
         return set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name)
@@ -337,11 +339,12 @@ class M2MEncoder:
 
     # -- dev-encoder.rst "Encoding" -----------------------------------------------
     def encode(self, frame):
-        """The access units ready after one rgb8 frame: the device works
-        behind, so often none, and more later."""
-        if len(frame) != self.width * self.height * 3:
-            raise CodecError("frame of %d bytes; %dx%d rgb8 is %d" % (len(frame), self.width, self.height,
-                                                                     self.width * self.height * 3))
+        """The access units ready after one frame: the device works behind,
+        so often none, and more later."""
+        size = self.width * self.height * SOURCES[self.pixel][0]
+        if len(frame) != size:
+            raise CodecError("frame of %d bytes; %dx%d %s is %d" % (len(frame), self.width, self.height, self.pixel,
+                                                                   size))
         units = []
         while not self._out.free:
             # Every OUTPUT buffer is the device's: take back one it is done
@@ -452,41 +455,49 @@ def set_format(fd, mplane, buf_type, fourcc, width, height, name, raw=True):
 
 
 class Converter:
-    """rgb8 frames into the planes of a 4:2:0 raw buffer laid out as
-    set_format() said (pixfmt-yuv-planar.rst), BT.601 limited range with
-    libyuv (its RAW is R, G, B in memory). into(frame, addresses) takes
-    the address of each of the buffer's planes."""
+    """Frames (rgb8 or ycbcr422, hal.acq) into the planes of a 4:2:0 raw
+    buffer laid out as set_format() said (pixfmt-yuv-planar.rst), BT.601
+    limited range, with libyuv (its RAW is R, G, B in memory; UYVY is
+    modgate's ycbcr422). into(frame, addresses) takes the address of each
+    of the buffer's planes."""
 
-    def __init__(self, width, height, layout, interleaved):
+    def __init__(self, width, height, layout, interleaved, pixel="rgb8"):
         self.width, self.height = width, height
         self.layout = layout
         self.interleaved = interleaved
-        # NV12: libyuv writes Cb and Cr apart, then merges them.
-        quarter = (width // 2) * (height // 2)
-        self._scratch = ctypes.create_string_buffer(2 * quarter) if interleaved else None
+        self.bpp, to_i420 = SOURCES[pixel]
         self._yuv = _yuv()
+        self._to_i420 = getattr(self._yuv, to_i420)
+        # NV12 from RGB: libyuv writes Cb and Cr apart, then merges them;
+        # from UYVY it has a direct conversion.
+        self._to_nv12 = self._yuv.UYVYToNV12 if pixel == "ycbcr422" else None
+        quarter = (width // 2) * (height // 2)
+        self._scratch = ctypes.create_string_buffer(2 * quarter) if interleaved and not self._to_nv12 else None
 
     def into(self, frame, addresses):
         keep, source = frame_address(frame)
         w, h = self.width, self.height
+        stride = w * self.bpp
         y_stride = self.layout[0][0] or w
         y = addresses[0]
         second = addresses[1] if len(addresses) > 1 else y + y_stride * h
         if self.interleaved:
             uv_stride = self.layout[1][0] if len(self.layout) > 1 else y_stride
-            half = w // 2
-            quarter = half * (h // 2)
-            scratch = ctypes.addressof(self._scratch)
-            ok = self._yuv.RAWToI420(source, w * 3, y, y_stride, scratch, half, scratch + quarter, half, w, h)
-            self._yuv.MergeUVPlane(scratch, half, scratch + quarter, half, second, uv_stride, half, h // 2)
+            if self._to_nv12:
+                ok = self._to_nv12(source, stride, y, y_stride, second, uv_stride, w, h)
+            else:
+                half = w // 2
+                quarter = half * (h // 2)
+                scratch = ctypes.addressof(self._scratch)
+                ok = self._to_i420(source, stride, y, y_stride, scratch, half, scratch + quarter, half, w, h)
+                self._yuv.MergeUVPlane(scratch, half, scratch + quarter, half, second, uv_stride, half, h // 2)
         else:
             c_stride = self.layout[1][0] if len(self.layout) > 1 else y_stride // 2
             third = addresses[2] if len(addresses) > 2 else second + c_stride * (h // 2)
-            ok = self._yuv.RAWToI420(source, w * 3, y, y_stride, second, c_stride, third, c_stride, w, h)
+            ok = self._to_i420(source, stride, y, y_stride, second, c_stride, third, c_stride, w, h)
         del keep
         if ok != 0:
             raise CodecError("libyuv could not convert the frame")
-
 
 def address(mapping):
     """The address of a writable mapping (a buffer plane's mmap)."""

@@ -1,5 +1,5 @@
 """MPEG-4 AVC/H.264 High Profile with libx264 (Debian's libx264-164, about
-1 MB on amd64 and arm64) through ctypes; RGB to 4:2:0 with libyuv.
+1 MB on amd64 and arm64) through ctypes; RGB or UYVY to 4:2:0 with libyuv.
 
 Why this and not PyAV: PyAV's wheels bundle FFmpeg (about 40 MB); this
 needs two small shared libraries the box image carries anyway, and no
@@ -96,8 +96,19 @@ def _yuv():
         #               uint8_t* dst_u, int dst_stride_u, uint8_t* dst_v, int dst_stride_v, int width, int height)
         # libyuv's "RAW" is R, G, B in memory (its "RGB24" is B, G, R): our rgb8.
         lib.RAWToI420.argtypes = plane * 4 + [ctypes.c_int, ctypes.c_int]
+        # int UYVYToI420(const uint8_t* src_uyvy, int src_stride_uyvy, ...the same): our ycbcr422.
+        lib.UYVYToI420.argtypes = plane * 4 + [ctypes.c_int, ctypes.c_int]
+        # int UYVYToNV12(const uint8_t* src_uyvy, int src_stride_uyvy, uint8_t* dst_y, int dst_stride_y,
+        #                uint8_t* dst_uv, int dst_stride_uv, int width, int height)
+        lib.UYVYToNV12.argtypes = plane * 3 + [ctypes.c_int, ctypes.c_int]
         _libs["yuv"] = lib
     return _libs["yuv"]
+
+
+# The acquisition formats taken (hal.acq): bytes a pixel, and libyuv's
+# conversion to I420 of each. UYVY is 4:2:2 already: only its chroma rows
+# are halved (libyuv averages each pair of rows).
+SOURCES = {"rgb8": (3, "RAWToI420"), "ycbcr422": (2, "UYVYToI420")}
 
 
 class X264Encoder:
@@ -108,13 +119,15 @@ class X264Encoder:
 
     def __init__(self, width, height, pixel, rate=(30, 1), bitrate=None, gop=None, level="4.1", bluray=False,
                  threads=1, ref=2, preset="veryfast"):
-        if pixel != "rgb8":
-            raise CodecError("the H.264 encoder takes rgb8 frames, not %s" % pixel)
+        if pixel not in SOURCES:
+            raise CodecError("the H.264 encoder takes %s frames, not %s" % (" or ".join(SOURCES), pixel))
         if width % 2 or height % 2:
             raise CodecError("H.264 4:2:0 needs an even width and height, not %dx%d" % (width, height))
         self.width, self.height, self.rate = width, height, rate
+        self._bpp, convert = SOURCES[pixel]
         self._x = _x264()
         self._yuv = _yuv()
+        self._convert = getattr(self._yuv, convert)
         self._param = ctypes.create_string_buffer(PARAM_SIZE)
         if self._x.x264_param_default_preset(self._param, preset.encode(), b"zerolatency") < 0:
             raise CodecError("x264 does not know preset %r" % preset)
@@ -158,14 +171,14 @@ class X264Encoder:
         self.units_out = 0
 
     def encode(self, frame):
-        """The access units (bytes) ready after one rgb8 frame."""
-        if len(frame) != self.width * self.height * 3:
-            raise CodecError("frame of %d bytes; %dx%d rgb8 is %d" % (len(frame), self.width, self.height,
-                                                                     self.width * self.height * 3))
+        """The access units (bytes) ready after one frame."""
+        if len(frame) != self.width * self.height * self._bpp:
+            raise CodecError("frame of %d bytes; %dx%d is %d" % (len(frame), self.width, self.height,
+                                                                self.width * self.height * self._bpp))
         source, address = frame_address(frame)
         y, u, v = self._planes
         sy, su, sv = self._strides
-        if self._yuv.RAWToI420(address, self.width * 3, y, sy, u, su, v, sv, self.width, self.height) != 0:
+        if self._convert(address, self.width * self._bpp, y, sy, u, su, v, sv, self.width, self.height) != 0:
             raise CodecError("libyuv could not convert the frame")
         ctypes.c_int.from_buffer(self._picture, PICTURE_TYPE).value = TYPE_AUTO
         ctypes.c_int64.from_buffer(self._picture, PICTURE_PTS).value = self._pts
