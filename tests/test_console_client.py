@@ -287,6 +287,14 @@ def test_prompt_forms_and_chunking(box, session, dribble, blank):
     assert s.run("set a 2") == []
 
 
+def test_a_name_arriving_byte_by_byte_is_read_whole(box, session):
+    # ü is two bytes in UTF-8: over a serial line the two may come in two
+    # reads (seen on the emulated box's console: "Müller^J\ufffd\ufffdrgen").
+    s = session(box(password=None, dribble=True))
+    s.login("pw")
+    assert s.run("say procedure: Müller^Jürgen, ID P100") == ["procedure: Müller^Jürgen, ID P100"]
+
+
 def test_timeout(box, session):
     s = session(box(), timeout=0.5)
     s.login("pw")

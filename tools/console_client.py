@@ -24,6 +24,7 @@ What the box does (firmware/console), and what ConsoleSession relies on:
 """
 
 import argparse
+import codecs
 import os
 import select
 import sys
@@ -79,6 +80,9 @@ class ConsoleSession:
         self.port = port
         self.timeout = timeout
         self._text = ""  # received, not yet consumed; complete lines end "\r\n"
+        # A character of several UTF-8 bytes may arrive split over two
+        # reads (the box's "Müller" over a serial line): decoded as a stream.
+        self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self.ended = False  # after logout or reboot
         port.timeout = POLL_S
 
@@ -95,7 +99,7 @@ class ConsoleSession:
             except (serial.SerialException, OSError) as err:
                 raise ConsoleTimeout("no prompt: the device went away (%s)" % err, self._lines())
             if data:
-                self._text += data.decode("utf-8", "replace")
+                self._text += self._decoder.decode(data)
                 return True
             if time.monotonic() >= end:
                 return False
