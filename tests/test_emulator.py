@@ -153,10 +153,8 @@ def check_object(path, frames, width, height):
     return ds
 
 
-def record_one_clip(box, scp, seconds=2, timeout=120):
-    """record start, a wait, record stop on the console; the one clip the
-    box queued, stored and received: (frames, spool name, UID, path)."""
-    mark = len(box.box_log())
+def record_for(box, seconds):
+    """record start, a wait, record stop on the box's console."""
     session = Session(box)
     try:
         assert session.run("record start") == ["recording"]
@@ -164,6 +162,13 @@ def record_one_clip(box, scp, seconds=2, timeout=120):
         session.run("record stop")
     finally:
         session.close()
+
+
+def record_one_clip(box, scp, seconds=2, timeout=120):
+    """record_for(); the one clip the box queued, stored and received:
+    (frames, spool name, UID, path)."""
+    mark = len(box.box_log())
+    record_for(box, seconds)
     deadline = time.monotonic() + timeout
     while not queued_clips(box, mark) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -220,17 +225,8 @@ def test_configure_over_the_console_record_from_vivid_into_storescp(box, tmp_pat
         out = console(box, "set pacs.host 10.0.2.2", "set pacs.port %d" % scp.port, "set clip.mode command",
                       "set clip.transfer_syntax explicit", "save", "show pacs")
         assert "saved and applied" in out and "10.0.2.2" in out
-        mark = len(box.box_log())
-        session = Session(box)
-        try:
-            assert session.run("record start") == ["recording"]
-            time.sleep(2)
-            session.run("record stop")
-        finally:
-            session.close()
-        box.wait_for_log("sender: 000000000001.dcm stored", timeout=120, after=mark)
-        [(frames, name, uid)] = queued_clips(box, mark)
-        [path] = wait_files(scp, 1, 30, box)
+        frames, name, uid, path = record_one_clip(box, scp)
+        assert name == "000000000001.dcm"
     finally:
         scp.stop()
     ds = check_object(path, frames, 640, 480)  # board/qemu_virt.py: 640x480 rgb8 at 25 fps
@@ -628,13 +624,7 @@ def test_a_procedure_stored_in_orthanc_committed_across_a_power_cut(image, tmp_p
         boot(box)
         out = console(box, "worklist refresh", "worklist select 1")
         assert "procedure: Müller^Jürgen, ID P100, accession A100" in out, out
-        session = Session(box)
-        try:
-            assert session.run("record start") == ["recording"]
-            time.sleep(1.5)
-            session.run("record stop")
-        finally:
-            session.close()
+        record_for(box, 1.5)
         box.wait_for_log("commitment: asked for 1 objects", timeout=120)
         [(frames, name, uid)] = queued_clips(box)
         out = console(box, "status", "queue list")

@@ -19,8 +19,8 @@ runs without lookahead or B-frames and with a fixed number of reference
 frames, threads and pictures in flight (x264.py's SETTINGS_MEMORY says what
 each costs).
 
-Drivers: x264.py (libx264 through ctypes, with libyuv for the colour
-conversion), v4l2m2m.py (a hardware encoder behind the V4L2 stateful
+Drivers: x264.py (libx264 through ctypes, with libyuv, yuv.py, for the
+colour conversion), v4l2m2m.py (a hardware encoder behind the V4L2 stateful
 encoder interface), turbojpeg.py (libturbojpeg through ctypes). A board
 file says which a board has (board data "codec").
 """

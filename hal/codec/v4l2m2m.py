@@ -2,7 +2,7 @@
 encoder interface (dev-encoder.rst, on dev-mem2mem.rst): the interface the
 encoders of gateway SoCs expose (the i.MX 8M Plus VPU, Rockchip, Allwinner,
 Qualcomm Venus). Standard library, plus libyuv through ctypes for the
-colour conversion (as the software driver, x264.py).
+colour conversion (yuv.py, as the software driver x264.py).
 
 One memory-to-memory device, two queues on one file descriptor: raw frames
 go in on the OUTPUT queue, the bitstream comes out on the CAPTURE queue
@@ -28,9 +28,10 @@ starts an independently decodable stream, as the split at 4 GiB needs.
 import ctypes
 import errno
 import os
+import select
 
 from hal.codec import CodecError, frame_address
-from hal.codec.x264 import SOURCES
+from hal.codec.yuv import SOURCES, libyuv
 from hal.v4l2 import (
     ENCODER_CMD,
     FORMAT,
@@ -157,20 +158,6 @@ class AccessUnits:
         sets = [data[start:end] for (start, kind), end in zip(nals, ends) if kind in (NAL_SPS, NAL_PPS)]
         if sets:
             self.parameter_sets = b"".join(sets)
-
-
-# -- libyuv ----------------------------------------------------------------------
-def _yuv():
-    from hal.codec.x264 import _yuv as shared
-
-    lib = shared()
-    if not hasattr(lib, "_merge_ready"):
-        # void MergeUVPlane(const uint8_t* src_u, int src_stride_u, const uint8_t* src_v, int src_stride_v,
-        #                   uint8_t* dst_uv, int dst_stride_uv, int width, int height)
-        lib.MergeUVPlane.argtypes = [ctypes.c_void_p, ctypes.c_int] * 3 + [ctypes.c_int, ctypes.c_int]
-        lib.MergeUVPlane.restype = None
-        lib._merge_ready = True
-    return lib
 
 
 # -- finding the device ------------------------------------------------------------
@@ -420,8 +407,6 @@ class M2MEncoder:
 
     def _wait(self):
         """Whether either queue has a buffer back within timeout_s."""
-        import select
-
         poller = select.poll()
         poller.register(self._fd, select.POLLIN | select.POLLOUT)
         return bool(poller.poll(int(self.timeout_s * 1000)))
@@ -466,7 +451,7 @@ class Converter:
         self.layout = layout
         self.interleaved = interleaved
         self.bpp, to_i420 = SOURCES[pixel]
-        self._yuv = _yuv()
+        self._yuv = libyuv()
         self._to_i420 = getattr(self._yuv, to_i420)
         # NV12 from RGB: libyuv writes Cb and Cr apart, then merges them;
         # from UYVY it has a direct conversion.

@@ -22,6 +22,7 @@ import ctypes
 import ctypes.util
 
 from hal.codec import CodecError, frame_address
+from hal.codec.yuv import SOURCES, libyuv
 
 # -- the ABI of x264.h (X264_BUILD 164), LP64 ------------------------------------
 X264_BUILD = 164
@@ -60,8 +61,7 @@ def _library(name, soname):
     try:
         return ctypes.CDLL(path)
     except OSError as err:
-        raise CodecError("%s is not installed (Debian: %s): %s" % (soname, {
-            "x264": "libx264-164", "yuv": "libyuv0"}[name], err))
+        raise CodecError("%s is not installed (Debian: %s): %s" % (soname, {"x264": "libx264-164"}[name], err))
 
 
 _libs = {}
@@ -88,29 +88,6 @@ def _x264():
     return _libs["x264"]
 
 
-def _yuv():
-    if "yuv" not in _libs:
-        lib = _library("yuv", "libyuv.so.0")
-        plane = [ctypes.c_void_p, ctypes.c_int]
-        # int RAWToI420(const uint8_t* src_raw, int src_stride_raw, uint8_t* dst_y, int dst_stride_y,
-        #               uint8_t* dst_u, int dst_stride_u, uint8_t* dst_v, int dst_stride_v, int width, int height)
-        # libyuv's "RAW" is R, G, B in memory (its "RGB24" is B, G, R): our rgb8.
-        lib.RAWToI420.argtypes = plane * 4 + [ctypes.c_int, ctypes.c_int]
-        # int UYVYToI420(const uint8_t* src_uyvy, int src_stride_uyvy, ...the same): our ycbcr422.
-        lib.UYVYToI420.argtypes = plane * 4 + [ctypes.c_int, ctypes.c_int]
-        # int UYVYToNV12(const uint8_t* src_uyvy, int src_stride_uyvy, uint8_t* dst_y, int dst_stride_y,
-        #                uint8_t* dst_uv, int dst_stride_uv, int width, int height)
-        lib.UYVYToNV12.argtypes = plane * 3 + [ctypes.c_int, ctypes.c_int]
-        _libs["yuv"] = lib
-    return _libs["yuv"]
-
-
-# The acquisition formats taken (hal.acq): bytes a pixel, and libyuv's
-# conversion to I420 of each. UYVY is 4:2:2 already: only its chroma rows
-# are halved (libyuv averages each pair of rows).
-SOURCES = {"rgb8": (3, "RAWToI420"), "ycbcr422": (2, "UYVYToI420")}
-
-
 class X264Encoder:
     """settings: bitrate (kbit/s, average; None: quality crf 23), gop
     (frames between IDR pictures; None: 2 s worth), level ("4.1", "4.2"),
@@ -126,8 +103,7 @@ class X264Encoder:
         self.width, self.height, self.rate = width, height, rate
         self._bpp, convert = SOURCES[pixel]
         self._x = _x264()
-        self._yuv = _yuv()
-        self._convert = getattr(self._yuv, convert)
+        self._convert = getattr(libyuv(), convert)
         self._param = ctypes.create_string_buffer(PARAM_SIZE)
         if self._x.x264_param_default_preset(self._param, preset.encode(), b"zerolatency") < 0:
             raise CodecError("x264 does not know preset %r" % preset)
