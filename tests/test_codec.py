@@ -323,8 +323,8 @@ def test_every_iod_in_every_syntax_it_takes(tmp_path, name):
 def test_kill_9_during_h264_recordings_loses_and_queues_nothing_half_written(tmp_path, storescp):
     """modgate run recording H.264 clips, SIGKILLed at random moments while
     the PACS is down; then drained into storescp +xn. Every clip it said it
-    queued arrives, whole (FFmpeg decodes as many frames as the object
-    says), and nothing else does."""
+    queued arrives, and everything that arrives is whole (FFmpeg decodes as
+    many frames as the object says)."""
     import json
     import os
     import random
@@ -373,7 +373,12 @@ def test_kill_9_during_h264_recordings_loses_and_queues_nothing_half_written(tmp
     arrived = {}
     for path in scp.files():
         arrived[pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID] = path
-    assert sorted(arrived) == sorted(said)  # every queued clip, and nothing half-written
+    # Every clip the log said it queued arrives. A kill between the commit
+    # (the rename into queue/) and the log line leaves a committed clip the
+    # log never named: it arrives too, at most one per kill, and must be as
+    # whole as the others.
+    assert set(said) <= set(arrived), sorted(set(said) - set(arrived))
+    assert len(set(arrived) - set(said)) <= 6, sorted(set(arrived) - set(said))
     for uid, path in arrived.items():
         ds, stream = bitstream(path)
         (tmp_path / "c.264").write_bytes(stream)
