@@ -12,10 +12,10 @@ measured. Check every device name on the actual board before relying on it.
   /dev/video0. The bridge sends 8-bit 4:2:2, so 'ycbcr422' needs no colour
   conversion. The mainline ISI driver writes packed 4:2:2 only as YUYV,
   not UYVY (drivers/media/platform/nxp/imx8-isi/imx8-isi-video.c);
-  hal.acq.v4l2 accepts YUYV and reorders it to modgate's UYVY. Open point:
-  the ISI is a multi-planar V4L2 device (VIDEO_CAPTURE_MPLANE); the capture
-  driver still asks for the single-planar type, though its buffer queue
-  (hal/v4l2.Queue) now does both.
+  hal.acq.v4l2 accepts YUYV and reorders it to modgate's UYVY. The ISI is
+  a multi-planar V4L2 device (VIDEO_CAPTURE_MPLANE only); the capture
+  driver uses that API when a node has no single-planar one (checked in
+  the emulated box on vivid loaded multi-planar).
 - Rate: 30/1 rather than 60/1. A 1080p 4:2:2 frame is 3.96 MiB; at 30 fps
   the spool takes about 124 MB/s, at 60 fps about 250 MB/s, more than a
   typical eMMC keeps up in sustained writes. The bridge itself does 1080p60

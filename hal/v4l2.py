@@ -271,6 +271,31 @@ def formats(fd, buf_type):
         found.append(unpack(FMTDESC, request)["pixelformat"])
 
 
+def set_format(fd, buf_type, width, height, pixelformat, field=V4L2_FIELD_NONE, colour=None):
+    """VIDIOC_S_FMT on one queue of fd, single- or multi-planar by its
+    buffer type (vidioc-g-fmt.rst: the driver adjusts what it cannot do and
+    returns what it chose in the same struct). colour, on a multi-planar
+    queue, is (colorspace, ycbcr_enc, quantization) to ask for. Returns
+    what the driver chose: a dict of width, height, pixelformat, field and
+    planes, [(bytesperline, sizeimage)] of each plane; the caller decides
+    whether that will do."""
+    mplane = buf_type in MPLANE_TYPES
+    layout = FORMAT_MPLANE if mplane else FORMAT
+    key = "fmt.pix_mp." if mplane else "fmt.pix."
+    values = {"type": buf_type, key + "width": width, key + "height": height, key + "pixelformat": pixelformat,
+              key + "field": field}
+    if mplane and colour:
+        values.update(zip(("fmt.pix_mp.colorspace", "fmt.pix_mp.ycbcr_enc", "fmt.pix_mp.quantization"), colour))
+    got = unpack(layout, ioctl(fd, VIDIOC_S_FMT, pack(layout, values)))
+    if mplane:
+        planes = [(got["fmt.pix_mp.plane_fmt[%d].bytesperline" % k], got["fmt.pix_mp.plane_fmt[%d].sizeimage" % k])
+                  for k in range(min(got["fmt.pix_mp.num_planes"], MAX_PLANES))]
+    else:
+        planes = [(got["fmt.pix.bytesperline"], got["fmt.pix.sizeimage"])]
+    return {"width": got[key + "width"], "height": got[key + "height"], "pixelformat": got[key + "pixelformat"],
+            "field": got[key + "field"], "planes": planes}
+
+
 def ioctl(fd, request, arg):
     """The ioctl, filling in arg where it is a bytearray; returns arg."""
     fcntl.ioctl(fd, request, arg)

@@ -8,6 +8,11 @@ Documentation/userspace-api/media/v4l/*.rst in the kernel tree.
 Streaming I/O with memory mapping (mmap.rst): a ring of driver buffers, each
 mapped once; read() takes the next filled buffer, copies the frame out and
 hands the buffer straight back, so the driver always has buffers to fill.
+
+Single- and multi-planar devices (planar-apis.rst) alike: a frame grabber
+on an SoC (the i.MX 8M Plus ISI, for one) is often multi-planar only. The
+formats taken here are packed, so a frame is one plane either way; a
+multi-planar buffer's plane may start data_offset bytes in.
 """
 
 import errno
@@ -18,20 +23,19 @@ import time
 
 from hal.acq import BYTES_PER_PIXEL, Frame, frame_length
 from hal.v4l2 import (
-    FORMAT,
     STREAMPARM,
     V4L2_BUF_FLAG_ERROR,
     V4L2_BUF_TYPE_VIDEO_CAPTURE,
+    V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE,
     V4L2_CAP_STREAMING,
     V4L2_CAP_TIMEPERFRAME,
     V4L2_CAP_VIDEO_CAPTURE,
-    V4L2_FIELD_NONE,
+    V4L2_CAP_VIDEO_CAPTURE_MPLANE,
     V4L2_PIX_FMT_GREY,
     V4L2_PIX_FMT_RGB24,
     V4L2_PIX_FMT_UYVY,
     V4L2_PIX_FMT_YUYV,
     VIDIOC_G_PARM,
-    VIDIOC_S_FMT,
     VIDIOC_S_PARM,
     WHOLE_FRAME_FIELDS,
     Queue,
@@ -39,6 +43,7 @@ from hal.v4l2 import (
     fourcc_name,
     ioctl,
     pack,
+    set_format,
     unpack,
 )
 
@@ -95,7 +100,9 @@ class V4L2Board:
     start() opens the device and negotiates; a size, pixel format or rate the
     driver will not give is a ValueError naming what was asked and given.
     'ycbcr422' is UYVY; a driver that offers YUYV instead is accepted and its
-    frames are reordered to UYVY. on_event, if given, is called with
+    frames are reordered to UYVY. A device with only the multi-planar
+    capture API is driven through it (multiplanar is then True after
+    start()). on_event, if given, is called with
     ("dropped", n), ("bad_frame", sequence) and ("signal_lost", device).
     """
 
@@ -131,6 +138,8 @@ class V4L2Board:
         self._ring = None
         self._streaming = False
         self._swap = False
+        self.multiplanar = False
+        self._type = V4L2_BUF_TYPE_VIDEO_CAPTURE
 
     def start(self):
         if self._fd is not None:
@@ -180,8 +189,11 @@ class V4L2Board:
             self._slice_waited = 0.0
             stamp = self._clock.monotonic_ns() if self._clock else time.monotonic_ns()
             index, sequence = got["index"], got["sequence"]
-            gap, good = self._ring.dequeue(index, sequence, got["flags"], got["bytesused"][0])
-            data = self._buffers.planes[index][0][: self._length] if good else None
+            # buffer.rst, struct v4l2_plane: bytesused counts from the
+            # plane's start, data_offset bytes of it before the frame.
+            at = got["data_offset"][0]
+            gap, good = self._ring.dequeue(index, sequence, got["flags"], got["bytesused"][0] - at)
+            data = self._buffers.planes[index][0][at:at + self._length] if good else None
             self._queue(index)
             if gap:
                 self.dropped += gap
@@ -216,39 +228,36 @@ class V4L2Board:
         # vidioc-querycap.rst: device_caps describes this device node;
         # capabilities the whole physical device.
         driver, card, caps = device_caps(self._fd)
-        needed = V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_STREAMING
-        if caps & needed != needed:
+        if not caps & V4L2_CAP_STREAMING or not caps & (V4L2_CAP_VIDEO_CAPTURE | V4L2_CAP_VIDEO_CAPTURE_MPLANE):
             raise ValueError(
                 "%s (%s, %s) is not a video capture device with streaming I/O"
                 % (self.device, driver, card)
             )
+        # planar-apis.rst: a driver offers the single-planar API, the
+        # multi-planar one, or both; the single-planar one where it can.
+        self.multiplanar = not caps & V4L2_CAP_VIDEO_CAPTURE
+        self._type = V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE if self.multiplanar else V4L2_BUF_TYPE_VIDEO_CAPTURE
 
     def _set_format(self):
         # vidioc-g-fmt.rst: S_FMT adjusts what it cannot do and returns the
         # format the driver chose in the same struct.
         asked = PIXEL_FORMATS[self.pixel]
-        request = {
-            "type": V4L2_BUF_TYPE_VIDEO_CAPTURE,
-            "fmt.pix.width": self.width,
-            "fmt.pix.height": self.height,
-            "fmt.pix.pixelformat": asked,
-            "fmt.pix.field": V4L2_FIELD_NONE,
-        }
-        got = unpack(FORMAT, self._ioctl(VIDIOC_S_FMT, pack(FORMAT, request)))
-        width, height = got["fmt.pix.width"], got["fmt.pix.height"]
-        given = got["fmt.pix.pixelformat"]
+        got = set_format(self._fd, self._type, self.width, self.height, asked)
+        width, height, given = got["width"], got["height"], got["pixelformat"]
         accepted = (asked, V4L2_PIX_FMT_YUYV) if asked == V4L2_PIX_FMT_UYVY else (asked,)
         if (width, height) != (self.width, self.height) or given not in accepted:
             raise ValueError(
                 "%s: asked for %dx%d %s, driver gave %dx%d %s"
                 % (self.device, self.width, self.height, fourcc_name(asked), width, height, fourcc_name(given))
             )
-        field = got["fmt.pix.field"]
+        field = got["field"]
         if field not in WHOLE_FRAME_FIELDS:
             raise ValueError("%s: field order %d does not give one woven frame per buffer" % (self.device, field))
         # pixfmt-v4l2.rst: bytesperline larger than a row means padded rows.
         row = BYTES_PER_PIXEL[self.pixel] * self.width
-        stride = got["fmt.pix.bytesperline"]
+        if len(got["planes"]) != 1:
+            raise ValueError("%s: %s in %d planes, not one" % (self.device, fourcc_name(given), len(got["planes"])))
+        stride = got["planes"][0][0]
         if stride not in (0, row):
             raise ValueError("%s: rows padded to %d bytes, %d expected" % (self.device, stride, row))
         self._swap = given == V4L2_PIX_FMT_YUYV
@@ -256,7 +265,7 @@ class V4L2Board:
     def _set_rate(self):
         # vidioc-g-parm.rst: timeperframe (seconds per frame) can be set only
         # if capability has V4L2_CAP_TIMEPERFRAME; 0/0 means not reported.
-        request = {"type": V4L2_BUF_TYPE_VIDEO_CAPTURE}
+        request = {"type": self._type}
         try:
             parm = unpack(STREAMPARM, self._ioctl(VIDIOC_G_PARM, pack(STREAMPARM, request)))
         except OSError as e:
@@ -277,7 +286,7 @@ class V4L2Board:
     def _map_buffers(self):
         # mmap.rst, vidioc-reqbufs.rst: the driver may allocate fewer buffers
         # than asked, even none.
-        self._buffers = Queue(self._fd, V4L2_BUF_TYPE_VIDEO_CAPTURE)
+        self._buffers = Queue(self._fd, self._type)
         count = self._buffers.request(self.buffers)
         if not count:
             raise OSError("%s: the driver gave no buffers" % self.device)

@@ -34,8 +34,6 @@ from hal.codec import CodecError, frame_address
 from hal.codec.yuv import SOURCES, libyuv
 from hal.v4l2 import (
     ENCODER_CMD,
-    FORMAT,
-    FORMAT_MPLANE,
     STREAMPARM,
     V4L2_BUF_FLAG_ERROR,
     V4L2_BUF_FLAG_LAST,
@@ -57,7 +55,6 @@ from hal.v4l2 import (
     V4L2_CID_MPEG_VIDEO_REPEAT_SEQ_HEADER,
     V4L2_COLORSPACE_SMPTE170M,
     V4L2_ENC_CMD_STOP,
-    V4L2_FIELD_NONE,
     V4L2_MPEG_VIDEO_BITRATE_MODE_CBR,
     V4L2_MPEG_VIDEO_BITRATE_MODE_VBR,
     V4L2_MPEG_VIDEO_H264_LEVEL_4_1,
@@ -75,17 +72,15 @@ from hal.v4l2 import (
     CONTROL,
     VIDIOC_ENCODER_CMD,
     VIDIOC_S_CTRL,
-    VIDIOC_S_FMT,
     VIDIOC_S_PARM,
-    MAX_PLANES,
     Queue,
     device_caps,
     formats,
     fourcc_name,
     ioctl,
     pack,
-    unpack,
 )
+from hal.v4l2 import set_format as v4l2_set_format
 
 LEVELS = {"4.1": V4L2_MPEG_VIDEO_H264_LEVEL_4_1, "4.2": V4L2_MPEG_VIDEO_H264_LEVEL_4_2}
 # The coded formats: H.264 for objects; FWHT (vicodec's, the kernel's test
@@ -305,12 +300,12 @@ class M2MEncoder:
         self._converter = Converter(self.width, self.height, layout, interleaved, self.pixel)
 
     def _set_format(self, buf_type, fourcc):
-        return set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name)
+        return set_format(self._fd, buf_type, fourcc, self.width, self.height, self.name)
 
     def _set_coded_format(self, buf_type, fourcc):
         """S_FMT on CAPTURE (dev-encoder.rst step 1): the coded format and
         the coded size; the driver sets sizeimage."""
-        set_format(self._fd, self._mplane, buf_type, fourcc, self.width, self.height, self.name, raw=False)
+        set_format(self._fd, buf_type, fourcc, self.width, self.height, self.name, raw=False)
 
     def _control(self, cid, value, what):
         """Set one control (vidioc-g-ctrl.rst); what names a setting the
@@ -414,29 +409,16 @@ class M2MEncoder:
     def _convert(self, frame, index):
         self._converter.into(frame, self._addresses[index])
 
-def set_format(fd, mplane, buf_type, fourcc, width, height, name, raw=True):
-    """S_FMT on a queue of fd (vidioc-g-fmt.rst), 4:2:0 raw frames
-    tagged BT.601 limited range; [(bytesperline, sizeimage)] of each plane
-    the driver chose. A size or format other than asked is refused."""
-    layout_struct = FORMAT_MPLANE if mplane else FORMAT
-    key = "fmt.pix_mp." if mplane else "fmt.pix."
-    values = {"type": buf_type, key + "width": width, key + "height": height,
-              key + "pixelformat": fourcc, key + "field": V4L2_FIELD_NONE}
-    if mplane and raw:
-        values.update({"fmt.pix_mp.colorspace": V4L2_COLORSPACE_SMPTE170M,
-                       "fmt.pix_mp.ycbcr_enc": V4L2_YCBCR_ENC_601,
-                       "fmt.pix_mp.quantization": V4L2_QUANTIZATION_LIM_RANGE})
-    got = unpack(layout_struct, ioctl(fd, VIDIOC_S_FMT, pack(layout_struct, values)))
-    if got[key + "pixelformat"] != fourcc or (got[key + "width"], got[key + "height"]) != (width,
-                                                                                             height):
+def set_format(fd, buf_type, fourcc, width, height, name, raw=True):
+    """S_FMT on a queue of fd (hal.v4l2.set_format), raw frames tagged
+    BT.601 limited range; [(bytesperline, sizeimage)] of each plane the
+    driver chose. A size or format other than asked is refused."""
+    colour = (V4L2_COLORSPACE_SMPTE170M, V4L2_YCBCR_ENC_601, V4L2_QUANTIZATION_LIM_RANGE) if raw else None
+    got = v4l2_set_format(fd, buf_type, width, height, fourcc, colour=colour)
+    if (got["pixelformat"], got["width"], got["height"]) != (fourcc, width, height):
         raise CodecError("%s: asked for %dx%d %s, it gave %dx%d %s" % (
-            name, width, height, fourcc_name(fourcc), got[key + "width"],
-            got[key + "height"], fourcc_name(got[key + "pixelformat"])))
-    if not mplane:
-        return [(got["fmt.pix.bytesperline"], got["fmt.pix.sizeimage"])]
-    planes = min(got["fmt.pix_mp.num_planes"], MAX_PLANES)
-    return [(got["fmt.pix_mp.plane_fmt[%d].bytesperline" % k], got["fmt.pix_mp.plane_fmt[%d].sizeimage" % k])
-            for k in range(planes)]
+            name, width, height, fourcc_name(fourcc), got["width"], got["height"], fourcc_name(got["pixelformat"])))
+    return got["planes"]
 
 
 class Converter:

@@ -17,7 +17,8 @@ tools.image.selftest v4l2 /dev/videoN` runs them there.
   instance that init loads multi-planar: the encoder search passing over
   capture and output nodes, the raw format and converted frames on an
   OUTPUT_MPLANE queue, the CAPTURE_MPLANE dequeue with plane offsets
-  (hal/v4l2.Queue).
+  (hal/v4l2.Queue), and the capture driver on that multi-planar capture
+  node.
 
 Each check prints "selftest v4l2 NAME: ok ..." or "selftest v4l2 NAME:
 FAILED ..."; the last line is "selftest v4l2 done: N of M checks ok".
@@ -35,6 +36,24 @@ def capture_from_a_real_device(device):
     """Capture from a real device, on vivid: ten
     frames of 640x480 UYVY (vivid gives YUYV, which the driver reorders),
     whole, in sequence, gaps accounted as drops, stamps monotonic."""
+    problems, note, board = _capture_ten(device)
+    if board.multiplanar:
+        problems.append("%s taken as multi-planar" % device)
+    return problems, note
+
+
+def capture_from_a_multiplanar_device(device):
+    """The same on vivid's multi-planar capture node, the kind of node an
+    SoC's frame grabber is (the i.MX 8M Plus ISI): the driver sees it has
+    only the multi-planar capture API and uses that."""
+    node = vivid_node("vid-cap")
+    problems, note, board = _capture_ten(node)
+    if not board.multiplanar:
+        problems.append("%s not taken as multi-planar" % node)
+    return problems, "%s, %s" % (node, note)
+
+
+def _capture_ten(device):
     events = []
     board = V4L2Board(device, 640, 480, "ycbcr422", rate=(25, 1), on_event=events.append)
     board.start()
@@ -60,7 +79,7 @@ def capture_from_a_real_device(device):
     # the buffers were never filled.
     if len(set(frames[-1].data[:4096])) < 2:
         problems.append("the last frame is flat")
-    return problems, "sequences %d..%d, %d dropped" % (sequences[0], sequences[-1], board.dropped)
+    return problems, "sequences %d..%d, %d dropped" % (sequences[0], sequences[-1], board.dropped), board
 
 
 def refuses_a_size_it_cannot_give(device):
@@ -177,7 +196,7 @@ def output_queue_takes_converted_frames(device):
     problems = []
     try:
         fourcc, interleaved = _raw_format(fd, OUT)
-        layout = set_format(fd, True, OUT, fourcc, 640, 480, node)
+        layout = set_format(fd, OUT, fourcc, 640, 480, node)
         queue = Queue(fd, OUT)
         count = queue.request(3, len(layout))
         converter = Converter(640, 480, layout, interleaved)
@@ -243,7 +262,7 @@ def capture_queue_gives_planes(device):
     problems = []
     try:
         fourcc, _ = _raw_format(fd, CAP)
-        layout = set_format(fd, True, CAP, fourcc, 640, 480, node)
+        layout = set_format(fd, CAP, fourcc, 640, 480, node)
         queue = Queue(fd, CAP)
         count = queue.request(4, len(layout))
         got_planes = []
@@ -280,7 +299,7 @@ def capture_queue_gives_planes(device):
 CHECKS = {
     "v4l2": (capture_from_a_real_device, refuses_a_size_it_cannot_give),
     "v4l2m2m": (encodes_and_drains_on_vicodec, no_encoder_is_claimed, output_queue_takes_converted_frames,
-                capture_queue_gives_planes),
+                capture_queue_gives_planes, capture_from_a_multiplanar_device),
 }
 
 
