@@ -152,6 +152,27 @@ def test_10bit_pgroups():
     assert unpack_10bit(bytes(rebuilt)) == frame
 
 
+def test_10bit_column_packer_equals_the_loop():
+    # CPython packs whole byte columns at once; MicroPython runs the loop
+    # (no bytes.translate, no stepped slices). Same bytes, for any bits
+    # above the 10th, a partial pgroup at the end, bytes, bytearray or
+    # memoryview in.
+    import random
+
+    from firmware.rtv import st2110_20
+
+    assert st2110_20._COLUMN_TABLES  # this is CPython: the column packer runs
+    rng = random.Random(1127)
+    for size in list(range(0, 41)) + [1920 * 2 * 2, 1920 * 2 * 2 * 3 + 5]:
+        words = bytes(rng.getrandbits(8) for _ in range(size))
+        want = st2110_20._pack_10bit_loop(words)
+        assert len(want) == size // 8 * 5
+        for given in (words, bytearray(words), memoryview(words)):
+            assert st2110_20._pack_10bit_columns(given) == want, size
+    frame = Pattern("ycbcr422-10", 1920, 4).frame(3)
+    assert pack_10bit(frame) == st2110_20._pack_10bit_loop(frame)
+
+
 def test_packetizer_refuses():
     with pytest.raises(ValueError, match="at 8 or 10"):
         Packetizer(64, 48, "RGB", 10)
