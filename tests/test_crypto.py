@@ -5,7 +5,6 @@ real MicroPython (the WebAssembly port under Node, as in test_micropython)."""
 import hashlib
 import hmac
 import json
-import time
 
 import pytest
 
@@ -88,12 +87,11 @@ def test_pbkdf2_refuses_bad_arguments():
             pbkdf2_hmac_sha256(b"p", b"salt", iterations, dklen)
 
 
-def test_default_iterations_well_under_a_second():
-    start = time.perf_counter()
+def test_a_new_record_uses_the_default_iterations():
+    # What they cost (about 0.1 s on CPython here) is in
+    # firmware/compat/crypto.py; no timing is asserted in a test.
     record = make_password_record("technician")
-    elapsed = time.perf_counter() - start
     assert record.startswith("pbkdf2-sha256$%d$" % DEFAULT_ITERATIONS)
-    assert elapsed < 0.8, elapsed  # about 0.1 s when the machine is idle
 
 
 def test_record_round_trip():

@@ -425,7 +425,9 @@ def test_run_stops_promptly_whatever_the_frame_rate(tmp_path):
     proc.send_signal(signal.SIGTERM)
     sent = time.monotonic()
     _, err = proc.communicate(timeout=30)
-    assert time.monotonic() - sent < 3.0, err
+    # Seconds, not the hour to the next frame; loose enough that a loaded
+    # machine's exit is not taken for that wait.
+    assert time.monotonic() - sent < 10.0, err
     assert proc.returncode == 0, err
 
 

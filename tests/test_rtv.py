@@ -152,18 +152,20 @@ def test_10bit_pgroups():
     assert unpack_10bit(bytes(rebuilt)) == frame
 
 
-def test_10bit_column_packer_equals_the_loop():
-    # CPython packs whole byte columns at once; MicroPython runs the loop
-    # (no bytes.translate, no stepped slices). Same bytes, for any bits
-    # above the 10th, a partial pgroup at the end, bytes, bytearray or
-    # memoryview in.
+@pytest.mark.parametrize("slice_pgroups", [3, 16384])
+def test_10bit_column_packer_equals_the_loop(monkeypatch, slice_pgroups):
+    # CPython packs byte columns, a slice of pgroups at a time; MicroPython
+    # runs the loop (no bytes.translate, no stepped slices). Same bytes, for
+    # any bits above the 10th, a partial pgroup at the end, a partial
+    # slice, bytes, bytearray or memoryview in.
     import random
 
     from firmware.rtv import st2110_20
 
     assert st2110_20._COLUMN_TABLES  # this is CPython: the column packer runs
+    monkeypatch.setattr(st2110_20, "_COLUMN_PGROUPS", slice_pgroups)
     rng = random.Random(1127)
-    for size in list(range(0, 41)) + [1920 * 2 * 2, 1920 * 2 * 2 * 3 + 5]:
+    for size in list(range(0, 41)) + [1920 * 2 * 2, 1920 * 2 * 2 * 3 + 5, 16384 * 8 * 2 + 13]:
         words = bytes(rng.getrandbits(8) for _ in range(size))
         want = st2110_20._pack_10bit_loop(words)
         assert len(want) == size // 8 * 5

@@ -367,7 +367,8 @@ def test_frame_size_bounded_by_the_memory_budget(tmp_path):
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_stops_a_slow_stream_at_once(tmp_path, sig):
     """One frame an hour: the stream waits for the next frame's slot, and a
-    signal still ends it within a second, exit 0, with its summary."""
+    signal still ends it at once (seconds, not the hour), exit 0, with its
+    summary."""
     port = _free_rtp_port()
     proc = subprocess.Popen([sys.executable, "-m", "tools.cli", "stream", "--size", "64x48",
                              "--rate", "1/3600", "--dest", "127.0.0.1:%d" % port, "--sdp-dir", str(tmp_path)],
@@ -386,6 +387,9 @@ def test_a_signal_stops_a_slow_stream_at_once(tmp_path, sig):
             proc.wait()
     rest = proc.stderr.read()
     assert proc.returncode == 0, rest
-    assert took < 1.0, "stopped %.2f s after the signal" % took
+    # The stream sees the signal within STOP_SLICE_S (0.1 s); the bound is
+    # loose so that a loaded machine's exit is not mistaken for a wait that
+    # would last until the slot, up to an hour away.
+    assert took < 5.0, "stopped %.2f s after the signal" % took
     # the first frame's slot was an hour away: none was sent whole
     assert "streamed 0 frames" in rest and "Traceback" not in rest

@@ -95,6 +95,7 @@ def _byte_table(function):
 # Each term is one byte column through a 256-entry table; the terms of an
 # output byte have disjoint bits, OR-ed as big integers.
 _COLUMN_TABLES = None
+_COLUMN_PGROUPS = 16384  # 128 KiB of words a slice
 if hasattr(bytes, "translate"):
     _COLUMN_TABLES = (
         # (sample, low or high byte, table) terms of output bytes 0 to 3;
@@ -110,19 +111,24 @@ if hasattr(bytes, "translate"):
 
 def _pack_10bit_columns(words):
     n = len(words) // _WORDS_PER_PGROUP
-    data = bytes(words[:n * _WORDS_PER_PGROUP])
-    # column (sample, byte): that byte of that sample of every pgroup.
-    columns = {}
-    for sample in range(4):
-        for byte in range(2):
-            columns[sample, byte] = data[2 * sample + byte::_WORDS_PER_PGROUP]
     out = bytearray(5 * n)
-    for k, terms in enumerate(_COLUMN_TABLES):
-        value = 0
-        for sample, byte, table in terms:
-            value |= int.from_bytes(columns[sample, byte].translate(table), "big")
-        out[k::5] = value.to_bytes(n, "big")
-    out[4::5] = columns[3, 0]
+    # A slice of pgroups at a time: the columns and their integers are
+    # copies, and a frame's worth of them would double the frame's memory.
+    for first in range(0, n, _COLUMN_PGROUPS):
+        last = min(n, first + _COLUMN_PGROUPS)
+        count = last - first
+        data = bytes(words[first * _WORDS_PER_PGROUP:last * _WORDS_PER_PGROUP])
+        # column (sample, byte): that byte of that sample of every pgroup.
+        columns = {}
+        for sample in range(4):
+            for byte in range(2):
+                columns[sample, byte] = data[2 * sample + byte::_WORDS_PER_PGROUP]
+        for k, terms in enumerate(_COLUMN_TABLES):
+            value = 0
+            for sample, byte, table in terms:
+                value |= int.from_bytes(columns[sample, byte].translate(table), "big")
+            out[5 * first + k:5 * last:5] = value.to_bytes(count, "big")
+        out[5 * first + 4:5 * last:5] = columns[3, 0]
     return bytes(out)
 
 
