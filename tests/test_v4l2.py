@@ -275,16 +275,32 @@ def test_board_read_before_start_and_stop_twice():
     board.stop()
 
 
-def test_a_device_that_is_not_v4l2_fails_cleanly():
+def test_a_device_that_is_not_v4l2_fails_cleanly(monkeypatch):
     # /dev/null takes no V4L2 ioctl (ENOTTY); start() must close it again.
-    open_fds = len(os.listdir("/proc/self/fd"))
+    # The driver's own opens and closes are watched (counting the process's
+    # descriptors would count other tests' threads and sockets too).
+    opened, closed = [], []
+
+    class Watched:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, *args):
+            opened.append(os.open(*args))
+            return opened[-1]
+
+        def close(self, fd):
+            closed.append(fd)
+            os.close(fd)
+
+    monkeypatch.setattr(v4l2, "os", Watched())
     board = v4l2.V4L2Board("/dev/null")
     for _ in range(2):  # a second start is not "already started"
         with pytest.raises(OSError) as failed:
             board.start()
         assert failed.value.errno == errno.ENOTTY
     board.stop()
-    assert len(os.listdir("/proc/self/fd")) == open_fds
+    assert len(opened) == 2 and closed == opened
 
 
 # -- a real device ------------------------------------------------------------------
