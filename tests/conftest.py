@@ -187,6 +187,29 @@ def stop_process(proc, timeout=10):
         proc.wait()
 
 
+def watch_descriptors(monkeypatch, module):
+    """(opened, closed): the file descriptors module opens and closes with
+    os.open and os.close from now to the test's end. A driver's own
+    descriptors, where counting the process's would count other tests'
+    threads and sockets too."""
+    opened, closed = [], []
+
+    class Watched:
+        def __getattr__(self, name):
+            return getattr(os, name)
+
+        def open(self, *args):
+            opened.append(os.open(*args))
+            return opened[-1]
+
+        def close(self, fd):
+            closed.append(fd)
+            os.close(fd)
+
+    monkeypatch.setattr(module, "os", Watched())
+    return opened, closed
+
+
 def free_port():
     import socket
 

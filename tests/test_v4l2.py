@@ -277,23 +277,9 @@ def test_board_read_before_start_and_stop_twice():
 
 def test_a_device_that_is_not_v4l2_fails_cleanly(monkeypatch):
     # /dev/null takes no V4L2 ioctl (ENOTTY); start() must close it again.
-    # The driver's own opens and closes are watched (counting the process's
-    # descriptors would count other tests' threads and sockets too).
-    opened, closed = [], []
+    from tests.conftest import watch_descriptors
 
-    class Watched:
-        def __getattr__(self, name):
-            return getattr(os, name)
-
-        def open(self, *args):
-            opened.append(os.open(*args))
-            return opened[-1]
-
-        def close(self, fd):
-            closed.append(fd)
-            os.close(fd)
-
-    monkeypatch.setattr(v4l2, "os", Watched())
+    opened, closed = watch_descriptors(monkeypatch, v4l2)
     board = v4l2.V4L2Board("/dev/null")
     for _ in range(2):  # a second start is not "already started"
         with pytest.raises(OSError) as failed:

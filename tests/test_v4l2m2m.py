@@ -8,7 +8,6 @@ here or in the box's Debian arm64 kernel has an M2M H.264 encoder (nor
 vicodec, nor vim2m), so the encode and drain sequence itself runs only on
 hardware."""
 
-import os
 
 import pytest
 
@@ -79,11 +78,14 @@ def test_an_idr_with_no_parameter_sets_ever_seen_is_refused():
         AccessUnits().add(b"\x65\x88\x80")
 
 
-def test_a_file_that_is_not_a_v4l2_device_is_refused_and_closed():
-    open_fds = len(os.listdir("/proc/self/fd"))
+def test_a_file_that_is_not_a_v4l2_device_is_refused_and_closed(monkeypatch):
+    from hal.codec import v4l2m2m
+    from tests.conftest import watch_descriptors
+
+    opened, closed = watch_descriptors(monkeypatch, v4l2m2m)
     with pytest.raises(CodecError, match="/dev/null is not a V4L2 device"):
         M2MEncoder(64, 48, "rgb8", device="/dev/null")
-    assert len(os.listdir("/proc/self/fd")) == open_fds
+    assert len(opened) == 1 and closed == opened
 
 
 def test_settings_are_checked_before_any_device_is_opened():
