@@ -73,6 +73,7 @@ class Streamer:
         self.video_packets = 0
         self.meta_packets = 0
         self._next = None  # the frame slot after the last one used
+        self.prepare_ns = 0  # how long the last frame took to packetize
         self._oversleep = 0  # ns: how late sleeps wake, on average
         self._bucket = self.schedule.bucket()
 
@@ -92,13 +93,27 @@ class Streamer:
             now = woke
         return now
 
-    def send(self, data, captured_ns=None):
-        """Send the next frame (the board's bytes) in the next frame slot it
-        can still make; blocks until its last datagram has left. Returns
-        True when every burst left before the virtual receiver read it.
-        captured_ns: the frame's capture time on the same monotonic clock,
-        for its Frame Origin Timestamp (default: its slot's instant)."""
+    def next_slot(self, margin_ns):
+        """For a sender that takes frames on the slot grid (a frame sync,
+        firmware/live.py): the next frame slot, not before the one after
+        the last used, whose TPR_0 is more than margin_ns away; and a
+        function giving when the first datagram of a slot is due, on the
+        monotonic clock."""
         clock, sched = self.clock, self.schedule
+        now = clock.monotonic_ns()
+        offset = clock.tai_ns() - now
+        first = sched.offset_ns(0)  # from TPR_0: -lead
+        return sched.slot(now + offset + margin_ns, self._next), lambda n: sched.tpr0_ns(n) + first - offset
+
+    def send(self, data, captured_ns=None, slot=None):
+        """Send the next frame (the board's bytes) in the next frame slot it
+        can still make, or in slot (from next_slot); blocks until its last
+        datagram has left. Returns True when every burst left before the
+        virtual receiver read it. captured_ns: the frame's capture time on
+        the same monotonic clock, for its Frame Origin Timestamp (default:
+        its slot's instant)."""
+        clock, sched = self.clock, self.schedule
+        began = clock.monotonic_ns()
         # The pgroups first (10-bit frames are packed here): the slot is
         # chosen for a frame that is ready to go.
         pixels = self.video.pgroups(data)
@@ -106,7 +121,12 @@ class Streamer:
         # TAI = monotonic + offset, for this frame (a PTP or NTP clock may
         # be slewed between frames; the monotonic one sleeps).
         offset = clock.tai_ns() - now
-        n = sched.slot(now + offset, self._next)
+        if slot is None:
+            n = sched.slot(now + offset, self._next)
+        elif self._next is not None and slot < self._next:
+            raise ValueError("frame slot %d was used already (next: %d)" % (slot, self._next))
+        else:
+            n = slot
         if self._next is not None:
             self.slots_missed += n - self._next
         self._next = n + 1
@@ -119,6 +139,7 @@ class Streamer:
         sync = frame_start_ns(n, self.rate)
         origin = sync if captured_ns is None else captured_ns + offset
         meta = self.meta.packets(k, timestamp, origin, sync)
+        self.prepare_ns = clock.monotonic_ns() - began
         now = self._sleep_until(tpr0 + sched.offset_ns(0))
         instant = sync - offset  # N x T_FRAME on the monotonic clock
         if now < instant:
