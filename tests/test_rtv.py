@@ -377,6 +377,45 @@ def test_receiver_command_after_a_late_join(tmp_path):
     assert "joined 1" in out and "incomplete 0" in out and out.strip().endswith("ok"), out
 
 
+def test_receiver_command_leaving_mid_frame_is_ok(tmp_path):
+    """python -m tools.rtv_receiver that stops listening in the middle of a
+    frame: that frame's metadata (sent before its video) has come and its
+    video has not all come. It is "in flight", not an unmatched timestamp:
+    the command prints ok (a technician's 20 s check printed FAILED)."""
+    from firmware.rtv.metadata import MetadataFlow
+
+    width, height, rate = 64, 32, (30, 1)
+    port = _free_rtp_port()
+    (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
+    (tmp_path / "metadata.sdp").write_text(metadata_sdp("127.0.0.1", port + 2), newline="")
+    proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
+                             "--seconds", "4", "--unshared-clock"],
+                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pattern = Pattern("rgb8", width, height)
+    pk = Packetizer(width, height, "RGB")
+    meta = MetadataFlow("video-endoscopic", width, height, "rgb8", rate, b"s" * 16, b"v" * 16, b"m" * 16,
+                        EQUIPMENT)
+    try:
+        time.sleep(1.5)  # let it bind
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for k in range(4):
+                ts = frame_timestamp(k, rate)
+                for d in meta.packets(k, ts, k * 33333333):
+                    sock.sendto(d, ("127.0.0.1", port + 2))
+                datagrams = list(pk.packets(pattern.frame(k), ts))
+                for d in datagrams[:len(datagrams) // 2] if k == 3 else datagrams:
+                    sock.sendto(d, ("127.0.0.1", port))
+                time.sleep(rate[1] / rate[0])
+        out, err = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, out + err
+    assert "frames 3" in out and "in_flight 1" in out and "unmatched_timestamps 0" in out, out
+    assert out.strip().endswith("ok"), out
+
+
 def test_the_boards_say_their_reference_clock():
     """The box names its clock truthfully in its SDPs: a PTP hardware clock
     (imx8mp_gateway's /dev/ptp0) as IEEE 1588-2008 traceable; the host's

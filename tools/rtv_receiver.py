@@ -10,7 +10,9 @@ firmware.rtv.metadata.PACKETIZATION_RULE), and reports:
   datagram of it went missing while the receiver listened);
 - continuity: RTP timestamps that change inside a frame or step between
   frames by other than the frame period; metadata frames whose timestamp
-  matches no video frame;
+  matches no video frame (but for those after the last whole video
+  frame's, "in flight": a frame's metadata leaves before its video, so
+  listening that ends mid-frame has its metadata and not all its video);
 - timing, ST 2110-21 (firmware/rtv/pacing.py), over the kernel's arrival
   time of every video datagram (SO_TIMESTAMPNS, the system clock, taken to
   TAI by the TAI-UTC offset as the sender's hal clock does): the network
@@ -543,10 +545,16 @@ class Receiver:
         ok = v.lost == 0 and v.incomplete == 0 and v.timestamp_errors == 0 and not problems
         if m is not None:
             video_ts = set(v.timestamps)
-            unmatched = sum(1 for ts in m.timestamps if ts not in video_ts)
+            # A frame's metadata leaves before its video: when listening
+            # ends mid-frame, the metadata after the last whole video
+            # frame's is in flight, not unmatched.
+            judged = m.timestamps
+            if v.timestamps and v.timestamps[-1] in judged:
+                judged = judged[:len(judged) - judged[::-1].index(v.timestamps[-1])]
+            unmatched = sum(1 for ts in judged if ts not in video_ts)
             out["metadata"] = {"packets": m.packets, "lost": m.lost, "frames": m.frames,
                                "incomplete": m.incomplete, "missing_extension": m.missing_extension,
-                               "unmatched_timestamps": unmatched}
+                               "unmatched_timestamps": unmatched, "in_flight": len(m.timestamps) - len(judged)}
             ok = ok and m.lost == 0 and m.incomplete == 0 and m.missing_extension == 0 and unmatched == 0
         out["ok"] = ok
         return out
