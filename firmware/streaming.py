@@ -18,6 +18,8 @@ clock plus the TAI-UTC offset; the SDP's ts-refclk says which). The slot is
 the first one, after the last slot used, whose TPR_0 = N x T_FRAME +
 TR_OFFSET is still ahead: a frame that comes too late for the next slot
 goes in a later one, and the slots in between are counted (slots_missed).
+A sender that takes frames on the grid itself (the gateway's frame sync,
+firmware/live.py) names the slot: next_slot, then send(..., slot=n).
 The frame's RTP timestamp is the media clock at N x T_FRAME; its datagrams
 leave on the schedule's plan from TPR_0 (sleeping on the monotonic clock,
 mapped to TAI afresh at every frame). A frame is late when a burst left

@@ -1249,3 +1249,5 @@ def test_the_live_stream_is_a_frame_sync(phase):
         n = next(m for m in range(n0, n0 + 2 * count) if m * 3000 % 2**32 == struct.unpack(">I", head[0][4:8])[0])
         assert 0 <= t - due(n) < 1000  # its first burst on the plan
         assert due(n) - arrive[k] < 2 * plan.frame_ns  # it waited under two frame periods
+    with pytest.raises(ValueError, match="was used already"):
+        streamer.send(frames[0], slot=n)
