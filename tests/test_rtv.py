@@ -347,33 +347,46 @@ def test_receiver_joining_mid_frame_reports_joined():
     assert (lossy.joined, lossy.frames, lossy.incomplete, lossy.lost) == (0, 1, 1, 1)
 
 
-def test_receiver_command_after_a_late_join(tmp_path):
-    """python -m tools.rtv_receiver, given the SDP and datagrams over
-    loopback that begin in the middle of a frame: it prints "joined 1" and
-    "ok", exit 0. (The datagrams are this test's, on no epoch:
-    --unshared-clock leaves their timing against it unjudged.)"""
-    width, height, rate = 64, 32, (30, 1)
-    port = _free_rtp_port()
-    (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
-                             "--frames", "3", "--seconds", "20", "--unshared-clock"],
+def _receiver_command(sdp_dir, send, *args):
+    """python -m tools.rtv_receiver --sdp-dir sdp_dir --unshared-clock
+    *args, while send(sock) sends this test's datagrams over loopback once
+    it has had time to bind; (exit status, stdout + stderr's text, stdout).
+    The datagrams are on no epoch: --unshared-clock leaves their timing
+    against it unjudged."""
+    proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(sdp_dir),
+                             "--unshared-clock"] + list(args),
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    pattern = Pattern("rgb8", width, height)
-    pk = Packetizer(width, height, "RGB")
-    frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(5)]
     try:
         time.sleep(1.5)  # let it bind
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for k, datagrams in enumerate(frames):
-                for d in datagrams[len(datagrams) // 2:] if k == 0 else datagrams:
-                    sock.sendto(d, ("127.0.0.1", port))
-                time.sleep(rate[1] / rate[0])
+            send(sock)
         out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 0, out + err
+    return proc.returncode, out + err, out
+
+
+def test_receiver_command_after_a_late_join(tmp_path):
+    """python -m tools.rtv_receiver, given the SDP and datagrams over
+    loopback that begin in the middle of a frame: it prints "joined 1" and
+    "ok", exit 0."""
+    width, height, rate = 64, 32, (30, 1)
+    port = _free_rtp_port()
+    (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
+    pattern = Pattern("rgb8", width, height)
+    pk = Packetizer(width, height, "RGB")
+    frames = [list(pk.packets(pattern.frame(k), frame_timestamp(k, rate))) for k in range(5)]
+
+    def send(sock):
+        for k, datagrams in enumerate(frames):
+            for d in datagrams[len(datagrams) // 2:] if k == 0 else datagrams:
+                sock.sendto(d, ("127.0.0.1", port))
+            time.sleep(rate[1] / rate[0])
+
+    status, said, out = _receiver_command(tmp_path, send, "--frames", "3", "--seconds", "20")
+    assert status == 0, said
     assert "joined 1" in out and "incomplete 0" in out and out.strip().endswith("ok"), out
 
 
@@ -388,30 +401,23 @@ def test_receiver_command_leaving_mid_frame_is_ok(tmp_path):
     port = _free_rtp_port()
     (tmp_path / "video.sdp").write_text(video_sdp("127.0.0.1", port, width, height, rate, "RGB", 8), newline="")
     (tmp_path / "metadata.sdp").write_text(metadata_sdp("127.0.0.1", port + 2), newline="")
-    proc = subprocess.Popen([sys.executable, "-m", "tools.rtv_receiver", "--sdp-dir", str(tmp_path),
-                             "--seconds", "4", "--unshared-clock"],
-                            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pattern = Pattern("rgb8", width, height)
     pk = Packetizer(width, height, "RGB")
     meta = MetadataFlow("video-endoscopic", width, height, "rgb8", rate, b"s" * 16, b"v" * 16, b"m" * 16,
                         EQUIPMENT)
-    try:
-        time.sleep(1.5)  # let it bind
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-            for k in range(4):
-                ts = frame_timestamp(k, rate)
-                for d in meta.packets(k, ts, k * 33333333):
-                    sock.sendto(d, ("127.0.0.1", port + 2))
-                datagrams = list(pk.packets(pattern.frame(k), ts))
-                for d in datagrams[:len(datagrams) // 2] if k == 3 else datagrams:
-                    sock.sendto(d, ("127.0.0.1", port))
-                time.sleep(rate[1] / rate[0])
-        out, err = proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    assert proc.returncode == 0, out + err
+
+    def send(sock):
+        for k in range(4):
+            ts = frame_timestamp(k, rate)
+            for d in meta.packets(k, ts, k * 33333333):
+                sock.sendto(d, ("127.0.0.1", port + 2))
+            datagrams = list(pk.packets(pattern.frame(k), ts))
+            for d in datagrams[:len(datagrams) // 2] if k == 3 else datagrams:
+                sock.sendto(d, ("127.0.0.1", port))
+            time.sleep(rate[1] / rate[0])
+
+    status, said, out = _receiver_command(tmp_path, send, "--seconds", "4")
+    assert status == 0, said
     assert "frames 3" in out and "in_flight 1" in out and "unmatched_timestamps 0" in out, out
     assert out.strip().endswith("ok"), out
 

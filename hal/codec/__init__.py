@@ -50,6 +50,18 @@ class CodecError(Exception):
     """The codec cannot be opened with these settings, or failed."""
 
 
+def load_library(name, soname, package):
+    """A codec library through ctypes: by ctypes.util.find_library(name),
+    else its soname; CodecError naming the Debian package if missing."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        return ctypes.CDLL(ctypes.util.find_library(name) or soname)
+    except OSError as err:
+        raise CodecError("%s is not installed (Debian: %s): %s" % (soname, package, err))
+
+
 def open_encoder(kind, width, height, pixel, rate=(30, 1), driver=None, **settings):
     if kind in DRIVERS and driver not in (None,) + DRIVERS[kind]:
         raise CodecError("no %s driver %r; one of %s" % (kind, driver, ", ".join(DRIVERS[kind])))

@@ -11,9 +11,8 @@ this driver subsamples 4:2:2); mono8 frames stay MONOCHROME2.
 """
 
 import ctypes
-import ctypes.util
 
-from hal.codec import CodecError, frame_address
+from hal.codec import CodecError, frame_address, load_library
 
 TJPF_RGB = 0
 TJPF_GRAY = 6
@@ -26,11 +25,7 @@ _lib = []
 
 def _turbojpeg():
     if not _lib:
-        path = ctypes.util.find_library("turbojpeg") or "libturbojpeg.so.0"
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as err:
-            raise CodecError("libturbojpeg is not installed (Debian: libturbojpeg0): %s" % err)
+        lib = load_library("turbojpeg", "libturbojpeg.so.0", "libturbojpeg0")
         lib.tjInitCompress.restype = ctypes.c_void_p
         lib.tjBufSize.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
         lib.tjBufSize.restype = ctypes.c_ulong

@@ -19,9 +19,8 @@ YBR_PARTIAL_420; the VUI says so too (--range tv, --colormatrix bt470bg).
 """
 
 import ctypes
-import ctypes.util
 
-from hal.codec import CodecError, frame_address
+from hal.codec import CodecError, frame_address, load_library
 from hal.codec.yuv import SOURCES, libyuv
 
 # -- the ABI of x264.h (X264_BUILD 164), LP64 ------------------------------------
@@ -56,20 +55,12 @@ SETTINGS_MEMORY = {
 }
 
 
-def _library(name, soname):
-    path = ctypes.util.find_library(name) or soname
-    try:
-        return ctypes.CDLL(path)
-    except OSError as err:
-        raise CodecError("%s is not installed (Debian: %s): %s" % (soname, {"x264": "libx264-164"}[name], err))
-
-
 _libs = {}
 
 
 def _x264():
     if "x264" not in _libs:
-        lib = _library("x264", "libx264.so.164")
+        lib = load_library("x264", "libx264.so.164", "libx264-164")
         lib.x264_param_default_preset.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         lib.x264_param_parse.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p]
         lib.x264_param_apply_profile.argtypes = [ctypes.c_void_p, ctypes.c_char_p]

@@ -11,9 +11,8 @@ each pair of rows), the luma goes through untouched.
 """
 
 import ctypes
-import ctypes.util
 
-from hal.codec import CodecError
+from hal.codec import load_library
 
 SOURCES = {"rgb8": (3, "RAWToI420"), "ycbcr422": (2, "UYVYToI420")}
 
@@ -23,11 +22,7 @@ _lib = []
 def libyuv():
     """The library, its functions' argument types set (loaded once)."""
     if not _lib:
-        path = ctypes.util.find_library("yuv") or "libyuv.so.0"
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as err:
-            raise CodecError("libyuv.so.0 is not installed (Debian: libyuv0): %s" % err)
+        lib = load_library("yuv", "libyuv.so.0", "libyuv0")
         plane = [ctypes.c_void_p, ctypes.c_int]
         size = [ctypes.c_int, ctypes.c_int]
         # int RAWToI420(const uint8_t* src_raw, int src_stride_raw, uint8_t* dst_y, int dst_stride_y,

@@ -170,14 +170,19 @@ def no_encoder_is_claimed(device):
     return problems, note
 
 
-def _raw_format(fd, buf_type):
-    from hal.codec.v4l2m2m import RAW_FORMATS
-    from hal.v4l2 import formats, fourcc_name
+def _raw_queue(fd, buf_type, node, buffers):
+    """The first of the M2M driver's raw formats the queue offers, set at
+    640x480, and the queue with buffers requested: (fourcc, interleaved,
+    layout, queue, buffers given)."""
+    from hal.codec.v4l2m2m import RAW_FORMATS, set_format
+    from hal.v4l2 import Queue, formats, fourcc_name
 
     offered = formats(fd, buf_type)
     for fourcc, _, interleaved in RAW_FORMATS:
         if fourcc in offered:
-            return fourcc, interleaved
+            layout = set_format(fd, buf_type, fourcc, 640, 480, node)
+            queue = Queue(fd, buf_type)
+            return fourcc, interleaved, layout, queue, queue.request(buffers, len(layout))
     raise OSError("vivid offers none of %s: %s" % ([fourcc_name(f[0]) for f in RAW_FORMATS],
                                                    [fourcc_name(f) for f in offered]))
 
@@ -188,17 +193,14 @@ def output_queue_takes_converted_frames(device):
     red checked at BT.601 limited range: Y 81-82, Cb 90, Cr 240), queued
     with their bytes used, streamed, and taken back in order (eight of
     nine: the last shown stays with the driver until streaming stops)."""
-    from hal.codec.v4l2m2m import Converter, address, set_format
-    from hal.v4l2 import V4L2_BUF_FLAG_ERROR, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE as OUT, Queue, fourcc_name
+    from hal.codec.v4l2m2m import Converter, address
+    from hal.v4l2 import V4L2_BUF_FLAG_ERROR, V4L2_BUF_TYPE_VIDEO_OUTPUT_MPLANE as OUT, fourcc_name
 
     node = vivid_node("vid-out")
     fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
     problems = []
     try:
-        fourcc, interleaved = _raw_format(fd, OUT)
-        layout = set_format(fd, OUT, fourcc, 640, 480, node)
-        queue = Queue(fd, OUT)
-        count = queue.request(3, len(layout))
+        fourcc, interleaved, layout, queue, count = _raw_queue(fd, OUT, node, 3)
         converter = Converter(640, 480, layout, interleaved)
         red = bytes((255, 0, 0)) * (640 * 480)
         moving = Pattern("rgb8", 640, 480)
@@ -254,17 +256,13 @@ def capture_queue_gives_planes(device):
     """The encoder's CAPTURE side on vivid's multi-planar capture node:
     buffers dequeued with each plane's bytes used and data offset, filled,
     handed back, five times over."""
-    from hal.codec.v4l2m2m import set_format
-    from hal.v4l2 import V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE as CAP, Queue, fourcc_name
+    from hal.v4l2 import V4L2_BUF_TYPE_VIDEO_CAPTURE_MPLANE as CAP, fourcc_name
 
     node = vivid_node("vid-cap")
     fd = os.open(node, os.O_RDWR | os.O_NONBLOCK)
     problems = []
     try:
-        fourcc, _ = _raw_format(fd, CAP)
-        layout = set_format(fd, CAP, fourcc, 640, 480, node)
-        queue = Queue(fd, CAP)
-        count = queue.request(4, len(layout))
+        fourcc, _, layout, queue, count = _raw_queue(fd, CAP, node, 4)
         got_planes = []
         try:
             for index in range(count):
